@@ -1,0 +1,26 @@
+//! Numeric kernels over decoded media, with no I/O and no GStreamer.
+//!
+//! This crate builds and tests alone so that its test binary can be carried to a
+//! GPU machine. Every kernel has a plain CPU reference; accelerated backends
+//! implement the same [`Backend`] trait and are checked against the reference.
+//!
+//! # Layout
+//! - [`frame`]: the per-frame luma statistics (histogram, sum, difference to the
+//!   previous frame) computed by a backend, in exact integers so backends agree
+//!   bit for bit.
+//! - [`features`]: the normalised, floating-point features the detectors use,
+//!   derived on the host from those integers.
+//! - [`cpu`]: the reference backend, written so the compiler vectorises it.
+//! - [`Backend`]: the trait every backend implements.
+
+mod backend;
+pub mod cpu;
+mod error;
+pub mod features;
+pub mod frame;
+
+pub use backend::Backend;
+pub use cpu::CpuBackend;
+pub use error::KernelError;
+pub use features::FrameFeatures;
+pub use frame::{FrameStats, HIST_BINS, LumaBatch, mean_offset};

@@ -1,0 +1,28 @@
+//! Media pipelines: what GStreamer decodes and what we make of it.
+//!
+//! # Layout
+//! - [`probe`]: what a file holds (container, streams, duration, frame rate),
+//!   read before any decode so a job can refuse bad input early.
+//! - [`analyse`]: one decode graph per input (`decodebin → videoscale →
+//!   videoconvert(GRAY8) → appsink`) feeding frames, in batches, to a kernel
+//!   [`Backend`](monteur_kernels::Backend).
+//! - [`scenes`]: pure logic turning per-frame features into transitions and
+//!   scenes, and the `scenes.json` contract.
+//!
+//! Everything here is synchronous and blocks the calling thread: the worker runs
+//! it on a blocking thread so the async runtime (and AMQP heartbeats) stay live.
+
+pub mod analyse;
+mod error;
+pub mod probe;
+pub mod scenes;
+
+pub use analyse::{AnalyseSettings, Analysis, FrameTime, Progress, analyse};
+pub use error::PipelineError;
+pub use probe::{AudioStream, MediaInfo, VideoStream, probe};
+pub use scenes::{SceneSettings, ScenesDocument, detect_scenes};
+
+/// Initialises GStreamer once per process; later calls are cheap.
+pub fn init() -> Result<(), PipelineError> {
+    gstreamer::init().map_err(|e| PipelineError::Init(e.to_string()))
+}

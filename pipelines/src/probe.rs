@@ -1,0 +1,228 @@
+//! What a media file holds, read with GStreamer's discoverer before any decode.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer_pbutils as pbutils;
+use pbutils::prelude::*;
+use serde::Serialize;
+
+use crate::PipelineError;
+
+/// One video stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VideoStream {
+    /// GStreamer's stream id: lets the decoder pick this very stream.
+    #[serde(skip)]
+    pub stream_id: Option<String>,
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// Nominal frame rate as a fraction; `None` when the container declares none
+    /// (variable frame rate).
+    pub frame_rate: Option<(i32, i32)>,
+    pub pixel_aspect: (i32, i32),
+    /// A still image (cover art) rather than moving pictures.
+    pub is_image: bool,
+}
+
+impl VideoStream {
+    pub fn fps(&self) -> Option<f64> {
+        self.frame_rate
+            .filter(|&(n, d)| n > 0 && d > 0)
+            .map(|(n, d)| f64::from(n) / f64::from(d))
+    }
+}
+
+/// One audio stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AudioStream {
+    #[serde(skip)]
+    pub stream_id: Option<String>,
+    pub codec: String,
+    pub channels: u32,
+    pub sample_rate: u32,
+}
+
+/// What [`probe`] found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaInfo {
+    pub container: Option<String>,
+    #[serde(rename = "duration_s", serialize_with = "ser_duration_s")]
+    pub duration: Option<Duration>,
+    pub video: Vec<VideoStream>,
+    pub audio: Vec<AudioStream>,
+    pub subtitles: usize,
+    pub seekable: bool,
+    /// Things the probe noticed and worked around, for the job report.
+    pub notes: Vec<String>,
+}
+
+fn ser_duration_s<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+impl MediaInfo {
+    /// The stream the video tasks analyse: the first moving-picture stream, so a
+    /// cover image stored as a second "video" stream is never chosen.
+    pub fn primary_video(&self) -> Option<&VideoStream> {
+        self.video.iter().find(|v| !v.is_image)
+    }
+}
+
+/// Reads the container and stream layout of a local file.
+pub fn probe(path: &Path, timeout: Duration) -> Result<MediaInfo, PipelineError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| PipelineError::NotFound(format!("{}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(PipelineError::NotFound(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    // The discoverer takes a URI, which must be absolute; the decoder opens the
+    // same canonical path so both derive the same stream ids.
+    let path = &canonical(path)?;
+    let uri = gst::glib::filename_to_uri(path, None)
+        .map_err(|e| PipelineError::NotFound(format!("{}: {e}", path.display())))?;
+    let clock_timeout =
+        gst::ClockTime::from_nseconds(timeout.as_nanos().min(u64::MAX as u128) as u64);
+    let discoverer = pbutils::Discoverer::new(clock_timeout)
+        .map_err(|e| PipelineError::Graph(format!("discoverer: {e}")))?;
+    let info = match discoverer.discover_uri(&uri) {
+        Ok(info) => info,
+        Err(e) => return Err(classify_discover_error(&e, timeout)),
+    };
+    let mut notes = Vec::new();
+    match info.result() {
+        pbutils::DiscovererResult::Ok => {}
+        pbutils::DiscovererResult::MissingPlugins => {
+            // A subtitle or data track we cannot decode must not stop the video
+            // and audio tasks; a missing audio or video decoder must.
+            let details = info.missing_elements_installer_details();
+            let (fatal, ignorable): (Vec<&str>, Vec<&str>) =
+                details.iter().map(|s| s.as_str()).partition(|d| {
+                    missing_media_type(d)
+                        .is_none_or(|t| t.starts_with("video/") || t.starts_with("audio/"))
+                });
+            if !fatal.is_empty() {
+                let missing: Vec<String> = fatal.iter().map(|s| describe_missing(s)).collect();
+                return Err(PipelineError::MissingCodec(missing.join(", ")));
+            }
+            notes.extend(
+                ignorable
+                    .iter()
+                    .map(|d| format!("ignored a stream with no decoder: {}", describe_missing(d))),
+            );
+        }
+        pbutils::DiscovererResult::Timeout => return Err(PipelineError::ProbeTimeout(timeout)),
+        other => return Err(PipelineError::NotMedia(format!("{other:?}"))),
+    }
+
+    let container = info
+        .stream_info()
+        .filter(|s| s.is::<pbutils::DiscovererContainerInfo>())
+        .and_then(|s| s.caps())
+        .map(|c| describe_caps(&c));
+    let video = info
+        .video_streams()
+        .iter()
+        .map(|v| VideoStream {
+            stream_id: v.stream_id().map(|s| s.to_string()),
+            codec: v.caps().map(|c| describe_caps(&c)).unwrap_or_default(),
+            width: v.width(),
+            height: v.height(),
+            frame_rate: {
+                let f = v.framerate();
+                (f.numer() > 0 && f.denom() > 0).then(|| (f.numer(), f.denom()))
+            },
+            pixel_aspect: {
+                let p = v.par();
+                if p.numer() > 0 && p.denom() > 0 {
+                    (p.numer(), p.denom())
+                } else {
+                    (1, 1)
+                }
+            },
+            is_image: v.is_image(),
+        })
+        .collect();
+    let audio = info
+        .audio_streams()
+        .iter()
+        .map(|a| AudioStream {
+            stream_id: a.stream_id().map(|s| s.to_string()),
+            codec: a.caps().map(|c| describe_caps(&c)).unwrap_or_default(),
+            channels: a.channels(),
+            sample_rate: a.sample_rate(),
+        })
+        .collect();
+    let media = MediaInfo {
+        container,
+        duration: info.duration().map(|d| Duration::from_nanos(d.nseconds())),
+        video,
+        audio,
+        subtitles: info.subtitle_streams().len(),
+        seekable: info.is_seekable(),
+        notes,
+    };
+    if media.video.is_empty() && media.audio.is_empty() {
+        return Err(PipelineError::NotMedia(
+            "no audio or video stream found".into(),
+        ));
+    }
+    Ok(media)
+}
+
+/// The absolute path both the probe and the decoder open.
+pub(crate) fn canonical(path: &Path) -> Result<std::path::PathBuf, PipelineError> {
+    std::fs::canonicalize(path)
+        .map_err(|e| PipelineError::NotFound(format!("{}: {e}", path.display())))
+}
+
+fn classify_discover_error(e: &gst::glib::Error, timeout: Duration) -> PipelineError {
+    if e.matches(gst::StreamError::TypeNotFound) || e.matches(gst::StreamError::WrongType) {
+        PipelineError::NotMedia(e.message().to_string())
+    } else if e.matches(gst::StreamError::CodecNotFound) || e.matches(gst::CoreError::MissingPlugin)
+    {
+        PipelineError::MissingCodec(e.message().to_string())
+    } else if e.matches(gst::ResourceError::NotFound) {
+        PipelineError::NotFound(e.message().to_string())
+    } else if e.matches(gst::ResourceError::Failed) && e.message().contains("imeout") {
+        PipelineError::ProbeTimeout(timeout)
+    } else {
+        PipelineError::NotMedia(e.message().to_string())
+    }
+}
+
+/// A human name for a format ("H.264 (High Profile)"), else its caps name.
+fn describe_caps(caps: &gst::CapsRef) -> String {
+    let owned = caps.to_owned();
+    match pbutils::functions::pb_utils_get_codec_description(&owned) {
+        s if !s.is_empty() => s.to_string(),
+        _ => caps
+            .structure(0)
+            .map(|s| s.name().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// The media type a missing element was wanted for, from the installer detail's
+/// last field (`decoder-video/x-h265`).
+fn missing_media_type(details: &str) -> Option<&str> {
+    details
+        .rsplit('|')
+        .next()
+        .and_then(|f| f.split_once('-'))
+        .map(|(_, t)| t)
+}
+
+/// Installer details look like `gstreamer|1.0|app|H.265 decoder|decoder-video/x-h265`:
+/// the fourth field is the readable part.
+fn describe_missing(details: &str) -> String {
+    details.split('|').nth(3).unwrap_or(details).to_string()
+}

@@ -1,0 +1,20 @@
+//! Helpers for end-to-end tests against the real services the worker talks to.
+//!
+//! The services are started by `scripts/services.sh` (the test command does it):
+//! RabbitMQ on `127.0.0.1:5672` and a Garage S3 server on `127.0.0.1:3900`.
+//! Each helper fails with a message that says what is down and how to start it,
+//! rather than letting a test time out obscurely.
+//!
+//! # Layout
+//! - [`rabbitmq`]: a connection to the broker.
+//! - [`s3`]: an S3 client configured the way Garage needs, the test bucket, and
+//!   SSE-C key headers.
+//! - [`fixtures`]: where the shared fixtures with known answers are.
+
+pub mod fixtures;
+pub mod rabbitmq;
+pub mod s3;
+
+/// The hint appended to every "service is down" failure.
+pub const START_HINT: &str = "start the test services with `scripts/services.sh start` \
+     (or run the whole suite with `scripts/test.sh`)";

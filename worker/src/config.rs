@@ -1,0 +1,331 @@
+//! The worker's typed configuration.
+//!
+//! Sources, later ones winning: built-in defaults, then the file given with
+//! `--config`, then environment variables `MONTEUR_<SECTION>__<KEY>` (for
+//! example `MONTEUR_SCENES__MIN_SCORE=0.2`; the double underscore separates the
+//! section from the key, which may itself contain underscores).
+//!
+//! `config/monteur.toml` documents every key with its default; a test keeps it
+//! equal to [`Config::default`]. Unknown keys are errors, and loading reports
+//! every problem it finds, not just the first.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use monteur_pipelines::{AnalyseSettings, SceneSettings};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "MONTEUR_";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Config {
+    pub log: LogConfig,
+    pub analysis: AnalysisConfig,
+    pub scenes: SceneSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `[log]`: diagnostics written to stderr.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter (`info`, `monteur_pipelines=debug,info`).
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// `[analysis]`: the decode graph that feeds the frame kernels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisConfig {
+    /// Width of the frames the kernels see; height keeps the display aspect.
+    pub width: u32,
+    /// Frames per kernel launch.
+    pub batch_frames: usize,
+    /// Seconds to wait for the probe of an input.
+    pub probe_timeout_s: f64,
+    /// Seconds without a decoded frame before a decode is declared stalled.
+    pub stall_timeout_s: f64,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        let a = AnalyseSettings::default();
+        Self {
+            width: a.width,
+            batch_frames: a.batch_frames,
+            probe_timeout_s: 15.0,
+            stall_timeout_s: a.stall_timeout.as_secs_f64(),
+        }
+    }
+}
+
+impl AnalysisConfig {
+    pub fn settings(&self) -> AnalyseSettings {
+        AnalyseSettings {
+            width: self.width,
+            batch_frames: self.batch_frames,
+            stall_timeout: Duration::from_secs_f64(self.stall_timeout_s),
+            ..AnalyseSettings::default()
+        }
+    }
+
+    pub fn probe_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.probe_timeout_s)
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(16..=3840).contains(&self.width) {
+            p.push(format!(
+                "analysis.width must be within 16..=3840, got {}",
+                self.width
+            ));
+        }
+        if !(1..=1024).contains(&self.batch_frames) {
+            p.push(format!(
+                "analysis.batch_frames must be within 1..=1024, got {}",
+                self.batch_frames
+            ));
+        }
+        for (key, v) in [
+            ("probe_timeout_s", self.probe_timeout_s),
+            ("stall_timeout_s", self.stall_timeout_s),
+        ] {
+            if !(v > 0.0 && v <= 3600.0) {
+                p.push(format!("analysis.{key} must be within (0, 3600], got {v}"));
+            }
+        }
+        p
+    }
+}
+
+/// Every problem found while loading, one per line.
+#[derive(Debug, Error, PartialEq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}", self.0.join("; "))
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file`, then the `MONTEUR_*__*` entries of `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut table = match file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => match text.parse::<toml::Table>() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Err(ConfigErrors(vec![format!(
+                            "{}: {}",
+                            path.display(),
+                            e.to_string().trim()
+                        )]));
+                    }
+                },
+                Err(e) => {
+                    return Err(ConfigErrors(vec![format!("{}: {e}", path.display())]));
+                }
+            },
+            None => toml::Table::new(),
+        };
+        for (key, value) in env {
+            if let Err(e) = apply_env(&mut table, &key, &value) {
+                errors.push(e);
+            }
+        }
+        let config = Config {
+            log: section(&mut table, "log", &mut errors),
+            analysis: section(&mut table, "analysis", &mut errors),
+            scenes: section(&mut table, "scenes", &mut errors),
+        };
+        for unknown in table.keys() {
+            errors.push(format!(
+                "unknown section or key `{unknown}` (sections: log, analysis, scenes)"
+            ));
+        }
+        errors.extend(config.problems());
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Semantic checks the types cannot express.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            p.push(format!(
+                "log.level `{}` is not a valid filter: {e}",
+                self.log.level
+            ));
+        }
+        p.extend(self.analysis.problems());
+        p.extend(self.scenes.problems());
+        p
+    }
+}
+
+/// Deserializes one section, recording its error and falling back to defaults
+/// so the other sections are still checked.
+fn section<T: DeserializeOwned + Default>(
+    table: &mut toml::Table,
+    name: &str,
+    errors: &mut Vec<String>,
+) -> T {
+    match table.remove(name) {
+        None => T::default(),
+        Some(value @ toml::Value::Table(_)) => match value.try_into() {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(format!("[{name}]: {}", e.to_string().trim()));
+                T::default()
+            }
+        },
+        Some(_) => {
+            errors.push(format!("`{name}` must be a section ([{name}])"));
+            T::default()
+        }
+    }
+}
+
+/// Applies one `MONTEUR_SECTION__KEY=value` override. Variables without the
+/// double underscore (such as `MONTEUR_CONFIG`) are not config keys.
+fn apply_env(table: &mut toml::Table, key: &str, value: &str) -> Result<(), String> {
+    let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+        return Ok(());
+    };
+    let Some((section, field)) = rest.split_once("__") else {
+        return Ok(());
+    };
+    if section.is_empty() || field.is_empty() {
+        return Err(format!("{key}: expected {ENV_PREFIX}<SECTION>__<KEY>"));
+    }
+    // Numbers and booleans keep their type; anything else is a string.
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let entry = table
+        .entry(section.to_ascii_lowercase())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match entry {
+        toml::Value::Table(t) => {
+            t.insert(field.to_ascii_lowercase(), parsed);
+            Ok(())
+        }
+        _ => Err(format!(
+            "{key}: `{}` is not a section",
+            section.to_ascii_lowercase()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/monteur.toml")
+    }
+
+    #[test]
+    fn shipped_file_parses_and_equals_defaults() {
+        let loaded = Config::load(Some(&shipped()), []).unwrap();
+        assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn shipped_file_documents_every_key() {
+        // Serialising the defaults lists every key; each must appear, set, in
+        // the shipped file.
+        let text = std::fs::read_to_string(shipped()).unwrap();
+        let shipped: toml::Table = text.parse().unwrap();
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for (section, keys) in &defaults {
+            let keys = keys.as_table().unwrap();
+            let doc = shipped
+                .get(section)
+                .and_then(|s| s.as_table())
+                .unwrap_or_else(|| panic!("section [{section}] missing from monteur.toml"));
+            for key in keys.keys() {
+                assert!(
+                    doc.contains_key(key),
+                    "{section}.{key} missing from monteur.toml"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let env = [
+            ("MONTEUR_SCENES__MIN_SCORE".to_string(), "0.25".to_string()),
+            ("MONTEUR_LOG__FORMAT".to_string(), "json".to_string()),
+            ("MONTEUR_CONFIG".to_string(), "/ignored".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let c = Config::load(Some(&shipped()), env).unwrap();
+        assert_eq!(c.scenes.min_score, 0.25);
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            "[analysis]\nwidth = 4\n[scenes]\nmin_scor = 1\n[loggg]\nlevel = 'x'\n",
+        )
+        .unwrap();
+        let env = [(
+            "MONTEUR_ANALYSIS__BATCH_FRAMES".to_string(),
+            "0".to_string(),
+        )];
+        let errs = Config::load(Some(&path), env).unwrap_err().0;
+        let all = errs.join("\n");
+        assert!(all.contains("min_scor"), "{all}");
+        assert!(all.contains("loggg"), "{all}");
+        assert!(all.contains("analysis.width"), "{all}");
+        assert!(all.contains("analysis.batch_frames"), "{all}");
+        assert_eq!(errs.len(), 4, "{all}");
+    }
+
+    #[test]
+    fn unreadable_file_is_one_clear_error() {
+        let errs = Config::load(Some(Path::new("/nonexistent/monteur.toml")), [])
+            .unwrap_err()
+            .0;
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].contains("/nonexistent/monteur.toml"));
+    }
+}

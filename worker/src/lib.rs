@@ -1,0 +1,25 @@
+//! The `monteur` worker: everything around the media pipelines.
+//!
+//! # Layout
+//! - [`config`]: the typed configuration, loaded from `config/monteur.toml`
+//!   style files plus `MONTEUR_SECTION__KEY` environment overrides, validated
+//!   with every problem reported at once.
+//! - [`tasks`]: the task names a job or the CLI asks for (`scenes`, ...).
+//! - [`process`]: one job on a local file: probe, analyse, write the outputs
+//!   and a report. The daemon will run the very same code path.
+//! - [`progress`]: progress display, a bar on a terminal and plain log lines
+//!   elsewhere.
+//! - [`telemetry`]: the `tracing` subscriber.
+//!
+//! `main.rs` only parses the command line, wires these together and maps errors
+//! to exit codes.
+
+pub mod config;
+pub mod process;
+pub mod progress;
+pub mod tasks;
+pub mod telemetry;
+
+pub use config::Config;
+pub use process::{ProcessOutcome, run_process};
+pub use tasks::{Task, TaskSet};

@@ -1,0 +1,275 @@
+//! `monteur process` as tools outside the repository run it: the real binary on
+//! the shared fixtures, checked against their known answers.
+
+// Test-only file: a failed unwrap is the test failure we want to see.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use monteur_tests::fixtures;
+use serde_json::Value;
+
+/// Runs the binary, failing the test if it has not finished within `limit`.
+fn monteur(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_monteur"))
+        .args(args)
+        .env_remove("MONTEUR_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("monteur {args:?} hung: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn process(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "process",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    monteur(&args, Duration::from_secs(180))
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn cut_frames(scenes: &Value) -> Vec<i64> {
+    scenes["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "cut")
+        .map(|t| t["start_frame"].as_i64().unwrap())
+        .collect()
+}
+
+/// The contract's invariants: scenes tile the frames in order, times rise, a
+/// cut starts the scene that follows it.
+fn assert_contract(doc: &Value) {
+    let frames = doc["source"]["frames"].as_i64().unwrap();
+    assert!(frames > 0);
+    for key in ["duration_s", "fps"] {
+        assert!(doc["source"][key].as_f64().unwrap() > 0.0, "source.{key}");
+    }
+    let scenes = doc["scenes"].as_array().unwrap();
+    let mut next = 0;
+    let mut last_time = -1.0;
+    for (i, s) in scenes.iter().enumerate() {
+        assert_eq!(s["index"].as_i64().unwrap(), i as i64);
+        assert_eq!(s["start_frame"].as_i64().unwrap(), next);
+        next = s["end_frame"].as_i64().unwrap();
+        assert!(next > s["start_frame"].as_i64().unwrap(), "empty scene {s}");
+        let (a, b) = (s["start_s"].as_f64().unwrap(), s["end_s"].as_f64().unwrap());
+        assert!(a > last_time && b > a, "scene times out of order: {s}");
+        last_time = a;
+    }
+    assert_eq!(next, frames, "scenes do not cover every frame");
+    let starts: Vec<i64> = scenes[1..]
+        .iter()
+        .map(|s| s["start_frame"].as_i64().unwrap())
+        .collect();
+    let cuts = cut_frames(doc);
+    assert_eq!(starts, cuts, "scene boundaries differ from cuts");
+    for t in doc["transitions"].as_array().unwrap() {
+        assert_eq!(t["start_frame"], t["end_frame"], "a cut spans no frames");
+        assert!(t["score"].as_f64().unwrap() > 0.0);
+    }
+}
+
+fn near(got: &[i64], want: &[i64], tolerance: i64) -> bool {
+    got.len() == want.len()
+        && got
+            .iter()
+            .zip(want)
+            .all(|(g, w)| (g - w).abs() <= tolerance)
+}
+
+#[test]
+fn testvideo_cuts_at_30_and_180() {
+    let out = tempfile::tempdir().unwrap();
+    let input = fixtures::path("scenes/pyscenedetect/testvideo.mp4");
+    let run = process(&input, out.path(), &[]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let doc = read_json(&out.path().join("scenes.json"));
+    assert_contract(&doc);
+    let cuts = cut_frames(&doc);
+    assert!(near(&cuts, &[30, 180], 1), "cuts {cuts:?}");
+    assert_eq!(doc["source"]["frames"], 720);
+    assert_eq!(doc["source"]["width"], 1280);
+    assert_eq!(doc["source"]["height"], 720);
+    assert!((doc["source"]["fps"].as_f64().unwrap() - 29.97).abs() < 0.01);
+    // Cut at frame 30 of a 30000/1001 stream: 1.001 s.
+    let t = doc["transitions"][0]["start_s"].as_f64().unwrap();
+    assert!((t - 30.0 * 1001.0 / 30000.0).abs() < 0.04, "cut time {t}");
+}
+
+#[test]
+fn counter_has_no_cut() {
+    let out = tempfile::tempdir().unwrap();
+    let run = process(
+        &fixtures::path("scenes/pyscenedetect/counter.mp4"),
+        out.path(),
+        &["--tasks", "scenes"],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let doc = read_json(&out.path().join("scenes.json"));
+    assert_contract(&doc);
+    assert_eq!(cut_frames(&doc), Vec::<i64>::new());
+    assert_eq!(doc["source"]["frames"], 30);
+}
+
+#[test]
+fn variable_frame_rate_cuts_are_decoded_frame_indices() {
+    let out = tempfile::tempdir().unwrap();
+    let run = process(
+        &fixtures::path("scenes/pyscenedetect/goldeneye-vfr-drop3.mp4"),
+        out.path(),
+        &[],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let doc = read_json(&out.path().join("scenes.json"));
+    assert_contract(&doc);
+    let cuts = cut_frames(&doc);
+    assert!(near(&cuts, &[60, 141], 1), "cuts {cuts:?}");
+}
+
+/// Every odd input either works or is refused for a named reason; never a
+/// panic, a hang or a vague failure.
+#[test]
+fn every_odd_input_succeeds_or_fails_specifically() {
+    // file, expected: Ok(frames) for analysed video, Err(()) for skipped (no video)
+    let expected: &[(&str, Option<i64>)] = &[
+        ("SAR-2by3.mp4", Some(60)),
+        ("test_yuv422p.mp4", Some(60)),
+        ("testsrc-hevc.mp4", Some(60)),
+        ("testsrc.mkv", Some(60)),
+        ("mov_text.mp4", Some(40)),
+        ("webvtt.mkv", Some(40)),
+        ("h264-png.mp4", Some(60)),
+        ("aac.m4a", None),
+        ("mono.mp3", None),
+    ];
+    let dir = fixtures::path("inputs");
+    let mut seen: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "LICENSE")
+        .collect();
+    seen.sort();
+    let mut listed: Vec<String> = expected.iter().map(|e| e.0.to_string()).collect();
+    listed.sort();
+    assert_eq!(seen, listed, "fixtures/inputs changed: update this table");
+
+    for (name, frames) in expected {
+        let out = tempfile::tempdir().unwrap();
+        let run = process(&dir.join(name), out.path(), &[]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{name}: {stderr}");
+        let report = read_json(&out.path().join("report.json"));
+        let task = &report["tasks"][0];
+        assert_eq!(task["task"], "scenes", "{name}");
+        match frames {
+            Some(n) => {
+                assert_eq!(task["status"], "done", "{name}: {task}");
+                let doc = read_json(&out.path().join("scenes.json"));
+                assert_contract(&doc);
+                assert_eq!(doc["source"]["frames"].as_i64(), Some(*n), "{name}");
+                assert_eq!(
+                    cut_frames(&doc),
+                    Vec::<i64>::new(),
+                    "{name}: a test pattern has no cut"
+                );
+            }
+            None => {
+                assert_eq!(task["status"], "skipped", "{name}: {task}");
+                assert_eq!(task["reason"], "input has no video stream", "{name}");
+                assert!(!out.path().join("scenes.json").exists(), "{name}");
+            }
+        }
+    }
+}
+
+fn assert_one_line_failure(run: &Output, needle: &str) {
+    assert_eq!(run.status.code(), Some(1), "exit status {:?}", run.status);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("monteur: error: "), "stderr: {stderr}");
+    assert!(last.contains(needle), "expected `{needle}` in: {last}");
+}
+
+#[test]
+fn refuses_non_media_and_missing_input_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, "this is not a video\n".repeat(100)).unwrap();
+    let garbage = dir.path().join("noise.mp4");
+    std::fs::write(
+        &garbage,
+        (0..65536u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+
+    assert_one_line_failure(&process(&text, &out, &[]), "not a media file");
+    assert_one_line_failure(&process(&garbage, &out, &[]), "not a media file");
+    assert_one_line_failure(
+        &process(&dir.path().join("absent.mp4"), &out, &[]),
+        "not found",
+    );
+    assert!(!out.join("scenes.json").exists());
+}
+
+#[test]
+fn truncated_video_is_refused_not_hung() {
+    // The first half of a real MP4 whose index (moov) sits at the end: no
+    // stream can be found, and it must say so rather than hang.
+    let src = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &src[..src.len() / 2]).unwrap();
+    let run = process(&cut, &dir.path().join("out"), &[]);
+    assert_one_line_failure(&run, "not a media file");
+}
+
+#[test]
+fn unknown_and_unbuilt_tasks_are_usage_errors() {
+    let out = tempfile::tempdir().unwrap();
+    let input = fixtures::path("inputs/testsrc.mkv");
+    for (tasks, needle) in [("scnes", "unknown task"), ("render", "not available")] {
+        let run = process(&input, out.path(), &["--tasks", tasks]);
+        assert_eq!(run.status.code(), Some(2), "--tasks {tasks}");
+        assert!(
+            String::from_utf8_lossy(&run.stderr).contains(needle),
+            "--tasks {tasks}"
+        );
+    }
+}
