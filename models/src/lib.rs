@@ -1,1 +1,19 @@
-//! wip
+//! Learned models, run through ONNX Runtime.
+//!
+//! ONNX Runtime is loaded at run time from a library file (the pinned
+//! `onnxruntime` wheel that `scripts/setup.sh` unpacks), so the binary builds
+//! and links without it. This crate reads model files and nothing else: audio
+//! and frames arrive as slices from `pipelines/`.
+//!
+//! # Layout
+//! - [`Runtime`]: the loaded ONNX Runtime and the sessions made from it; one
+//!   per process, shared by every model.
+//! - [`vad`]: Silero voice activity detection, speech probability per 32 ms.
+
+mod error;
+mod runtime;
+pub mod vad;
+
+pub use error::ModelError;
+pub use runtime::Runtime;
+pub use vad::VoiceActivity;

@@ -1,0 +1,124 @@
+//! Analysis throughput on a 1080p H.264 clip, side by side in one run:
+//!
+//! - `gst-launch-1.0 filesrc ! decodebin ! fakesink`: bare GStreamer decode,
+//!   the limit this machine's decoder sets;
+//! - monteur's graph, stopped after decode, then after scale+convert;
+//! - monteur's whole `process` path (probe, decode, kernels, detection, JSON).
+//!
+//! Run: `cargo bench -p monteur-benches --bench analyse` (release profile).
+//! Prints a markdown table for docs/BENCHMARKS.md.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use monteur_benches::{media, timing};
+use monteur_kernels::CpuBackend;
+use monteur_pipelines::analyse::{AnalyseSettings, Stage};
+use monteur_worker::progress::Silent;
+use monteur_worker::{Config, TaskSet};
+
+const RUNS: usize = 3;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    // `cargo bench` passes --bench; nothing else to parse.
+    let clip = media::h264_1080p_three_shots(10).map_err(|e| e.to_string())?;
+    monteur_pipelines::init().map_err(|e| e.to_string())?;
+    let info = monteur_pipelines::probe(&clip, std::time::Duration::from_secs(30))
+        .map_err(|e| e.to_string())?;
+
+    let location = format!("location={}", clip.display());
+    let gst = timing::best_of_command(
+        RUNS,
+        "gst-launch-1.0",
+        &[
+            "-q",
+            "filesrc",
+            &location,
+            "!",
+            "decodebin",
+            "!",
+            "fakesink",
+            "sync=false",
+        ],
+    )
+    .ok_or("gst-launch-1.0 failed")?;
+
+    let stage = |stage: Stage| -> Result<(std::time::Duration, u64), String> {
+        let settings = AnalyseSettings {
+            stage,
+            ..AnalyseSettings::default()
+        };
+        let (t, r) = timing::best_of(RUNS, || {
+            monteur_pipelines::analyse(
+                &clip,
+                &info,
+                &settings,
+                Box::new(CpuBackend::new()),
+                &mut |_| {},
+            )
+        });
+        Ok((t, r.map_err(|e| e.to_string())?.frames))
+    };
+    let (decode, frames) = stage(Stage::Decode)?;
+    let (scale, _) = stage(Stage::Scale)?;
+
+    let out = std::env::temp_dir().join(format!("monteur-bench-{}", std::process::id()));
+    let config = Config::default();
+    let tasks = TaskSet::available();
+    let (full, outcome) = timing::best_of(RUNS, || {
+        monteur_worker::run_process(&config, &clip, &out, &tasks, &mut Silent)
+    });
+    let outcome = outcome.map_err(|e| e.to_string())?;
+    let scenes = std::fs::read_to_string(out.join("scenes.json")).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&out);
+    if outcome.frames != frames {
+        return Err(format!(
+            "process saw {} frames, decode {frames}",
+            outcome.frames
+        ));
+    }
+    let cuts = scenes.matches("\"kind\": \"cut\"").count();
+
+    let fps = |d: std::time::Duration| frames as f64 / d.as_secs_f64();
+    let base = fps(gst);
+    println!(
+        "clip: {} ({frames} frames, 1920x1080 H.264, cuts found: {cuts} of 2)",
+        name(&clip)
+    );
+    println!("best of {RUNS} runs each, same process, same file\n");
+    println!("| pipeline | frames/s | vs bare GStreamer decode |");
+    println!("|---|---:|---:|");
+    for (label, d) in [
+        (
+            "gst-launch-1.0 decodebin ! fakesink (peer: bare decode)",
+            gst,
+        ),
+        ("monteur graph, decode only", decode),
+        ("monteur graph, decode + scale 320 + GRAY8", scale),
+        (
+            "monteur process (decode + scale + kernels + cuts + JSON)",
+            full,
+        ),
+    ] {
+        println!("| {label} | {:.1} | {:.2}x |", fps(d), fps(d) / base);
+    }
+    Ok(())
+}
+
+fn name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
