@@ -22,7 +22,7 @@ start_rabbitmq() {
   if [ ! -e /etc/rabbitmq/rabbitmq.conf ]; then
     # Loopback only: a test broker must not be reachable from elsewhere.
     as_root mkdir -p /etc/rabbitmq
-    printf 'listeners.tcp.default = 127.0.0.1:5672\nmanagement.tcp.ip = 127.0.0.1\n' | as_root tee /etc/rabbitmq/rabbitmq.conf >/dev/null
+    printf 'listeners.tcp.default = 127.0.0.1:5672\n' | as_root tee /etc/rabbitmq/rabbitmq.conf >/dev/null
     printf 'NODENAME=rabbit@localhost\nERL_EPMD_ADDRESS=127.0.0.1\n' | as_root tee /etc/rabbitmq/rabbitmq-env.conf >/dev/null
   fi
   say "starting RabbitMQ"

@@ -11,16 +11,22 @@
 //! - [`features`]: the normalised, floating-point features the detectors use,
 //!   derived on the host from those integers.
 //! - [`cpu`]: the reference backend, written so the compiler vectorises it.
+//! - [`cuda`]: the same kernels in CUDA C, compiled at run time by NVRTC, and
+//!   the safe probe that tells whether a GPU is there.
+//! - [`select`](mod@select): picks a backend at run time (`auto`, `cpu`, `cuda`).
 //! - [`Backend`]: the trait every backend implements.
 
 mod backend;
 pub mod cpu;
+pub mod cuda;
 mod error;
 pub mod features;
 pub mod frame;
+pub mod select;
 
 pub use backend::Backend;
 pub use cpu::CpuBackend;
 pub use error::KernelError;
 pub use features::FrameFeatures;
 pub use frame::{FrameStats, HIST_BINS, LumaBatch, mean_offset};
+pub use select::{BackendChoice, Selected, select};

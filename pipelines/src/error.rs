@@ -31,9 +31,15 @@ pub enum PipelineError {
 impl PipelineError {
     /// True when the same input would fail the same way again.
     pub fn is_permanent(&self) -> bool {
+        use monteur_kernels::KernelError;
+        // A stalled decode, a GPU fault or a missing backend says nothing about
+        // the input: another attempt, perhaps on another worker, may succeed.
         !matches!(
             self,
-            PipelineError::ProbeTimeout(_) | PipelineError::Stalled(_) | PipelineError::Init(_)
+            PipelineError::ProbeTimeout(_)
+                | PipelineError::Stalled(_)
+                | PipelineError::Init(_)
+                | PipelineError::Kernel(KernelError::Device(_) | KernelError::Unavailable(_))
         )
     }
 }

@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use monteur_kernels::BackendChoice;
 use monteur_pipelines::{AnalyseSettings, SceneSettings};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,9 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnalysisConfig {
+    /// Kernel backend: `auto` (CUDA when a usable GPU is present, else CPU),
+    /// `cpu`, or `cuda` (fail rather than fall back).
+    pub backend: String,
     /// Width of the frames the kernels see; height keeps the display aspect.
     pub width: u32,
     /// Frames per kernel launch.
@@ -72,6 +76,7 @@ impl Default for AnalysisConfig {
     fn default() -> Self {
         let a = AnalyseSettings::default();
         Self {
+            backend: "auto".into(),
             width: a.width,
             batch_frames: a.batch_frames,
             probe_timeout_s: 15.0,
@@ -90,12 +95,20 @@ impl AnalysisConfig {
         }
     }
 
+    /// The parsed backend choice; `problems` has already rejected bad names.
+    pub fn backend_choice(&self) -> BackendChoice {
+        self.backend.parse().unwrap_or(BackendChoice::Auto)
+    }
+
     pub fn probe_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.probe_timeout_s)
     }
 
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if let Err(e) = self.backend.parse::<BackendChoice>() {
+            p.push(format!("analysis.backend: {e}"));
+        }
         if !(16..=3840).contains(&self.width) {
             p.push(format!(
                 "analysis.width must be within 16..=3840, got {}",
@@ -307,17 +320,21 @@ mod tests {
             "[analysis]\nwidth = 4\n[scenes]\nmin_scor = 1\n[loggg]\nlevel = 'x'\n",
         )
         .unwrap();
-        let env = [(
-            "MONTEUR_ANALYSIS__BATCH_FRAMES".to_string(),
-            "0".to_string(),
-        )];
+        let env = [
+            (
+                "MONTEUR_ANALYSIS__BATCH_FRAMES".to_string(),
+                "0".to_string(),
+            ),
+            ("MONTEUR_ANALYSIS__BACKEND".to_string(), "tpu".to_string()),
+        ];
         let errs = Config::load(Some(&path), env).unwrap_err().0;
         let all = errs.join("\n");
+        assert!(all.contains("unknown backend `tpu`"), "{all}");
         assert!(all.contains("min_scor"), "{all}");
         assert!(all.contains("loggg"), "{all}");
         assert!(all.contains("analysis.width"), "{all}");
         assert!(all.contains("analysis.batch_frames"), "{all}");
-        assert_eq!(errs.len(), 4, "{all}");
+        assert_eq!(errs.len(), 5, "{all}");
     }
 
     #[test]

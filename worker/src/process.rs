@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use monteur_kernels::CpuBackend;
 use monteur_pipelines::{self as pipelines, MediaInfo, PipelineError, ScenesDocument};
 use serde::Serialize;
 use thiserror::Error;
@@ -143,12 +142,16 @@ fn scenes(
     progress: &mut dyn ProgressReporter,
     outcome: &mut ProcessOutcome,
 ) -> Result<ScenesDocument, ProcessError> {
-    let backend = Box::new(CpuBackend::new());
+    let selected =
+        monteur_kernels::select(config.analysis.backend_choice()).map_err(PipelineError::Kernel)?;
+    if let Some(reason) = &selected.fallback_reason {
+        info!(reason = reason.as_str(), "frame kernels on the CPU");
+    }
     let analysis = pipelines::analyse(
         input,
         media,
         &config.analysis.settings(),
-        backend,
+        selected.backend,
         &mut |p| progress.update(p),
     )?;
     progress.finish();

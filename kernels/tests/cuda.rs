@@ -1,0 +1,132 @@
+//! The CUDA kernels: compiled by NVRTC on every machine (CI has no GPU but has
+//! NVRTC), and compared with the CPU reference wherever a GPU is present.
+//!
+//! On a GPU machine run with `MONTEUR_REQUIRE_GPU=1` so a missing or broken
+//! device fails instead of falling back.
+
+// Test-only file: a failed unwrap is the test failure we want to see.
+#![allow(clippy::unwrap_used)]
+
+use monteur_kernels::cuda::{self, CudaBackend};
+use monteur_kernels::{Backend, BackendChoice, CpuBackend, LumaBatch, select};
+
+fn require_gpu() -> bool {
+    std::env::var("MONTEUR_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
+#[test]
+fn nvrtc_compiles_every_kernel_for_hopper_without_spills() {
+    assert!(
+        cuda::nvrtc_available(),
+        "NVRTC not found: run scripts/setup.sh and `source ~/.cache/monteur/assets/env.sh` \
+         (scripts/test.sh does both)"
+    );
+    let ptx = cuda::compile_report("compute_90").unwrap();
+    assert!(ptx.image_bytes > 1000, "PTX suspiciously small: {ptx:?}");
+    let cubin = cuda::compile_report("sm_90").unwrap();
+    assert!(cubin.image_bytes > 1000, "cubin suspiciously small");
+    for kernel in cuda::KERNELS {
+        assert!(
+            cubin.log.contains(kernel),
+            "ptxas report does not mention {kernel}:\n{}",
+            cubin.log
+        );
+    }
+    assert!(cubin.spills().is_empty(), "register spills:\n{}", cubin.log);
+    eprintln!("ptxas report for sm_90:\n{}", cubin.log);
+}
+
+#[test]
+fn a_broken_kernel_would_fail_the_build() {
+    // The same path as above must turn a compile error into an error, not a
+    // pass: compile a deliberately broken copy.
+    assert!(cuda::nvrtc_available(), "NVRTC not found");
+    let broken = cudarc::nvrtc::compile_ptx(cuda::SOURCE.replace(
+        "atomicAdd(&sums[f], v);",
+        "atomicAdd(&sums[f], undefined_name);",
+    ));
+    assert!(broken.is_err());
+}
+
+#[test]
+fn probing_never_panics_and_auto_always_gets_a_backend() {
+    let present = cuda::cuda_available();
+    let selected = select(BackendChoice::Auto).unwrap();
+    if present {
+        assert_eq!(
+            selected.backend.name(),
+            "cuda",
+            "{:?}",
+            selected.fallback_reason
+        );
+    } else {
+        assert!(
+            !require_gpu(),
+            "MONTEUR_REQUIRE_GPU=1 but no CUDA device was found"
+        );
+        assert_eq!(selected.backend.name(), "cpu");
+        assert!(selected.fallback_reason.is_some());
+        assert!(CudaBackend::new(0).is_err());
+        assert!(select(BackendChoice::Cuda).is_err());
+    }
+}
+
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Frames shaped like footage: a gradient, a brightness step, noise, flat.
+fn frames(w: usize, h: usize, n: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(w * h * n);
+    for f in 0..n {
+        let kind = (f as u64 + seed) % 4;
+        let noisy = noise(w * h, seed + f as u64);
+        out.extend((0..w * h).map(|i| match kind {
+            0 => ((i % w) * 255 / w.max(1)) as u8,
+            1 => (((i % w) * 200 / w.max(1)) as u8).saturating_add(40),
+            2 => noisy[i],
+            _ => 17,
+        }));
+    }
+    out
+}
+
+#[test]
+fn cuda_matches_cpu_reference_exactly() {
+    if !cuda::cuda_available() {
+        assert!(
+            !require_gpu(),
+            "MONTEUR_REQUIRE_GPU=1 but no CUDA device was found"
+        );
+        eprintln!("parity NOT RUN: no CUDA device on this machine");
+        return;
+    }
+    let mut gpu = CudaBackend::new(0).unwrap();
+    eprintln!("parity on {}", gpu.device());
+    let mut cpu = CpuBackend::new();
+    for (w, h, n) in [
+        (320, 180, 32),
+        (1, 1, 3),
+        (97, 61, 7),
+        (1920, 1080, 4),
+        (320, 180, 1),
+    ] {
+        let data = frames(w, h, n, (w * h) as u64);
+        let prev = noise(w * h, 99);
+        for previous in [None, Some(prev.as_slice())] {
+            let batch = LumaBatch::new(w, h, &data, previous).unwrap();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            cpu.frame_stats(&batch, &mut a).unwrap();
+            gpu.frame_stats(&batch, &mut b).unwrap();
+            assert_eq!(a, b, "{w}x{h}x{n}, previous: {}", previous.is_some());
+        }
+    }
+}
