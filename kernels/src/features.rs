@@ -4,7 +4,7 @@ use crate::{FrameStats, HIST_BINS};
 
 /// What the detectors read for one frame. Differences are `None` for the first
 /// frame of a stream.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FrameFeatures {
     /// Mean luma, 0..=255: the fade signal.
     pub mean_luma: f32,
@@ -16,6 +16,14 @@ pub struct FrameFeatures {
     /// Total variation distance between this frame's and the previous frame's
     /// luma histograms, 0..=1: the share of pixels that changed brightness class.
     pub hist_distance: Option<f32>,
+    /// The luma histogram, normalised to sum to 1: lets detectors compare
+    /// frames that are not neighbours (flashes, dissolves).
+    pub hist: [f32; HIST_BINS],
+}
+
+/// Total variation distance between two normalised histograms, 0..=1.
+pub fn hist_distance(a: &[f32; HIST_BINS], b: &[f32; HIST_BINS]) -> f32 {
+    0.5 * a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>()
 }
 
 impl FrameFeatures {
@@ -38,6 +46,7 @@ impl FrameFeatures {
                 .residual_diff_sum
                 .map(|d| (d as f64 / (255.0 * n)) as f32),
             hist_distance,
+            hist: std::array::from_fn(|i| (f64::from(current.hist[i]) / n) as f32),
         }
     }
 }
@@ -59,6 +68,10 @@ mod tests {
         // Flat black to flat white is a pure brightness change.
         assert_eq!(f.residual_diff, Some(0.0));
         assert_eq!(f.hist_distance, Some(1.0));
+        assert_eq!(
+            hist_distance(&f.hist, &FrameFeatures::derive(&a, None, 100).hist),
+            1.0
+        );
     }
 
     #[test]

@@ -10,10 +10,13 @@
 //! - [`s3`]: an S3 client configured the way Garage needs, the test bucket, and
 //!   SSE-C key headers.
 //! - [`fixtures`]: where the shared fixtures with known answers are.
+//! - [`synthetic`]: clips made with ffmpeg whose transitions are known to the
+//!   frame.
 
 pub mod fixtures;
 pub mod rabbitmq;
 pub mod s3;
+pub mod synthetic;
 
 /// The hint appended to every "service is down" failure.
 pub const START_HINT: &str = "start the test services with `scripts/services.sh start` \

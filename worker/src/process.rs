@@ -160,7 +160,7 @@ fn scenes(
     let doc = pipelines::detect_scenes(&analysis, media, &config.scenes);
     info!(
         frames = analysis.frames,
-        cuts = doc.transitions.len(),
+        transitions = doc.transitions.len(),
         backend = analysis.backend,
         "scenes detected"
     );

@@ -58,37 +58,59 @@ fn cut_frames(scenes: &Value) -> Vec<i64> {
         .collect()
 }
 
-/// The contract's invariants: scenes tile the frames in order, times rise, a
-/// cut starts the scene that follows it.
+/// The contract's invariants: scenes and gradual transitions together cover
+/// every frame once, in order; times rise; a cut starts the scene after it.
 fn assert_contract(doc: &Value) {
     let frames = doc["source"]["frames"].as_i64().unwrap();
     assert!(frames > 0);
     for key in ["duration_s", "fps"] {
         assert!(doc["source"][key].as_f64().unwrap() > 0.0, "source.{key}");
     }
+    let mut spans: Vec<(i64, i64, String)> = Vec::new();
     let scenes = doc["scenes"].as_array().unwrap();
-    let mut next = 0;
-    let mut last_time = -1.0;
     for (i, s) in scenes.iter().enumerate() {
         assert_eq!(s["index"].as_i64().unwrap(), i as i64);
-        assert_eq!(s["start_frame"].as_i64().unwrap(), next);
-        next = s["end_frame"].as_i64().unwrap();
-        assert!(next > s["start_frame"].as_i64().unwrap(), "empty scene {s}");
         let (a, b) = (s["start_s"].as_f64().unwrap(), s["end_s"].as_f64().unwrap());
-        assert!(a > last_time && b > a, "scene times out of order: {s}");
-        last_time = a;
+        assert!(b > a, "scene times out of order: {s}");
+        spans.push((
+            s["start_frame"].as_i64().unwrap(),
+            s["end_frame"].as_i64().unwrap(),
+            "scene".into(),
+        ));
     }
-    assert_eq!(next, frames, "scenes do not cover every frame");
-    let starts: Vec<i64> = scenes[1..]
-        .iter()
-        .map(|s| s["start_frame"].as_i64().unwrap())
-        .collect();
-    let cuts = cut_frames(doc);
-    assert_eq!(starts, cuts, "scene boundaries differ from cuts");
     for t in doc["transitions"].as_array().unwrap() {
-        assert_eq!(t["start_frame"], t["end_frame"], "a cut spans no frames");
+        let kind = t["kind"].as_str().unwrap().to_string();
+        assert!(
+            ["cut", "fade_in", "fade_out", "dissolve"].contains(&kind.as_str()),
+            "{t}"
+        );
+        let (a, b) = (
+            t["start_frame"].as_i64().unwrap(),
+            t["end_frame"].as_i64().unwrap(),
+        );
+        if kind == "cut" {
+            assert_eq!(a, b, "a cut spans no frames");
+            assert!(
+                scenes.iter().any(|s| s["start_frame"].as_i64() == Some(a)),
+                "no scene starts at cut {a}"
+            );
+        } else {
+            assert!(b > a, "empty gradual transition {t}");
+            spans.push((a, b, kind));
+        }
         assert!(t["score"].as_f64().unwrap() > 0.0);
     }
+    spans.sort();
+    let mut next = 0;
+    for (a, b, what) in &spans {
+        assert_eq!(*a, next, "{what} at {a} leaves a gap or overlap before it");
+        assert!(b > a, "empty {what} at {a}");
+        next = *b;
+    }
+    assert_eq!(
+        next, frames,
+        "scenes and transitions do not cover every frame"
+    );
 }
 
 fn near(got: &[i64], want: &[i64], tolerance: i64) -> bool {

@@ -3,16 +3,21 @@
 //! Pure logic: no GStreamer, no I/O, so every rule is unit-tested on synthetic
 //! feature curves.
 //!
-//! A hard cut is a frame whose difference to the previous frame stands out both
-//! absolutely and against its neighbourhood (an adaptive threshold, as in
-//! PySceneDetect's AdaptiveDetector). The difference combines the residual pixel
-//! difference (structure, with the change in mean brightness removed) and the
-//! luma-histogram distance (insensitive to motion); a frame must score on both,
-//! so camera motion (high pixel difference, stable histogram), a flat colour or
-//! brightness change (histogram moves, structure stays) and gradual fades (many
-//! small steps) do not pass.
+//! - [`cuts`]: hard cuts (adaptive threshold, flash suppression).
+//! - [`gradual`]: fades to and from black, and dissolves.
+//! - [`eval`]: precision, recall and F1 against labelled transitions.
+//!
+//! Scenes are the spans between transitions: a cut ends one scene and starts
+//! the next at the same frame; the frames of a gradual transition belong to
+//! neither scene.
 
-use monteur_kernels::FrameFeatures;
+pub mod cuts;
+pub mod eval;
+pub mod gradual;
+
+pub use cuts::{detect_cuts, frame_score};
+pub use gradual::{Gradual, detect_gradual};
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Analysis, MediaInfo};
@@ -35,6 +40,28 @@ pub struct SceneSettings {
     /// Shortest scene kept, in seconds; a cut closer than this to the previous
     /// one is dropped.
     pub min_scene_s: f64,
+    /// Longest disturbance, in frames, that is undone afterwards (a flash, a
+    /// passing occlusion) and therefore not a cut.
+    pub flash_frames: usize,
+    /// Mean luma (0..255) at or below which a frame counts as black.
+    pub black_level: f32,
+    /// Smallest per-frame luma change that continues a fade.
+    pub fade_step: f32,
+    /// Shortest fade, in seconds; faster ones are cuts to or from black.
+    pub min_fade_s: f64,
+    /// Smallest total luma change of a fade.
+    pub min_fade_drop: f32,
+    /// Per-frame histogram distance that marks a frame as possibly inside a
+    /// dissolve.
+    pub dissolve_low: f32,
+    /// Histogram distance between the frames either side of a dissolve.
+    pub dissolve_high: f32,
+    /// How many times more a dissolve changes per frame than the footage
+    /// around it.
+    pub dissolve_contrast: f32,
+    /// Shortest and longest dissolve, in seconds.
+    pub min_dissolve_s: f64,
+    pub max_dissolve_s: f64,
 }
 
 impl Default for SceneSettings {
@@ -44,6 +71,16 @@ impl Default for SceneSettings {
             adaptive_ratio: DEFAULT_ADAPTIVE_RATIO,
             window: DEFAULT_WINDOW,
             min_scene_s: DEFAULT_MIN_SCENE_S,
+            flash_frames: 3,
+            black_level: 24.0,
+            fade_step: 0.3,
+            min_fade_s: 0.15,
+            min_fade_drop: 12.0,
+            dissolve_low: 0.012,
+            dissolve_high: 0.3,
+            dissolve_contrast: 3.0,
+            min_dissolve_s: 0.25,
+            max_dissolve_s: 3.0,
         }
     }
 }
@@ -68,6 +105,50 @@ impl SceneSettings {
             p.push(format!(
                 "scenes.window must be within 1..=60, got {}",
                 self.window
+            ));
+        }
+        if self.flash_frames > 30 {
+            p.push(format!(
+                "scenes.flash_frames must be at most 30, got {}",
+                self.flash_frames
+            ));
+        }
+        for (key, v) in [
+            ("black_level", self.black_level),
+            ("fade_step", self.fade_step),
+            ("min_fade_drop", self.min_fade_drop),
+        ] {
+            if !(0.0..=255.0).contains(&v) {
+                p.push(format!("scenes.{key} must be within 0..=255, got {v}"));
+            }
+        }
+        for (key, v) in [
+            ("dissolve_low", self.dissolve_low),
+            ("dissolve_high", self.dissolve_high),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                p.push(format!("scenes.{key} must be within 0..=1, got {v}"));
+            }
+        }
+        if !(self.dissolve_contrast >= 1.0 && self.dissolve_contrast <= 100.0) {
+            p.push(format!(
+                "scenes.dissolve_contrast must be within 1..=100, got {}",
+                self.dissolve_contrast
+            ));
+        }
+        if !(self.min_fade_s > 0.0 && self.min_fade_s <= 10.0) {
+            p.push(format!(
+                "scenes.min_fade_s must be within (0, 10], got {}",
+                self.min_fade_s
+            ));
+        }
+        if !(self.min_dissolve_s > 0.0
+            && self.min_dissolve_s < self.max_dissolve_s
+            && self.max_dissolve_s <= 30.0)
+        {
+            p.push(format!(
+                "scenes.min_dissolve_s and max_dissolve_s must satisfy 0 < min < max <= 30, got {} and {}",
+                self.min_dissolve_s, self.max_dissolve_s
             ));
         }
         if !(0.0..=60.0).contains(&self.min_scene_s) {
@@ -131,60 +212,6 @@ pub struct Transition {
     pub score: f32,
 }
 
-/// The difference score of a frame to its predecessor, 0..1.
-///
-/// The smaller of the two measures, so both must move: motion raises the
-/// residual but not the histogram distance, while a change of flat background
-/// colour or the first steps of a fade from black move the histogram a lot and
-/// leave the structure. Measured on the fixtures: real cuts 0.31..0.72, a flat
-/// colour change 0.04, fade steps under 0.03.
-pub fn frame_score(f: &FrameFeatures) -> f32 {
-    match (f.residual_diff, f.hist_distance) {
-        // Residuals of real cuts sit around 0.1..0.2 of full scale; the factor
-        // puts them on the histogram distance's scale.
-        (Some(residual), Some(hist)) => (residual * 4.0).min(1.0).min(hist),
-        _ => 0.0,
-    }
-}
-
-/// Indices of frames that start a new shot.
-pub fn detect_cuts(features: &[FrameFeatures], fps: f64, s: &SceneSettings) -> Vec<(usize, f32)> {
-    let scores: Vec<f32> = features.iter().map(frame_score).collect();
-    let min_gap = ((s.min_scene_s * fps).round() as usize).max(1);
-    let mut cuts: Vec<(usize, f32)> = Vec::new();
-    for (i, &score) in scores.iter().enumerate().skip(1) {
-        if score < s.min_score {
-            continue;
-        }
-        let lo = i.saturating_sub(s.window).max(1);
-        let hi = (i + s.window).min(scores.len() - 1);
-        let neighbours: Vec<f32> = (lo..=hi).filter(|&j| j != i).map(|j| scores[j]).collect();
-        let baseline = if neighbours.is_empty() {
-            0.0
-        } else {
-            neighbours.iter().sum::<f32>() / neighbours.len() as f32
-        };
-        // A small floor keeps a static scene (baseline near zero) from turning
-        // compression noise into cuts; min_score already bounds that, but the
-        // ratio must stay meaningful too.
-        if score < s.adaptive_ratio * baseline.max(0.01) {
-            continue;
-        }
-        match cuts.last_mut() {
-            Some((last, last_score)) if i - *last < min_gap => {
-                // Keep the stronger of two cuts that are too close.
-                if score > *last_score {
-                    *last = i;
-                    *last_score = score;
-                }
-            }
-            _ if i < min_gap => {}
-            _ => cuts.push((i, score)),
-        }
-    }
-    cuts
-}
-
 /// Builds the `scenes.json` document for an analysed input.
 pub fn detect_scenes(analysis: &Analysis, info: &MediaInfo, s: &SceneSettings) -> ScenesDocument {
     let frames = analysis.features.len();
@@ -214,31 +241,44 @@ pub fn detect_scenes(analysis: &Analysis, info: &MediaInfo, s: &SceneSettings) -
     };
 
     let cuts = detect_cuts(&analysis.features, fps.max(1.0), s);
-    let transitions: Vec<Transition> = cuts
+    let gradual = detect_gradual(&analysis.features, &cuts, fps.max(1.0), s);
+    let mut spans: Vec<(TransitionKind, usize, usize, f32)> = cuts
         .iter()
-        .map(|&(i, score)| Transition {
-            kind: TransitionKind::Cut,
-            start_frame: i as u64,
-            end_frame: i as u64,
-            start_s: round_us(time_of(i)),
-            end_s: round_us(time_of(i)),
+        // A cut inside a gradual transition is part of it.
+        .filter(|&&(c, _)| !gradual.iter().any(|g| g.start <= c && c < g.end))
+        .map(|&(c, score)| (TransitionKind::Cut, c, c, score))
+        .chain(gradual.iter().map(|g| (g.kind, g.start, g.end, g.score)))
+        .collect();
+    spans.sort_by_key(|t| t.1);
+    let transitions: Vec<Transition> = spans
+        .iter()
+        .map(|&(kind, start, end, score)| Transition {
+            kind,
+            start_frame: start as u64,
+            end_frame: end as u64,
+            start_s: round_us(time_of(start)),
+            end_s: round_us(time_of(end)),
             score: (score * 1000.0).round() / 1000.0,
         })
         .collect();
-    let mut bounds: Vec<usize> = vec![0];
-    bounds.extend(cuts.iter().map(|&(i, _)| i));
-    bounds.push(frames);
-    let scenes = bounds
-        .windows(2)
-        .enumerate()
-        .map(|(index, w)| Scene {
-            index,
-            start_frame: w[0] as u64,
-            end_frame: w[1] as u64,
-            start_s: round_us(time_of(w[0])),
-            end_s: round_us(time_of(w[1])),
-        })
-        .collect();
+    let mut scenes = Vec::new();
+    let mut from = 0usize;
+    for &(_, start, end, _) in
+        spans
+            .iter()
+            .chain(std::iter::once(&(TransitionKind::Cut, frames, frames, 0.0)))
+    {
+        if start > from {
+            scenes.push(Scene {
+                index: scenes.len(),
+                start_frame: from as u64,
+                end_frame: start as u64,
+                start_s: round_us(time_of(from)),
+                end_s: round_us(time_of(start)),
+            });
+        }
+        from = from.max(end);
+    }
     ScenesDocument {
         source: SourceSummary {
             duration_s: round_us(duration.unwrap_or_else(|| time_of(frames))),
@@ -259,6 +299,7 @@ fn round_us(s: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use monteur_kernels::{FrameFeatures, HIST_BINS};
 
     fn f(mad: f32, hist: f32) -> FrameFeatures {
         FrameFeatures {
@@ -266,6 +307,7 @@ mod tests {
             mean_abs_diff: Some(mad),
             residual_diff: Some(mad),
             hist_distance: Some(hist),
+            hist: [1.0 / HIST_BINS as f32; HIST_BINS],
         }
     }
 
@@ -275,18 +317,40 @@ mod tests {
             mean_abs_diff: None,
             residual_diff: None,
             hist_distance: None,
+            hist: [1.0 / HIST_BINS as f32; HIST_BINS],
         }
     }
 
+    /// Histogram of shot `k`: all pixels in one bin, a different bin per shot.
+    fn shot_hist(k: usize) -> [f32; HIST_BINS] {
+        let mut h = [0.0; HIST_BINS];
+        h[(k * 7) % HIST_BINS] = 1.0;
+        h
+    }
+
+    /// A feature curve of `n` frames with a steady `base` difference and
+    /// spikes; a spike whose histogram distance is at least 0.5 starts a new
+    /// shot (a different histogram), a smaller one does not.
     fn curve(n: usize, base: (f32, f32), spikes: &[(usize, f32, f32)]) -> Vec<FrameFeatures> {
-        let mut v = vec![first()];
-        v.extend((1..n).map(|i| {
-            spikes
+        let mut shot = 0;
+        let mut v = vec![FrameFeatures {
+            hist: shot_hist(0),
+            ..first()
+        }];
+        for i in 1..n {
+            let (mad, hist) = spikes
                 .iter()
                 .find(|s| s.0 == i)
-                .map(|s| f(s.1, s.2))
-                .unwrap_or(f(base.0, base.1))
-        }));
+                .map(|s| (s.1, s.2))
+                .unwrap_or(base);
+            if hist >= 0.5 {
+                shot += 1;
+            }
+            v.push(FrameFeatures {
+                hist: shot_hist(shot),
+                ..f(mad, hist)
+            });
+        }
         v
     }
 
@@ -316,6 +380,7 @@ mod tests {
             mean_abs_diff: Some(0.06),
             residual_diff: Some(0.004),
             hist_distance: Some(0.97),
+            hist: [1.0 / HIST_BINS as f32; HIST_BINS],
         };
         assert!(detect_cuts(&feats, 10.0, &SceneSettings::default()).is_empty());
     }
@@ -349,6 +414,7 @@ mod tests {
             adaptive_ratio: 0.5,
             window: 0,
             min_scene_s: -1.0,
+            ..SceneSettings::default()
         };
         assert_eq!(s.problems().len(), 4);
         assert!(SceneSettings::default().problems().is_empty());
