@@ -24,7 +24,7 @@ if [ -r /etc/os-release ]; then
   fi
 fi
 PACKAGES=(
-  pkg-config gcc unzip ca-certificates python3
+  pkg-config gcc unzip ca-certificates python3 python3-venv time
   # GStreamer 1.22: headers for gstreamer-rs, and the decoders/encoders we use.
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
@@ -91,6 +91,17 @@ for entry in "${WHEELS[@]}"; do
   touch "$stamp"
 done
 ln -sf libonnxruntime.so.1.31.1 "$ASSETS/onnxruntime/libonnxruntime.so"
+
+# --- Peers for the side-by-side benchmarks ---------------------------------------
+# PySceneDetect and its dependencies, pinned, in a venv of their own.
+PEERS="$CACHE/peers"
+PEER_PINS=(scenedetect-headless==0.7.2 opencv-python-headless==5.0.0.93 numpy==2.4.6 click==8.5.1 platformdirs==4.14.8 tqdm==4.70.1)
+if [ ! -f "$PEERS/.done-${#PEER_PINS[@]}" ]; then
+  say "installing benchmark peers (PySceneDetect 0.7.2) into $PEERS"
+  python3 -m venv "$PEERS" || die "python3 -m venv failed (is python3-venv installed?)"
+  "$PEERS/bin/pip" install -q --no-deps "${PEER_PINS[@]}" || die "could not install ${PEER_PINS[*]}"
+  touch "$PEERS/.done-${#PEER_PINS[@]}"
+fi
 
 cat >"$ASSETS/env.sh" <<ENV
 # Written by scripts/setup.sh: where the runtime libraries and models are.

@@ -2,8 +2,8 @@
 //! cached outside the repository (`$MONTEUR_CACHE/synthetic`).
 //!
 //! Every clip is a sequence of shots from different generators, joined by hard
-//! cuts (`concat`) or by ffmpeg `xfade` transitions whose frame spans follow
-//! from their offsets, so the ground truth is known to the frame.
+//! cuts (`concat`), linear fades (`fade`) or a crossfade (`xfade`), so the
+//! ground truth follows from the recipe to the frame.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,9 +24,17 @@ pub struct Clip {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    pub frames: u64,
     pub truth: Vec<Truth>,
-    /// ffmpeg arguments between the global options and the encoder.
-    args: Vec<String>,
+    recipe: Recipe,
+}
+
+#[derive(Debug, Clone)]
+enum Recipe {
+    /// An ffmpeg filter graph whose output pad is `[v]`.
+    Filter(String),
+    /// Clips joined end to end without re-encoding.
+    Concat(Vec<Clip>),
 }
 
 /// Shot generators: visibly different content, each with its own motion.
@@ -38,7 +46,7 @@ const SHOTS: [&str; 5] = [
     "gradients=speed=0.05",
 ];
 
-fn source(i: usize, w: u32, h: u32, fps: u32, secs: f64) -> String {
+fn source(i: usize, w: u32, h: u32, fps: u32, secs: u32) -> String {
     let s = SHOTS[i % SHOTS.len()];
     let sep = if s.contains('=') { ":" } else { "=" };
     format!(
@@ -46,28 +54,49 @@ fn source(i: usize, w: u32, h: u32, fps: u32, secs: f64) -> String {
     )
 }
 
+fn cut(frame: u64) -> Truth {
+    Truth {
+        kind: "cut",
+        start: frame,
+        end: frame,
+    }
+}
+
 impl Clip {
+    fn filter(
+        name: &'static str,
+        w: u32,
+        h: u32,
+        fps: u32,
+        secs: u32,
+        graph: String,
+        truth: Vec<Truth>,
+    ) -> Self {
+        Self {
+            name,
+            width: w,
+            height: h,
+            fps,
+            frames: u64::from(secs * fps),
+            truth,
+            recipe: Recipe::Filter(graph),
+        }
+    }
+
     /// `shots` shots of `secs` seconds joined by hard cuts.
     pub fn cuts(name: &'static str, w: u32, h: u32, fps: u32, shots: usize, secs: u32) -> Self {
         let mut graph = String::new();
         for i in 0..shots {
-            graph.push_str(&format!("{}[s{i}];", source(i, w, h, fps, f64::from(secs))));
+            graph.push_str(&format!("{}[s{i}];", source(i, w, h, fps, secs)));
         }
         for i in 0..shots {
             graph.push_str(&format!("[s{i}]"));
         }
         graph.push_str(&format!("concat=n={shots}:v=1[v]"));
         let truth = (1..shots)
-            .map(|i| {
-                let f = (i as u32 * secs * fps) as u64;
-                Truth {
-                    kind: "cut",
-                    start: f,
-                    end: f,
-                }
-            })
+            .map(|i| cut(u64::from(i as u32 * secs * fps)))
             .collect();
-        Self::new(name, w, h, fps, graph, truth)
+        Self::filter(name, w, h, fps, shots as u32 * secs, graph, truth)
     }
 
     /// Two shots joined by a dissolve (an `xfade` crossfade) of `dur` seconds.
@@ -82,22 +111,16 @@ impl Clip {
     ) -> Self {
         let graph = format!(
             "{}[a];{}[b];[a][b]xfade=transition=fade:duration={dur}:offset={first}[v]",
-            source(0, w, h, fps, f64::from(first + dur)),
-            source(1, w, h, fps, f64::from(dur + second)),
+            source(0, w, h, fps, first + dur),
+            source(1, w, h, fps, dur + second),
         );
         let (s, e) = (u64::from(first * fps), u64::from((first + dur) * fps));
-        Self::new(
-            name,
-            w,
-            h,
-            fps,
-            graph,
-            vec![Truth {
-                kind: "dissolve",
-                start: s,
-                end: e,
-            }],
-        )
+        let truth = vec![Truth {
+            kind: "dissolve",
+            start: s,
+            end: e,
+        }];
+        Self::filter(name, w, h, fps, first + dur + second, graph, truth)
     }
 
     /// A shot fading out to black over `dur` seconds, then the next fading in
@@ -113,112 +136,136 @@ impl Clip {
     ) -> Self {
         let graph = format!(
             "{},fade=t=out:st={first}:d={dur}[a];{},fade=t=in:st=0:d={dur}[b];[a][b]concat=n=2:v=1[v]",
-            source(0, w, h, fps, f64::from(first + dur)),
-            source(1, w, h, fps, f64::from(dur + second)),
+            source(0, w, h, fps, first + dur),
+            source(1, w, h, fps, dur + second),
         );
         let (s, m) = (u64::from(first * fps), u64::from((first + dur) * fps));
         let e = m + u64::from(dur * fps);
-        Self::new(
-            name,
-            w,
-            h,
-            fps,
-            graph,
-            vec![
-                Truth {
-                    kind: "fade_out",
-                    start: s,
-                    end: m,
-                },
-                Truth {
-                    kind: "fade_in",
-                    start: m,
-                    end: e,
-                },
-            ],
-        )
+        let truth = vec![
+            Truth {
+                kind: "fade_out",
+                start: s,
+                end: m,
+            },
+            Truth {
+                kind: "fade_in",
+                start: m,
+                end: e,
+            },
+        ];
+        Self::filter(name, w, h, fps, first + 2 * dur + second, graph, truth)
     }
 
     /// One shot panning fast across a large moving pattern: no transition.
     pub fn fast_pan(name: &'static str, w: u32, h: u32, fps: u32, secs: u32) -> Self {
+        // Back and forth across twice the frame width every 2.5 s (about 40 px
+        // a frame at 640 wide, 25 fps), bobbing vertically: fast, continuous
+        // motion with no jump.
         let graph = format!(
-            // Back and forth across twice the frame width every 2.5 s (about
-            // 40 px a frame at 640 wide, 25 fps), bobbing vertically: fast,
-            // continuous motion with no jump.
             "testsrc2=size={}x{}:rate={fps},trim=duration={secs},crop={w}:{h}:x='{}*abs(1-mod(t*0.8,2))':y='{}*abs(sin(t*2))',format=yuv420p[v]",
             w * 3,
             h * 3,
             w * 2,
             h * 2
         );
-        Self::new(name, w, h, fps, graph, Vec::new())
+        Self::filter(name, w, h, fps, secs, graph, Vec::new())
     }
 
     /// One shot with two-frame white flashes (photo flashes): no transition.
     pub fn flashes(name: &'static str, w: u32, h: u32, fps: u32, secs: u32) -> Self {
         let graph = format!(
             "{},eq=brightness=0.6:enable='between(n,{a},{b})+between(n,{c},{d})'[v]",
-            source(1, w, h, fps, f64::from(secs)),
+            source(1, w, h, fps, secs),
             a = fps,
             b = fps + 1,
             c = fps * 2 + fps / 2,
             d = fps * 2 + fps / 2 + 1,
         );
-        Self::new(name, w, h, fps, graph, Vec::new())
+        Self::filter(name, w, h, fps, secs, graph, Vec::new())
     }
 
-    fn new(
-        name: &'static str,
-        width: u32,
-        height: u32,
-        fps: u32,
-        graph: String,
-        truth: Vec<Truth>,
-    ) -> Self {
-        let args = [
-            "-filter_complex".to_string(),
-            graph,
-            "-map".into(),
-            "[v]".into(),
-        ]
-        .to_vec();
+    /// `parts` (same size and rate) one after the other. Each junction is a
+    /// hard cut: consecutive parts end and start on different content.
+    pub fn concat(name: &'static str, parts: Vec<Clip>) -> Self {
+        let (width, height, fps) = parts
+            .first()
+            .map(|p| (p.width, p.height, p.fps))
+            .unwrap_or((0, 0, 1));
+        let mut truth = Vec::new();
+        let mut offset = 0u64;
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                truth.push(cut(offset));
+            }
+            truth.extend(p.truth.iter().map(|t| Truth {
+                kind: t.kind,
+                start: t.start + offset,
+                end: t.end + offset,
+            }));
+            offset += p.frames;
+        }
         Self {
             name,
             width,
             height,
             fps,
+            frames: offset,
             truth,
-            args,
+            recipe: Recipe::Concat(parts),
         }
     }
 
     /// The clip's file, made on first use.
     pub fn path(&self) -> Result<PathBuf, String> {
         let dir = cache_dir();
+        // The recipe's hash keeps clips of one name but different recipes apart.
         let path = dir.join(format!(
-            "{}-{}x{}-{}fps.mp4",
-            self.name, self.width, self.height, self.fps
+            "{}-{}x{}-{}fps-{:016x}.mp4",
+            self.name,
+            self.width,
+            self.height,
+            self.fps,
+            fnv1a(format!("{:?}", self.recipe).as_bytes())
         ));
         if path.is_file() {
             return Ok(path);
         }
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let tmp = dir.join(format!(".{}-{}.tmp.mp4", self.name, std::process::id()));
-        let status = Command::new("ffmpeg")
-            .args(["-v", "error", "-y"])
-            .args(&self.args)
-            .args([
-                "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
-            ])
-            .arg(&tmp)
-            .status()
-            .map_err(|e| format!("ffmpeg: {e}"))?;
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-v", "error", "-y"]);
+        match &self.recipe {
+            Recipe::Filter(graph) => {
+                cmd.args(["-filter_complex", graph, "-map", "[v]"]).args([
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+                ]);
+            }
+            Recipe::Concat(parts) => {
+                let list = dir.join(format!(".{}-{}.txt", self.name, std::process::id()));
+                let mut text = String::new();
+                for p in parts {
+                    text.push_str(&format!("file '{}'\n", p.path()?.display()));
+                }
+                std::fs::write(&list, text).map_err(|e| e.to_string())?;
+                cmd.args(["-f", "concat", "-safe", "0", "-i"])
+                    .arg(&list)
+                    .args(["-c", "copy"]);
+            }
+        }
+        let status = cmd.arg(&tmp).status().map_err(|e| format!("ffmpeg: {e}"))?;
         if !status.success() {
             return Err(format!("ffmpeg failed making {}: {status}", self.name));
         }
         std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
         Ok(path)
     }
+}
+
+/// FNV-1a: a stable hash (std's hasher may change between releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn cache_dir() -> PathBuf {
@@ -250,4 +297,18 @@ pub fn full_set() -> Vec<Clip> {
     set.push(Clip::fade_through_black("fades", 1920, 1080, 25, 1, 1, 1));
     set.push(Clip::dissolve("dissolve", 1920, 1080, 25, 1, 1, 1));
     set
+}
+
+/// The benchmark clip: every part of the small set at `w`x`h`, joined (29 s).
+pub fn mixed(w: u32, h: u32) -> Clip {
+    Clip::concat(
+        "mixed",
+        vec![
+            Clip::cuts("cuts", w, h, 25, 5, 2),
+            Clip::fade_through_black("fades", w, h, 25, 2, 1, 2),
+            Clip::dissolve("dissolve", w, h, 25, 2, 1, 2),
+            Clip::fast_pan("fast-pan", w, h, 25, 4),
+            Clip::flashes("flashes", w, h, 25, 4),
+        ],
+    )
 }
