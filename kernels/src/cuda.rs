@@ -118,6 +118,19 @@ impl CudaBackend {
         &self.device
     }
 
+    /// Copies the batch to the device and waits, without running a kernel:
+    /// the transfer cost that bounds [`Backend::frame_stats`], for benchmarks.
+    pub fn upload_only(&mut self, batch: &LumaBatch<'_>) -> Result<(), KernelError> {
+        let px = batch.pixels();
+        let total = batch.len() + 1;
+        let stream = Arc::clone(&self.stream);
+        let b = self.buffers(px, total)?;
+        stream
+            .memcpy_htod(batch.data(), &mut b.frames.slice_mut(px..total * px))
+            .map_err(device_err)?;
+        stream.synchronize().map_err(device_err)
+    }
+
     fn buffers(&mut self, pixels: usize, frames: usize) -> Result<&mut Buffers, KernelError> {
         let fits = self
             .buffers

@@ -1,0 +1,105 @@
+//! Frame-kernel throughput, CPU and CUDA in one run, each next to its
+//! physical limit on the same bytes:
+//!
+//! - CPU: `copy_from_slice` of the batch (reading every byte once is the
+//!   least any kernel over those frames can do);
+//! - CUDA: the host-to-device copy of the batch alone (the kernels cannot beat
+//!   the transfer that feeds them), when a GPU is present.
+//!
+//! Run: `cargo bench -p monteur-kernels --bench frame_stats`. Builds and runs
+//! without a GPU (the CUDA rows then say so); `scripts/gpu-bundle.sh` carries
+//! it to a GPU machine.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::time::{Duration, Instant};
+
+use monteur_kernels::cuda::{CudaBackend, cuda_available};
+use monteur_kernels::{Backend, CpuBackend, LumaBatch};
+
+fn frames(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn best(runs: usize, mut f: impl FnMut()) -> Duration {
+    f(); // warm-up: first-touch page faults, GPU buffer allocation
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+fn main() {
+    println!("| frames | backend | frames/s | GB/s read | limit GB/s | vs limit |");
+    println!("|---|---|---:|---:|---:|---:|");
+    let mut gpu = if cuda_available() {
+        match CudaBackend::new(0) {
+            Ok(g) => {
+                eprintln!("GPU: {}", g.device());
+                Some(g)
+            }
+            Err(e) => {
+                eprintln!("CUDA present but unusable: {e}");
+                None
+            }
+        }
+    } else {
+        eprintln!("no CUDA device: CUDA rows not run");
+        None
+    };
+    for (w, h, n, runs) in [(320usize, 180usize, 32usize, 200usize), (1920, 1080, 8, 10)] {
+        let data = frames(w * h * n);
+        let prev = frames(w * h);
+        let batch = match LumaBatch::new(w, h, &data, Some(&prev)) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{e}");
+                return;
+            }
+        };
+        let bytes = (data.len() + prev.len()) as f64;
+        let mut out = Vec::new();
+        let mut copy = vec![0u8; data.len()];
+        let limit = best(runs, || copy.copy_from_slice(std::hint::black_box(&data)));
+        let mut cpu = CpuBackend::new();
+        let t = best(runs, || {
+            let _ = cpu.frame_stats(std::hint::black_box(&batch), &mut out);
+        });
+        let row = |name: &str, t: Duration, limit: Duration| {
+            println!(
+                "| {w}x{h} x{n} | {name} | {:.0} | {:.2} | {:.2} | {:.2}x |",
+                n as f64 / t.as_secs_f64(),
+                bytes / t.as_secs_f64() / 1e9,
+                bytes / limit.as_secs_f64() / 1e9,
+                limit.as_secs_f64() / t.as_secs_f64()
+            );
+        };
+        row("cpu", t, limit);
+        if let Some(g) = gpu.as_mut() {
+            let t = best(runs, || {
+                let _ = g.frame_stats(std::hint::black_box(&batch), &mut out);
+            });
+            match g.upload_only(&batch) {
+                Ok(()) => {
+                    let limit = best(runs, || {
+                        let _ = g.upload_only(&batch);
+                    });
+                    row("cuda (incl. upload)", t, limit);
+                }
+                Err(e) => eprintln!("upload failed: {e}"),
+            }
+        }
+    }
+}
