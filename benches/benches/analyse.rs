@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use monteur_benches::{media, timing};
+use monteur_benches::timing;
 use monteur_kernels::CpuBackend;
 use monteur_pipelines::analyse::{AnalyseSettings, Stage};
 use monteur_worker::progress::Silent;
@@ -22,18 +22,14 @@ use monteur_worker::{Config, TaskSet};
 const RUNS: usize = 3;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    monteur_benches::finish(run())
 }
 
 fn run() -> Result<(), String> {
     // `cargo bench` passes --bench; nothing else to parse.
-    let clip = media::h264_1080p_three_shots(10).map_err(|e| e.to_string())?;
+    // Three 10 s shots (moving test pattern, Mandelbrot zoom, colour bars).
+    let clip =
+        monteur_tests::synthetic::Clip::cuts("bench-3shots", 1920, 1080, 30, 3, 10).path()?;
     monteur_pipelines::init().map_err(|e| e.to_string())?;
     let info = monteur_pipelines::probe(&clip, std::time::Duration::from_secs(30))
         .map_err(|e| e.to_string())?;

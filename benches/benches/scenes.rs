@@ -42,13 +42,7 @@ struct Timed {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    monteur_benches::finish(run())
 }
 
 fn kind(name: &str) -> Result<TransitionKind, String> {

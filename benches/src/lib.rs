@@ -5,8 +5,22 @@
 //! run, on the same file, so machine load moves both sides alike.
 //!
 //! # Layout
-//! - [`media`]: synthetic clips generated once with ffmpeg into the cache.
 //! - [`timing`]: best-of-N wall-clock timing of a closure or a command.
+//! - [`finish`]: the exit code of a bench binary.
+//!
+//! Test media come from `monteur_tests::synthetic` (frame-exact answers) and
+//! the shared fixtures.
 
-pub mod media;
 pub mod timing;
+
+/// Maps a bench's result to its exit code, saying why on failure.
+#[allow(clippy::print_stderr)]
+pub fn finish(result: Result<(), String>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -15,19 +15,8 @@
 use std::time::{Duration, Instant};
 
 use monteur_kernels::cuda::{CudaBackend, cuda_available};
+use monteur_kernels::testing::noise;
 use monteur_kernels::{Backend, CpuBackend, LumaBatch};
-
-fn frames(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn best(runs: usize, mut f: impl FnMut()) -> Duration {
     f(); // warm-up: first-touch page faults, GPU buffer allocation
@@ -60,8 +49,8 @@ fn main() {
         None
     };
     for (w, h, n, runs) in [(320usize, 180usize, 32usize, 200usize), (1920, 1080, 8, 10)] {
-        let data = frames(w * h * n);
-        let prev = frames(w * h);
+        let data = noise(w * h * n, 1);
+        let prev = noise(w * h, 2);
         let batch = match LumaBatch::new(w, h, &data, Some(&prev)) {
             Ok(b) => b,
             Err(e) => {

@@ -45,7 +45,7 @@ pub fn frame_stats(frame: &[u8], previous: Option<&[u8]>) -> FrameStats {
         Some(prev) => {
             let offset = mean_offset(sum, luma_sum(prev), frame.len());
             (
-                Some(abs_diff_sum(frame, prev)),
+                Some(residual_diff_sum(frame, prev, 0)),
                 Some(residual_diff_sum(frame, prev, offset)),
             )
         }
@@ -66,20 +66,7 @@ fn luma_sum(frame: &[u8]) -> u64 {
         .sum()
 }
 
-fn abs_diff_sum(a: &[u8], b: &[u8]) -> u64 {
-    a.chunks(BLOCK)
-        .zip(b.chunks(BLOCK))
-        .map(|(x, y)| {
-            u64::from(
-                x.iter()
-                    .zip(y)
-                    .map(|(&p, &q)| u32::from(p.abs_diff(q)))
-                    .sum::<u32>(),
-            )
-        })
-        .sum()
-}
-
+/// Sum of `|a - b - offset|`; with `offset` 0, the plain absolute difference.
 fn residual_diff_sum(a: &[u8], b: &[u8], offset: i32) -> u64 {
     // |a - b - offset| <= 510: 4096 of them fit a u32.
     let offset = offset as i16;
@@ -123,6 +110,7 @@ fn histogram(frame: &[u8]) -> [u32; HIST_BINS] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::noise;
 
     /// The obvious, slow definition the optimised loops must agree with.
     fn naive(frame: &[u8], previous: Option<&[u8]>) -> FrameStats {
@@ -154,19 +142,6 @@ mod tests {
             residual_diff_sum: diff(offset),
             hist,
         }
-    }
-
-    /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!   the safe probe that tells whether a GPU is there.
 //! - [`select`](mod@select): picks a backend at run time (`auto`, `cpu`, `cuda`).
 //! - [`Backend`]: the trait every backend implements.
+//! - [`testing`]: deterministic frame data for tests and benchmarks.
 
 mod backend;
 pub mod cpu;
@@ -23,6 +24,7 @@ mod error;
 pub mod features;
 pub mod frame;
 pub mod select;
+pub mod testing;
 
 pub use backend::Backend;
 pub use cpu::CpuBackend;

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use monteur_kernels::cuda::{self, CudaBackend};
+use monteur_kernels::testing::noise;
 use monteur_kernels::{Backend, BackendChoice, CpuBackend, LumaBatch, select};
 
 fn require_gpu() -> bool {
@@ -69,18 +70,6 @@ fn probing_never_panics_and_auto_always_gets_a_backend() {
         assert!(CudaBackend::new(0).is_err());
         assert!(select(BackendChoice::Cuda).is_err());
     }
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// Frames shaped like footage: a gradient, a brightness step, noise, flat.
