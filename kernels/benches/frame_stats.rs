@@ -6,6 +6,9 @@
 //! - CUDA: the host-to-device copy of the batch alone (the kernels cannot beat
 //!   the transfer that feeds them), when a GPU is present.
 //!
+//! Then the log-mel kernel: one 30 s window per call, as a real-time factor
+//! (seconds of compute per second of audio; lower is better).
+//!
 //! Run: `cargo bench -p monteur-kernels --bench frame_stats`. Builds and runs
 //! without a GPU (the CUDA rows then say so); `scripts/gpu-bundle.sh` carries
 //! it to a GPU machine.
@@ -15,6 +18,7 @@
 use std::time::{Duration, Instant};
 
 use monteur_kernels::cuda::{CudaBackend, cuda_available};
+use monteur_kernels::mel::WINDOW_SAMPLES;
 use monteur_kernels::testing::noise;
 use monteur_kernels::{Backend, CpuBackend, LumaBatch};
 
@@ -90,5 +94,31 @@ fn main() {
                 Err(e) => eprintln!("upload failed: {e}"),
             }
         }
+    }
+    let audio: Vec<f32> = noise(WINDOW_SAMPLES, 3)
+        .iter()
+        .map(|&b| (f32::from(b) - 128.0) / 256.0)
+        .collect();
+    let mut mel = Vec::new();
+    let mut cpu = CpuBackend::new();
+    println!("\n| log-mel, one 30 s window | backend | ms | real-time factor |");
+    println!("|---|---|---:|---:|");
+    let t = best(3, || {
+        let _ = cpu.log_mel(std::hint::black_box(&audio), &mut mel);
+    });
+    println!(
+        "| 80 x 3000 | cpu | {:.1} | {:.4} |",
+        t.as_secs_f64() * 1e3,
+        t.as_secs_f64() / 30.0
+    );
+    if let Some(g) = gpu.as_mut() {
+        let t = best(10, || {
+            let _ = g.log_mel(std::hint::black_box(&audio), &mut mel);
+        });
+        println!(
+            "| 80 x 3000 | cuda (incl. transfers) | {:.1} | {:.5} |",
+            t.as_secs_f64() * 1e3,
+            t.as_secs_f64() / 30.0
+        );
     }
 }

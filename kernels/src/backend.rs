@@ -15,4 +15,22 @@ pub trait Backend: Send {
         batch: &LumaBatch<'_>,
         out: &mut Vec<FrameStats>,
     ) -> Result<(), KernelError>;
+
+    /// Whisper log-mel spectrograms of a batch of audio windows: `windows`
+    /// holds whole windows of [`mel::WINDOW_SAMPLES`](crate::mel::WINDOW_SAMPLES)
+    /// samples (16 kHz mono, zero-padded by the caller); `out` is replaced by
+    /// `N_MELS * WINDOW_FRAMES` values per window, band after band.
+    fn log_mel(&mut self, windows: &[f32], out: &mut Vec<f32>) -> Result<(), KernelError>;
+}
+
+/// Number of whole windows in `windows`, or why it is not a batch.
+pub(crate) fn mel_windows(windows: &[f32]) -> Result<usize, KernelError> {
+    use crate::mel::WINDOW_SAMPLES;
+    if windows.is_empty() || !windows.len().is_multiple_of(WINDOW_SAMPLES) {
+        return Err(KernelError::InvalidBatch(format!(
+            "{} samples is not a whole number of {WINDOW_SAMPLES}-sample windows",
+            windows.len()
+        )));
+    }
+    Ok(windows.len() / WINDOW_SAMPLES)
 }

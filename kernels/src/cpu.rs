@@ -4,18 +4,25 @@
 //! turns into SIMD sums of absolute differences. It is the definition every other
 //! backend is tested against, so it stays simple.
 
+use crate::backend::mel_windows;
+use crate::mel::{self, MelTables, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES};
 use crate::{Backend, FrameStats, HIST_BINS, KernelError, LumaBatch, mean_offset};
 
 /// Pixels summed in one `u32` accumulator: 4096 * 255 cannot overflow.
 const BLOCK: usize = 4096;
 
-/// The reference backend; it holds no state.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CpuBackend;
+/// The reference backend. Its only state is the log-mel tables, built on
+/// first use, and scratch space.
+#[derive(Debug, Default, Clone)]
+pub struct CpuBackend {
+    mel: Option<Box<MelTables>>,
+    frame: Vec<f32>,
+    power: Vec<f32>,
+}
 
 impl CpuBackend {
     pub fn new() -> Self {
-        Self
+        Self::default()
     }
 }
 
@@ -33,6 +40,23 @@ impl Backend for CpuBackend {
         out.reserve(batch.len());
         for i in 0..batch.len() {
             out.push(frame_stats(batch.frame(i), batch.before(i)));
+        }
+        Ok(())
+    }
+
+    fn log_mel(&mut self, windows: &[f32], out: &mut Vec<f32>) -> Result<(), KernelError> {
+        let n = mel_windows(windows)?;
+        let tables = self
+            .mel
+            .get_or_insert_with(|| Box::new(MelTables::whisper80()));
+        let per = N_MELS * WINDOW_FRAMES;
+        out.clear();
+        out.resize(n * per, 0.0);
+        for (w, dst) in windows
+            .chunks_exact(WINDOW_SAMPLES)
+            .zip(out.chunks_exact_mut(per))
+        {
+            mel::log_mel_window(tables, w, dst, &mut self.frame, &mut self.power);
         }
         Ok(())
     }
@@ -151,7 +175,7 @@ mod tests {
             let prev = noise(w * h, 7);
             let batch = LumaBatch::new(w, h, &frames, Some(&prev)).unwrap();
             let mut out = Vec::new();
-            CpuBackend.frame_stats(&batch, &mut out).unwrap();
+            CpuBackend::new().frame_stats(&batch, &mut out).unwrap();
             assert_eq!(out.len(), 3);
             for (i, got) in out.iter().enumerate() {
                 assert_eq!(
@@ -191,7 +215,7 @@ mod tests {
         let frames = noise(16 * 2, 3);
         let batch = LumaBatch::new(4, 4, &frames, None).unwrap();
         let mut out = Vec::new();
-        CpuBackend.frame_stats(&batch, &mut out).unwrap();
+        CpuBackend::new().frame_stats(&batch, &mut out).unwrap();
         assert_eq!(out[0].abs_diff_sum, None);
         assert!(out[1].abs_diff_sum.is_some());
     }

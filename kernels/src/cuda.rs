@@ -15,12 +15,23 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{CompileOptions, compile_ptx_with_opts};
 
+use crate::backend::mel_windows;
+use crate::mel::{MelTables, N_MELS, WINDOW_FRAMES};
 use crate::{Backend, FrameStats, HIST_BINS, KernelError, LumaBatch};
 
-/// The CUDA C source of every frame kernel.
-pub const SOURCE: &str = include_str!("cuda/frame_stats.cu");
+/// The CUDA C source of every kernel, compiled as one program.
+pub const SOURCE: &str = concat!(
+    include_str!("cuda/frame_stats.cu"),
+    "\n",
+    include_str!("cuda/log_mel.cu")
+);
 /// Entry points in [`SOURCE`].
-pub const KERNELS: [&str; 2] = ["frame_sums", "frame_diffs"];
+pub const KERNELS: [&str; 4] = [
+    "frame_sums",
+    "frame_diffs",
+    "log_mel_frames",
+    "log_mel_normalise",
+];
 const THREADS: u32 = 256;
 
 /// True when the CUDA driver loads and reports at least one device. Never
@@ -49,10 +60,22 @@ pub struct CudaBackend {
     stream: Arc<CudaStream>,
     sums_fn: CudaFunction,
     diffs_fn: CudaFunction,
+    mel_fn: CudaFunction,
+    mel_norm_fn: CudaFunction,
+    /// Log-mel tables on the device, uploaded on first use.
+    mel: Option<MelDevice>,
     device: String,
     /// Device buffers sized for `frames_capacity` frames of `pixels` each,
     /// reused across batches.
     buffers: Option<Buffers>,
+}
+
+struct MelDevice {
+    cos: CudaSlice<f32>,
+    sin: CudaSlice<f32>,
+    filters: CudaSlice<f32>,
+    band_lo: CudaSlice<i32>,
+    band_hi: CudaSlice<i32>,
 }
 
 struct Buffers {
@@ -107,6 +130,11 @@ impl CudaBackend {
         Ok(Self {
             sums_fn: module.load_function("frame_sums").map_err(device_err)?,
             diffs_fn: module.load_function("frame_diffs").map_err(device_err)?,
+            mel_fn: module.load_function("log_mel_frames").map_err(device_err)?,
+            mel_norm_fn: module
+                .load_function("log_mel_normalise")
+                .map_err(device_err)?,
+            mel: None,
             stream: ctx.default_stream(),
             device,
             buffers: None,
@@ -256,6 +284,67 @@ impl Backend for CudaBackend {
                 hist,
             });
         }
+        Ok(())
+    }
+
+    fn log_mel(&mut self, windows: &[f32], out: &mut Vec<f32>) -> Result<(), KernelError> {
+        let n = mel_windows(windows)?;
+        let stream = Arc::clone(&self.stream);
+        if self.mel.is_none() {
+            let t = MelTables::whisper80();
+            let lo: Vec<i32> = t.bands.iter().map(|b| b.0 as i32).collect();
+            let hi: Vec<i32> = t.bands.iter().map(|b| b.1 as i32).collect();
+            self.mel = Some(MelDevice {
+                cos: stream.clone_htod(&t.cos).map_err(device_err)?,
+                sin: stream.clone_htod(&t.sin).map_err(device_err)?,
+                filters: stream.clone_htod(&t.filters).map_err(device_err)?,
+                band_lo: stream.clone_htod(&lo).map_err(device_err)?,
+                band_hi: stream.clone_htod(&hi).map_err(device_err)?,
+            });
+        }
+        let tables = self
+            .mel
+            .as_ref()
+            .ok_or_else(|| KernelError::Device("mel tables missing".into()))?;
+        let per = N_MELS * WINDOW_FRAMES;
+        let d_windows = stream.clone_htod(windows).map_err(device_err)?;
+        let mut d_out = stream.alloc_zeros::<f32>(n * per).map_err(device_err)?;
+        let mut d_max = stream
+            .clone_htod(&vec![f32::NEG_INFINITY; n])
+            .map_err(device_err)?;
+        let mut launch = stream.launch_builder(&self.mel_fn);
+        launch
+            .arg(&d_windows)
+            .arg(&tables.cos)
+            .arg(&tables.sin)
+            .arg(&tables.filters)
+            .arg(&tables.band_lo)
+            .arg(&tables.band_hi)
+            .arg(&mut d_out)
+            .arg(&mut d_max);
+        // SAFETY: `d_windows` holds `n` whole windows, `d_out` `n * per`
+        // values and `d_max` `n`, matching the grid; the tables have the sizes
+        // log_mel.cu's constants expect (built by MelTables::whisper80).
+        unsafe {
+            launch.launch(LaunchConfig {
+                grid_dim: (WINDOW_FRAMES as u32, n as u32, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            })
+        }
+        .map_err(device_err)?;
+        let mut launch = stream.launch_builder(&self.mel_norm_fn);
+        launch.arg(&mut d_out).arg(&d_max);
+        // SAFETY: the grid covers `per` values of each of the `n` windows.
+        unsafe {
+            launch.launch(LaunchConfig {
+                grid_dim: ((per as u32).div_ceil(THREADS), n as u32, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            })
+        }
+        .map_err(device_err)?;
+        *out = stream.clone_dtoh(&d_out).map_err(device_err)?;
         Ok(())
     }
 }

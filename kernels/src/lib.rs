@@ -8,6 +8,7 @@
 //! - [`frame`]: the per-frame luma statistics (histogram, sum, difference to the
 //!   previous frame) computed by a backend, in exact integers so backends agree
 //!   bit for bit.
+//! - [`mel`]: Whisper's log-mel spectrogram, the per-window audio kernel.
 //! - [`features`]: the normalised, floating-point features the detectors use,
 //!   derived on the host from those integers.
 //! - [`cpu`]: the reference backend, written so the compiler vectorises it.
@@ -23,6 +24,7 @@ pub mod cuda;
 mod error;
 pub mod features;
 pub mod frame;
+pub mod mel;
 pub mod select;
 pub mod testing;
 

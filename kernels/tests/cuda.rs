@@ -119,3 +119,42 @@ fn cuda_matches_cpu_reference_exactly() {
         }
     }
 }
+
+#[test]
+fn cuda_log_mel_matches_cpu_reference() {
+    if !cuda::cuda_available() {
+        assert!(
+            !require_gpu(),
+            "MONTEUR_REQUIRE_GPU=1 but no CUDA device was found"
+        );
+        eprintln!("log-mel parity NOT RUN: no CUDA device on this machine");
+        return;
+    }
+    use monteur_kernels::mel::WINDOW_SAMPLES;
+    let mut gpu = CudaBackend::new(0).unwrap();
+    let mut cpu = CpuBackend::new();
+    // Two windows: noise with a quiet start, and a short tone then silence.
+    let mut audio: Vec<f32> = noise(WINDOW_SAMPLES, 5)
+        .iter()
+        .map(|&b| (f32::from(b) - 128.0) / 256.0)
+        .collect();
+    audio[..8000].iter_mut().for_each(|x| *x *= 0.01);
+    audio.extend((0..WINDOW_SAMPLES).map(|i| {
+        if i < 16000 {
+            (i as f32 * 0.3).sin() * 0.2
+        } else {
+            0.0
+        }
+    }));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    cpu.log_mel(&audio, &mut a).unwrap();
+    gpu.log_mel(&audio, &mut b).unwrap();
+    assert_eq!(a.len(), b.len());
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    // Same sums in a different order: float rounding, before a log.
+    assert!(worst < 1e-3, "log-mel differs by up to {worst}");
+}
