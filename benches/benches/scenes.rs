@@ -165,7 +165,7 @@ fn peers_python() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/monteur")))
         .unwrap_or_default();
-    cache.join("peers/bin/python")
+    cache.join("pytools/bin/python")
 }
 
 fn run() -> Result<(), String> {

@@ -9,11 +9,15 @@
 //! - [`Runtime`]: the loaded ONNX Runtime and the sessions made from it; one
 //!   per process, shared by every model.
 //! - [`vad`]: Silero voice activity detection, speech probability per 32 ms.
+//! - [`whisper`]: Whisper speech recognition (greedy, with timestamps) on
+//!   30 s windows of log-mel features.
 
 mod error;
 mod runtime;
 pub mod vad;
+pub mod whisper;
 
 pub use error::ModelError;
 pub use runtime::Runtime;
 pub use vad::VoiceActivity;
+pub use whisper::{Segment, Whisper};

@@ -1,0 +1,116 @@
+//! Whisper tiny.en through ONNX Runtime on real read speech with reference
+//! transcripts (Debian's pocketsphinx-testdata): word error rate and sane
+//! timestamps.
+
+// Test-only file: a failed unwrap is the test failure we want to see.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use monteur_kernels::mel::WINDOW_SAMPLES;
+use monteur_kernels::{Backend, CpuBackend};
+use monteur_models::{Runtime, Whisper};
+
+fn assets() -> PathBuf {
+    let dir = std::env::var_os("MONTEUR_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/monteur/assets")
+        });
+    assert!(
+        dir.is_dir(),
+        "runtime assets not found at {}: run scripts/setup.sh",
+        dir.display()
+    );
+    dir
+}
+
+fn read_wav(path: &Path) -> Vec<f32> {
+    let mut r = hound::WavReader::open(path).unwrap();
+    assert_eq!(r.spec().sample_rate, 16_000);
+    r.samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect()
+}
+
+/// Lower case, letters and apostrophes only: how read-speech references are written.
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .replace(['-', '—'], " ")
+        .split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word-level edit distance.
+fn errors(hyp: &[String], reference: &[String]) -> usize {
+    let mut row: Vec<usize> = (0..=hyp.len()).collect();
+    for (i, r) in reference.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, h) in hyp.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(r != h)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[hyp.len()]
+}
+
+#[test]
+fn transcribes_read_speech() {
+    let a = assets();
+    let library = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| a.join("onnxruntime/libonnxruntime.so.1.31.1"));
+    let runtime = Runtime::load(&library).unwrap();
+    let mut whisper = Whisper::load(&runtime, &a.join("models/whisper-tiny.en"), 2).unwrap();
+    let mut cpu = CpuBackend::new();
+    let dir = Path::new("/usr/share/pocketsphinx/test/data/librivox");
+    let listing = std::fs::read_to_string(dir.join("transcription")).unwrap();
+    let (mut errs, mut total) = (0, 0);
+    for line in listing.lines() {
+        let (text, id) = line.rsplit_once(" (").unwrap();
+        let id = id.trim_end_matches(')');
+        let reference = words(&text.replace("<s>", "").replace("</s>", ""));
+        let mut audio = read_wav(&dir.join(format!("{id}.wav")));
+        let seconds = audio.len() as f32 / 16_000.0;
+        audio.resize(WINDOW_SAMPLES, 0.0);
+        let mut mel = Vec::new();
+        cpu.log_mel(&audio, &mut mel).unwrap();
+        let segments = whisper.transcribe(&mel).unwrap();
+        assert!(!segments.is_empty(), "{id}: nothing transcribed");
+        let mut last = 0.0;
+        for s in &segments {
+            assert!(
+                s.start_s >= last && s.end_s > s.start_s,
+                "{id}: bad times {segments:?}"
+            );
+            assert!(
+                s.end_s <= seconds + 1.0,
+                "{id}: segment past the audio ({seconds} s): {s:?}"
+            );
+            last = s.end_s;
+        }
+        let hyp = words(
+            &segments
+                .iter()
+                .map(|s| s.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let e = errors(&hyp, &reference);
+        eprintln!("{id}: {e}/{} errors: {}", reference.len(), hyp.join(" "));
+        errs += e;
+        total += reference.len();
+    }
+    let wer = errs as f64 / total as f64;
+    eprintln!("librivox WER {:.1}% ({errs}/{total})", wer * 100.0);
+    assert!(total > 50, "too few reference words");
+    assert!(wer <= 0.10, "word error rate {:.1}%", wer * 100.0);
+}
