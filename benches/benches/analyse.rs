@@ -17,7 +17,7 @@ use monteur_benches::timing;
 use monteur_kernels::CpuBackend;
 use monteur_pipelines::analyse::{AnalyseSettings, Stage};
 use monteur_worker::progress::Silent;
-use monteur_worker::{Config, TaskSet};
+use monteur_worker::{Config, Engine, TaskSet};
 
 const RUNS: usize = 3;
 
@@ -71,10 +71,10 @@ fn run() -> Result<(), String> {
     let (scale, _) = stage(Stage::Scale)?;
 
     let out = std::env::temp_dir().join(format!("monteur-bench-{}", std::process::id()));
-    let config = Config::default();
-    let tasks = TaskSet::available();
+    let mut engine = Engine::new(Config::default());
+    let tasks: TaskSet = "scenes".parse().map_err(|e| format!("{e}"))?;
     let (full, outcome) = timing::best_of(RUNS, || {
-        monteur_worker::run_process(&config, &clip, &out, &tasks, &mut Silent)
+        monteur_worker::run_process(&mut engine, &clip, &out, &tasks, &mut Silent)
     });
     let outcome = outcome.map_err(|e| e.to_string())?;
     let scenes = std::fs::read_to_string(out.join("scenes.json")).map_err(|e| e.to_string())?;

@@ -44,6 +44,10 @@ pub struct AnalyseSettings {
     /// Give up when no frame arrives for this long.
     pub stall_timeout: Duration,
     pub stage: Stage,
+    /// Decode the primary video stream (for the frame kernels).
+    pub video: bool,
+    /// Decode the first audio stream to 16 kHz mono f32 (for speech).
+    pub audio: bool,
 }
 
 impl Default for AnalyseSettings {
@@ -53,6 +57,8 @@ impl Default for AnalyseSettings {
             batch_frames: 32,
             stall_timeout: Duration::from_secs(30),
             stage: Stage::Features,
+            video: true,
+            audio: false,
         }
     }
 }
@@ -84,7 +90,21 @@ pub struct Analysis {
     pub fps: Option<f64>,
     /// The kernel backend that ran.
     pub backend: &'static str,
+    /// The decoded audio, when asked for.
+    pub audio: Option<AudioTrack>,
 }
+
+/// Audio resampled for speech models.
+#[derive(Debug, Clone, Default)]
+pub struct AudioTrack {
+    /// 16 kHz mono samples in -1..1.
+    pub samples: Vec<f32>,
+    /// Stream time of the first sample.
+    pub start: Duration,
+}
+
+/// Sample rate of [`AudioTrack`].
+pub const AUDIO_RATE: u32 = 16_000;
 
 /// Decodes the primary video stream of `path` and computes per-frame features.
 ///
@@ -97,12 +117,21 @@ pub fn analyse(
     backend: Box<dyn Backend>,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Analysis, PipelineError> {
-    let video = info.primary_video().ok_or(PipelineError::NoVideo)?;
+    if !settings.video && !settings.audio {
+        return Err(PipelineError::Graph("nothing to decode".into()));
+    }
+    let video = match settings.video {
+        true => Some(info.primary_video().ok_or(PipelineError::NoVideo)?),
+        false => None,
+    };
+    if settings.audio && info.audio.is_empty() {
+        return Err(PipelineError::NoAudio);
+    }
     // Never upscale; some containers do not declare a size, then trust the
     // setting. The height follows from the display aspect ratio at negotiation.
-    let aw = match video.width {
-        0 => settings.width,
-        w => settings.width.min(w),
+    let aw = match video.map(|v| v.width) {
+        Some(0) | None => settings.width,
+        Some(w) => settings.width.min(w),
     }
     .max(2)
         & !1;
@@ -123,19 +152,42 @@ pub fn analyse(
     pipeline.add_many([&src, &decodebin])?;
     src.link(&decodebin)?;
 
-    // Stop autoplugging at streams nobody reads, so they are demuxed but never
-    // decoded (audio, subtitles, cover images).
-    decodebin.connect("autoplug-continue", false, |args| {
+    // Stop autoplugging at elementary streams nobody reads, so they are demuxed
+    // but never decoded (audio for scenes only, subtitles, cover images).
+    // Container caps ("video/quicktime", "audio/x-m4a") are not judged: only
+    // pads coming out of a demuxer or parser carry one stream.
+    let (want_video, want_audio) = (settings.video, settings.audio);
+    decodebin.connect("autoplug-continue", false, move |args| {
+        let pad = args.get(1).and_then(|v| v.get::<gst::Pad>().ok());
+        let elementary = pad
+            .and_then(|p| p.parent_element())
+            .and_then(|e| e.factory())
+            .map(|f| {
+                let klass = f.metadata("klass").unwrap_or_default();
+                klass.contains("Demux") || klass.contains("Parser")
+            })
+            .unwrap_or(false);
         let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
-        let keep = caps
+        let name = caps
             .as_ref()
             .and_then(|c| c.structure(0))
-            .map(|s| s.name().starts_with("video/"))
-            .unwrap_or(true);
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let keep = !elementary
+            || (want_video && name.starts_with("video/"))
+            || (want_audio && name.starts_with("audio/"));
         Some(keep.to_value())
     });
 
-    let wanted_stream = video.stream_id.clone();
+    let audio_state = Arc::new(Mutex::new(AudioSink::default()));
+    let audio_buffers = Arc::new(AtomicU64::new(0));
+    let audio_branch = AudioBranch {
+        sink: Arc::clone(&audio_state),
+        buffers: Arc::clone(&audio_buffers),
+        position: (!want_video).then(|| Arc::clone(&position)),
+    };
+    let audio_linked = Arc::new(Mutex::new(false));
+    let wanted_stream = video.and_then(|v| v.stream_id.clone());
     let branch = Branch {
         stage: settings.stage,
         width: aw,
@@ -158,10 +210,18 @@ pub fn analyse(
             (Some(want), Some(got)) => want.as_str() == got.as_str(),
             _ => true,
         };
+        let is_raw_audio = caps
+            .structure(0)
+            .map(|s| s.name() == "audio/x-raw")
+            .unwrap_or(false);
         let mut done = lock(&linked);
-        let result = if is_raw_video && stream_ok && !*done {
+        let mut audio_done = lock(&audio_linked);
+        let result = if want_video && is_raw_video && stream_ok && !*done {
             *done = true;
             branch.attach(&pipeline, pad)
+        } else if want_audio && is_raw_audio && !*audio_done {
+            *audio_done = true;
+            audio_branch.attach(&pipeline, pad)
         } else {
             attach_fakesink(&pipeline, pad)
         };
@@ -174,7 +234,15 @@ pub fn analyse(
         }
     });
 
-    let outcome = run_to_eos(&pipeline, settings, info, &counter, &position, on_progress);
+    let outcome = run_to_eos(
+        &pipeline,
+        settings,
+        info,
+        [&counter, &audio_buffers],
+        &counter,
+        &position,
+        on_progress,
+    );
     let _ = pipeline.set_state(gst::State::Null);
     let mut state = lock(&sink_state);
     if let Some(e) = state.error.take() {
@@ -185,11 +253,25 @@ pub fn analyse(
         state.flush()?;
     }
     let frames = counter.load(Ordering::Relaxed);
-    if frames == 0 {
+    if want_video && frames == 0 {
         return Err(PipelineError::Decode(
             "the video stream produced no frames".into(),
         ));
     }
+    let audio = if want_audio {
+        let mut a = lock(&audio_state);
+        if let Some(e) = a.error.take() {
+            return Err(e);
+        }
+        if a.track.samples.is_empty() {
+            return Err(PipelineError::Decode(
+                "the audio stream produced no samples".into(),
+            ));
+        }
+        Some(std::mem::take(&mut a.track))
+    } else {
+        None
+    };
     Ok(Analysis {
         frames,
         times: std::mem::take(&mut state.times),
@@ -198,13 +280,17 @@ pub fn analyse(
         height: state.height as u32,
         fps: state.fps,
         backend: backend_name,
+        audio,
     })
 }
 
+/// Plays the graph to its end. `activity` counters (frames, audio buffers)
+/// tell a working decode from a stalled one; `frames` feeds progress.
 fn run_to_eos(
     pipeline: &gst::Pipeline,
     settings: &AnalyseSettings,
     info: &MediaInfo,
+    activity: [&AtomicU64; 2],
     counter: &AtomicU64,
     position: &AtomicU64,
     on_progress: &mut dyn FnMut(Progress),
@@ -240,8 +326,9 @@ fn run_to_eos(
             position: (pos != u64::MAX).then(|| Duration::from_nanos(pos)),
             duration: info.duration,
         });
-        if frames != last_frames {
-            last_frames = frames;
+        let ticks: u64 = activity.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+        if ticks != last_frames {
+            last_frames = ticks;
             last_change = Instant::now();
         } else if last_change.elapsed() > settings.stall_timeout {
             return Err(PipelineError::Stalled(settings.stall_timeout));
@@ -368,6 +455,91 @@ impl Branch {
         )
         .map_err(|e| PipelineError::Graph(format!("{e:?}")))?;
         debug!(width = self.width, "video branch linked");
+        Ok(())
+    }
+}
+
+/// The audio branch: decoded audio to 16 kHz mono f32 for speech models.
+struct AudioBranch {
+    sink: Arc<Mutex<AudioSink>>,
+    buffers: Arc<AtomicU64>,
+    /// Drives progress when no video is decoded.
+    position: Option<Arc<AtomicU64>>,
+}
+
+#[derive(Default)]
+struct AudioSink {
+    track: AudioTrack,
+    started: bool,
+    error: Option<PipelineError>,
+}
+
+impl AudioBranch {
+    fn attach(&self, pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), PipelineError> {
+        let chain = vec![
+            gst::ElementFactory::make("queue").build()?,
+            gst::ElementFactory::make("audioconvert").build()?,
+            gst::ElementFactory::make("audioresample").build()?,
+        ];
+        let appsink = gst_app::AppSink::builder()
+            .caps(
+                &gst::Caps::builder("audio/x-raw")
+                    .field("format", "F32LE")
+                    .field("rate", AUDIO_RATE as i32)
+                    .field("channels", 1i32)
+                    .field("layout", "interleaved")
+                    .build(),
+            )
+            .sync(false)
+            .max_buffers(64)
+            .build();
+        let sink = Arc::clone(&self.sink);
+        let buffers = Arc::clone(&self.buffers);
+        let position = self.position.clone();
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let time = stream_time(&sample);
+                    let mut st = lock(&sink);
+                    let Some(buffer) = sample.buffer() else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    let Ok(map) = buffer.map_readable() else {
+                        st.error = Some(PipelineError::Decode(
+                            "audio buffer could not be mapped".into(),
+                        ));
+                        return Err(gst::FlowError::Error);
+                    };
+                    if !st.started {
+                        st.started = true;
+                        st.track.start = time.unwrap_or_default();
+                    }
+                    st.track.samples.extend(
+                        map.chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                    );
+                    if let (Some(p), Some(t)) = (&position, time) {
+                        p.store(t.as_nanos() as u64, Ordering::Relaxed);
+                    }
+                    buffers.fetch_add(1, Ordering::Relaxed);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        let mut chain = chain;
+        chain.push(appsink.upcast());
+        pipeline.add_many(&chain)?;
+        gst::Element::link_many(&chain)?;
+        for e in &chain {
+            e.sync_state_with_parent()?;
+        }
+        pad.link(
+            &chain[0]
+                .static_pad("sink")
+                .ok_or_else(|| PipelineError::Graph("queue has no sink pad".into()))?,
+        )
+        .map_err(|e| PipelineError::Graph(format!("{e:?}")))?;
         Ok(())
     }
 }

@@ -16,6 +16,8 @@ pub enum PipelineError {
     MissingCodec(String),
     #[error("input has no video stream")]
     NoVideo,
+    #[error("input has no audio stream")]
+    NoAudio,
     #[error("probing the input timed out after {0:?}")]
     ProbeTimeout(Duration),
     #[error("decoding failed: {0}")]
@@ -26,6 +28,8 @@ pub enum PipelineError {
     Graph(String),
     #[error(transparent)]
     Kernel(#[from] monteur_kernels::KernelError),
+    #[error("model failed: {0}")]
+    Model(String),
 }
 
 impl PipelineError {

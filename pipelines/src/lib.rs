@@ -6,6 +6,8 @@
 //! - [`analyse`]: one decode graph per input (`decodebin → videoscale →
 //!   videoconvert(GRAY8) → appsink`) feeding frames, in batches, to a kernel
 //!   [`Backend`](monteur_kernels::Backend).
+//! - [`captions`]: speech regions (voice activity), Whisper on windows of
+//!   speech, cues that follow subtitle rules, SRT and VTT.
 //! - [`scenes`]: pure logic turning per-frame features into transitions and
 //!   scenes, and the `scenes.json` contract.
 //!
@@ -13,11 +15,14 @@
 //! it on a blocking thread so the async runtime (and AMQP heartbeats) stay live.
 
 pub mod analyse;
+pub mod captions;
 mod error;
 pub mod probe;
 pub mod scenes;
 
-pub use analyse::{AnalyseSettings, Analysis, FrameTime, Progress, analyse};
+pub use analyse::{
+    AUDIO_RATE, AnalyseSettings, Analysis, AudioTrack, FrameTime, Progress, analyse,
+};
 pub use error::PipelineError;
 pub use probe::{AudioStream, MediaInfo, VideoStream, probe};
 pub use scenes::{SceneSettings, ScenesDocument, detect_scenes};

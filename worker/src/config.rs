@@ -10,10 +10,11 @@
 //! every problem it finds, not just the first.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use monteur_kernels::BackendChoice;
+use monteur_pipelines::captions::CaptionSettings;
 use monteur_pipelines::{AnalyseSettings, SceneSettings};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,64 @@ pub struct Config {
     pub log: LogConfig,
     pub analysis: AnalysisConfig,
     pub scenes: SceneSettings,
+    pub captions: CaptionSettings,
+    pub models: ModelsConfig,
+}
+
+/// `[models]`: where the runtime libraries and model files are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Folder scripts/setup.sh fills; `~` is the home directory. The other
+    /// paths are relative to it unless absolute.
+    pub assets: String,
+    pub onnxruntime: String,
+    pub vad: String,
+    pub whisper: String,
+    /// Threads per model session.
+    pub threads: usize,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            assets: "~/.cache/monteur/assets".into(),
+            onnxruntime: "onnxruntime/libonnxruntime.so.1.31.1".into(),
+            vad: "models/silero_vad.onnx".into(),
+            whisper: "models/whisper-tiny.en".into(),
+            threads: 2,
+        }
+    }
+}
+
+impl ModelsConfig {
+    /// `rel` resolved against `assets`.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        let expand = |p: &str| match p.strip_prefix("~/") {
+            Some(rest) => std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default()
+                .join(rest),
+            None => PathBuf::from(p),
+        };
+        let rel = expand(rel);
+        if rel.is_absolute() {
+            rel
+        } else {
+            expand(&self.assets).join(rel)
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        if (1..=64).contains(&self.threads) {
+            Vec::new()
+        } else {
+            vec![format!(
+                "models.threads must be within 1..=64, got {}",
+                self.threads
+            )]
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,10 +236,12 @@ impl Config {
             log: section(&mut table, "log", &mut errors),
             analysis: section(&mut table, "analysis", &mut errors),
             scenes: section(&mut table, "scenes", &mut errors),
+            captions: section(&mut table, "captions", &mut errors),
+            models: section(&mut table, "models", &mut errors),
         };
         for unknown in table.keys() {
             errors.push(format!(
-                "unknown section or key `{unknown}` (sections: log, analysis, scenes)"
+                "unknown section or key `{unknown}` (sections: log, analysis, scenes, captions, models)"
             ));
         }
         errors.extend(config.problems());
@@ -202,6 +263,8 @@ impl Config {
         }
         p.extend(self.analysis.problems());
         p.extend(self.scenes.problems());
+        p.extend(self.captions.problems());
+        p.extend(self.models.problems());
         p
     }
 }

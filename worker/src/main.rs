@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use monteur_worker::{Config, TaskSet, progress, run_process, telemetry};
+use monteur_worker::{Config, Engine, TaskSet, progress, run_process, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,7 +60,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Process { input, out, tasks } => {
             let tasks = tasks.unwrap_or_else(TaskSet::available);
             let mut progress = progress::for_stderr();
-            let outcome = run_process(&config, &input, &out, &tasks, progress.as_mut())
+            let mut engine = Engine::new(config);
+            let outcome = run_process(&mut engine, &input, &out, &tasks, progress.as_mut())
                 .with_context(|| format!("processing {}", input.display()))?;
             tracing::info!(
                 out = %out.display(),

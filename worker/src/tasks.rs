@@ -29,7 +29,12 @@ impl Task {
 
     /// Whether this build can run the task.
     pub fn is_available(self) -> bool {
-        matches!(self, Task::Scenes)
+        matches!(self, Task::Scenes | Task::Captions)
+    }
+
+    /// Whether the task reads the audio stream.
+    pub fn needs_audio(self) -> bool {
+        matches!(self, Task::Captions)
     }
 
     /// Whether the task reads the video stream.
@@ -105,8 +110,11 @@ mod tests {
 
     #[test]
     fn parses_lists_in_canonical_order() {
-        let set: TaskSet = " scenes , scenes".parse().unwrap();
-        assert_eq!(set.iter().collect::<Vec<_>>(), vec![Task::Scenes]);
+        let set: TaskSet = " captions , scenes,scenes".parse().unwrap();
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            vec![Task::Scenes, Task::Captions]
+        );
     }
 
     #[test]

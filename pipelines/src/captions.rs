@@ -1,0 +1,556 @@
+//! Captions: speech found by voice activity, transcribed by Whisper, cut into
+//! cues that follow common broadcast subtitle rules, written as SRT and VTT.
+//!
+//! Only speech reaches the recogniser: the audio between detected speech
+//! regions is silenced inside each 30 s window, so music and noise cannot be
+//! "transcribed" into hallucinated text.
+//!
+//! Cue rules (all in [`CaptionSettings`]): at most 2 lines of at most 42
+//! characters, at most 17 characters per second, 5/6 s to 7 s on screen where
+//! the speech allows, at least 2 frames between cues, line breaks after
+//! punctuation when possible, and no cue across a hard cut. The cue builder
+//! meets them by construction; [`check_cues`] verifies any cue list.
+
+use std::fmt::Write as _;
+
+use monteur_kernels::Backend;
+use monteur_kernels::mel::WINDOW_SAMPLES;
+use monteur_models::{ModelError, VoiceActivity, Whisper, vad};
+use serde::{Deserialize, Serialize};
+
+use crate::{AUDIO_RATE, AudioTrack, PipelineError};
+
+/// `[captions]` in the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptionSettings {
+    /// Speech probability that starts a speech region ...
+    pub speech_threshold: f32,
+    /// ... and the one it must fall below, for `min_silence_s`, to end it.
+    pub silence_threshold: f32,
+    pub min_silence_s: f64,
+    /// Shorter regions are dropped (clicks, breaths).
+    pub min_speech_s: f64,
+    /// Audio kept on each side of a region, so no word is clipped.
+    pub speech_pad_s: f64,
+    pub max_line_chars: usize,
+    pub max_lines: usize,
+    pub max_chars_per_s: f64,
+    pub min_cue_s: f64,
+    pub max_cue_s: f64,
+    /// Gap between cues, in frames of the source (25 fps without video).
+    pub min_gap_frames: f64,
+}
+
+impl Default for CaptionSettings {
+    fn default() -> Self {
+        Self {
+            speech_threshold: 0.5,
+            silence_threshold: 0.35,
+            min_silence_s: 0.3,
+            min_speech_s: 0.25,
+            speech_pad_s: 0.2,
+            max_line_chars: 42,
+            max_lines: 2,
+            max_chars_per_s: 17.0,
+            min_cue_s: 5.0 / 6.0,
+            max_cue_s: 7.0,
+            min_gap_frames: 2.0,
+        }
+    }
+}
+
+impl CaptionSettings {
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(0.0 < self.silence_threshold
+            && self.silence_threshold <= self.speech_threshold
+            && self.speech_threshold < 1.0)
+        {
+            p.push("captions: need 0 < silence_threshold <= speech_threshold < 1".into());
+        }
+        if !(10..=80).contains(&self.max_line_chars) || !(1..=3).contains(&self.max_lines) {
+            p.push("captions: max_line_chars must be 10..=80 and max_lines 1..=3".into());
+        }
+        if !(self.max_chars_per_s >= 5.0 && self.min_cue_s > 0.0 && self.min_cue_s < self.max_cue_s)
+        {
+            p.push("captions: need max_chars_per_s >= 5 and 0 < min_cue_s < max_cue_s".into());
+        }
+        let longest = (self.max_line_chars * self.max_lines) as f64 / self.max_chars_per_s;
+        if longest > self.max_cue_s {
+            p.push(format!(
+                "captions: a full cue needs {longest:.1} s at max_chars_per_s, above max_cue_s"
+            ));
+        }
+        p
+    }
+}
+
+/// A span of recognised text, times in seconds on the source's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phrase {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub text: String,
+}
+
+/// One subtitle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cue {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub lines: Vec<String>,
+}
+
+impl Cue {
+    fn chars(&self) -> usize {
+        self.lines.iter().map(|l| l.chars().count()).sum::<usize>()
+            + self.lines.len().saturating_sub(1)
+    }
+}
+
+/// Speech regions `[start, end)` in seconds from the track's first sample,
+/// from per-window speech probabilities (one per `vad::WINDOW` samples).
+pub fn speech_regions(probs: &[f32], s: &CaptionSettings) -> Vec<(f64, f64)> {
+    let step = vad::WINDOW as f64 / f64::from(AUDIO_RATE);
+    let mut raw: Vec<(f64, f64)> = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut quiet = 0usize;
+    let min_quiet = (s.min_silence_s / step).ceil() as usize;
+    for (i, &p) in probs.iter().enumerate() {
+        match start {
+            None if p >= s.speech_threshold => {
+                start = Some(i);
+                quiet = 0;
+            }
+            Some(b) if p < s.silence_threshold => {
+                quiet += 1;
+                if quiet >= min_quiet {
+                    raw.push((b as f64 * step, (i + 1 - quiet) as f64 * step));
+                    start = None;
+                }
+            }
+            Some(_) => quiet = 0,
+            None => {}
+        }
+    }
+    if let Some(b) = start {
+        raw.push((b as f64 * step, (probs.len() - quiet) as f64 * step));
+    }
+    let total = probs.len() as f64 * step;
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (a, b) in raw.into_iter().filter(|(a, b)| b - a >= s.min_speech_s) {
+        let (a, b) = (
+            (a - s.speech_pad_s).max(0.0),
+            (b + s.speech_pad_s).min(total),
+        );
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// Groups regions into windows of at most 30 s: `(window_start, regions)`.
+pub fn pack_windows(regions: &[(f64, f64)]) -> Vec<(f64, Vec<(f64, f64)>)> {
+    let limit = WINDOW_SAMPLES as f64 / f64::from(AUDIO_RATE);
+    let mut out: Vec<(f64, Vec<(f64, f64)>)> = Vec::new();
+    for &(a, b) in regions {
+        // A region longer than a window is split at window boundaries.
+        let mut a = a;
+        while a < b {
+            let piece_end = b.min(a + limit);
+            match out.last_mut() {
+                Some((start, rs)) if piece_end - *start <= limit => rs.push((a, piece_end)),
+                _ => out.push((a, vec![(a, piece_end)])),
+            }
+            a = piece_end;
+        }
+    }
+    out
+}
+
+/// Voice activity, then Whisper on each window of speech. Times are on the
+/// source's timeline (the track's start added).
+pub fn transcribe(
+    track: &AudioTrack,
+    settings: &CaptionSettings,
+    vad: &mut VoiceActivity,
+    whisper: &mut Whisper,
+    backend: &mut dyn Backend,
+) -> Result<Vec<Phrase>, PipelineError> {
+    let model = |e: ModelError| PipelineError::Model(e.to_string());
+    vad.reset();
+    let probs = vad.probabilities(&track.samples).map_err(model)?;
+    let regions = speech_regions(&probs, settings);
+    let rate = f64::from(AUDIO_RATE);
+    let offset = track.start.as_secs_f64();
+    let mut window = vec![0f32; WINDOW_SAMPLES];
+    let mut mel = Vec::new();
+    let mut phrases = Vec::new();
+    for (start, rs) in pack_windows(&regions) {
+        window.fill(0.0);
+        for &(a, b) in &rs {
+            let (sa, sb) = (
+                (a * rate) as usize,
+                ((b * rate) as usize).min(track.samples.len()),
+            );
+            let (wa, wb) = (
+                ((a - start) * rate) as usize,
+                ((a - start) * rate) as usize + (sb - sa.min(sb)),
+            );
+            if sa < sb && wb <= WINDOW_SAMPLES {
+                window[wa..wb].copy_from_slice(&track.samples[sa..sb]);
+            }
+        }
+        backend.log_mel(&window, &mut mel)?;
+        let end = rs.last().map(|r| r.1).unwrap_or(start);
+        for seg in whisper.transcribe(&mel).map_err(model)? {
+            let (a, b) = (start + f64::from(seg.start_s), start + f64::from(seg.end_s));
+            // Keep text inside the speech that was fed; Whisper's times can
+            // run past the window's last region into the silence.
+            let (a, b) = (a.max(start), b.min(end));
+            if b > a && !seg.text.is_empty() {
+                phrases.push(Phrase {
+                    start_s: a + offset,
+                    end_s: b + offset,
+                    text: seg.text,
+                });
+            }
+        }
+    }
+    Ok(phrases)
+}
+
+/// Lines of at most `max_chars`, filled word by word.
+fn greedy_lines(text: &str, max_chars: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for w in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(l) if l.chars().count() + 1 + w.chars().count() <= max_chars => {
+                l.push(' ');
+                l.push_str(w);
+            }
+            _ => lines.push(w.to_string()),
+        }
+    }
+    lines
+}
+
+/// Splits `text` into two lines of at most `max_chars`, breaking after
+/// punctuation near the middle when it can, else word by word.
+fn break_lines(text: &str, max_chars: usize) -> Vec<String> {
+    if text.chars().count() <= max_chars {
+        return vec![text.to_string()];
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let total = text.chars().count();
+    let mut best: Option<(usize, f64)> = None;
+    let mut left = 0;
+    for i in 1..words.len() {
+        left += words[i - 1].chars().count() + usize::from(i > 1);
+        let right = total - left - 1;
+        if left > max_chars || right > max_chars {
+            continue;
+        }
+        let balance = (left as f64 - right as f64).abs();
+        let natural = if words[i - 1].ends_with([',', '.', '?', '!', ';', ':']) {
+            0.0
+        } else {
+            15.0
+        };
+        let cost = balance + natural;
+        if best.is_none_or(|(_, c)| cost < c) {
+            best = Some((i, cost));
+        }
+    }
+    match best {
+        Some((i, _)) => vec![words[..i].join(" "), words[i..].join(" ")],
+        None => greedy_lines(text, max_chars),
+    }
+}
+
+/// Cuts phrases into cues that meet the rules; `cuts_s` are hard-cut times
+/// (cues never span one); `fps` sets the minimum gap.
+pub fn build_cues(phrases: &[Phrase], cuts_s: &[f64], fps: f64, s: &CaptionSettings) -> Vec<Cue> {
+    let gap = s.min_gap_frames / if fps > 0.0 { fps } else { 25.0 };
+    let fits = |text: &str| greedy_lines(text, s.max_line_chars).len() <= s.max_lines;
+    // Text chunks with the time their words were spoken.
+    let mut chunks: Vec<(f64, f64, String)> = Vec::new();
+    for p in phrases {
+        let words: Vec<&str> = p.text.split_whitespace().collect();
+        let total: usize = p.text.chars().count().max(1);
+        let mut current = String::new();
+        let mut spoken = p.start_s;
+        let mut flush = |current: &mut String, spoken: &mut f64| {
+            if current.is_empty() {
+                return;
+            }
+            let share = current.chars().count() as f64 / total as f64;
+            let end = (*spoken + share * (p.end_s - p.start_s)).min(p.end_s);
+            chunks.push((*spoken, end, std::mem::take(current)));
+            *spoken = end;
+        };
+        for w in words {
+            let w: String = w.chars().take(s.max_line_chars).collect();
+            if !current.is_empty() && !fits(&format!("{current} {w}")) {
+                flush(&mut current, &mut spoken);
+            }
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(&w);
+            // A sentence end is a natural place for a new cue once the cue
+            // holds a readable amount.
+            if w.ends_with(['.', '?', '!']) && current.chars().count() >= s.max_line_chars / 2 {
+                flush(&mut current, &mut spoken);
+            }
+        }
+        flush(&mut current, &mut spoken);
+    }
+    let mut cues: Vec<Cue> = Vec::new();
+    for (spoken_start, spoken_end, text) in chunks {
+        let lines = break_lines(&text, s.max_line_chars);
+        let chars = text.chars().count() as f64;
+        let need = (chars / s.max_chars_per_s).max(s.min_cue_s);
+        let mut start = spoken_start;
+        if let Some(prev) = cues.last() {
+            start = start.max(prev.end_s + gap);
+        }
+        let mut end = (start + (spoken_end - spoken_start).max(need)).min(start + s.max_cue_s);
+        if let Some(&cut) = cuts_s.iter().find(|&&c| c > start && c < end) {
+            if cut - gap - start >= need {
+                end = cut - gap;
+            } else {
+                start = cut;
+                end = (cut + (spoken_end - spoken_start).max(need)).min(cut + s.max_cue_s);
+            }
+        }
+        cues.push(Cue {
+            start_s: start,
+            end_s: end,
+            lines,
+        });
+    }
+    cues
+}
+
+/// Every rule a cue list breaks, empty when it passes.
+pub fn check_cues(cues: &[Cue], cuts_s: &[f64], fps: f64, s: &CaptionSettings) -> Vec<String> {
+    let gap = s.min_gap_frames / if fps > 0.0 { fps } else { 25.0 };
+    let eps = 1e-6;
+    let mut problems = Vec::new();
+    for (i, c) in cues.iter().enumerate() {
+        let d = c.end_s - c.start_s;
+        if c.lines.is_empty() || c.lines.len() > s.max_lines {
+            problems.push(format!("cue {i}: {} lines", c.lines.len()));
+        }
+        if let Some(l) = c
+            .lines
+            .iter()
+            .find(|l| l.chars().count() > s.max_line_chars)
+        {
+            problems.push(format!(
+                "cue {i}: line of {} characters: {l}",
+                l.chars().count()
+            ));
+        }
+        if d + eps < s.min_cue_s || d > s.max_cue_s + eps {
+            problems.push(format!("cue {i}: on screen {d:.3} s"));
+        }
+        if c.chars() as f64 / d > s.max_chars_per_s + eps {
+            problems.push(format!("cue {i}: {:.1} characters/s", c.chars() as f64 / d));
+        }
+        if let Some(prev) = i.checked_sub(1).map(|p| &cues[p])
+            && c.start_s + eps < prev.end_s + gap
+        {
+            problems.push(format!(
+                "cue {i}: starts {:.3} s after the previous cue",
+                c.start_s - prev.end_s
+            ));
+        }
+        if let Some(cut) = cuts_s
+            .iter()
+            .find(|&&t| t > c.start_s + eps && t < c.end_s - eps)
+        {
+            problems.push(format!("cue {i}: crosses the cut at {cut:.3} s"));
+        }
+    }
+    problems
+}
+
+fn timestamp(s: f64, sep: char) -> String {
+    let ms = (s.max(0.0) * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}{sep}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// SubRip.
+pub fn to_srt(cues: &[Cue]) -> String {
+    let mut out = String::new();
+    for (i, c) in cues.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{}\n{} --> {}\n{}\n\n",
+            i + 1,
+            timestamp(c.start_s, ','),
+            timestamp(c.end_s, ','),
+            c.lines.join("\n")
+        );
+    }
+    out
+}
+
+/// WebVTT.
+pub fn to_vtt(cues: &[Cue]) -> String {
+    let mut out = String::from("WEBVTT\n\n");
+    for c in cues {
+        let _ = write!(
+            out,
+            "{} --> {}\n{}\n\n",
+            timestamp(c.start_s, '.'),
+            timestamp(c.end_s, '.'),
+            c.lines.join("\n")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phrase(a: f64, b: f64, text: &str) -> Phrase {
+        Phrase {
+            start_s: a,
+            end_s: b,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn regions_need_sustained_silence_and_get_padded() {
+        let s = CaptionSettings::default();
+        // 32 ms steps: 1 s speech, 0.1 s dip (too short to end it), 1 s speech, silence.
+        let mut p = vec![0.9f32; 31];
+        p.extend([0.1; 3]);
+        p.extend([0.9; 31]);
+        p.extend([0.0; 40]);
+        let r = speech_regions(&p, &s);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(
+            r[0].0 == 0.0 && (r[0].1 - (65.0 * 0.032 + 0.2)).abs() < 1e-9,
+            "{r:?}"
+        );
+        assert!(speech_regions(&[0.0; 100], &s).is_empty());
+        assert!(
+            speech_regions(
+                &[0.9, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                &s
+            )
+            .is_empty(),
+            "64 ms is no speech"
+        );
+    }
+
+    #[test]
+    fn windows_hold_at_most_30_seconds() {
+        let w = pack_windows(&[(0.0, 10.0), (12.0, 25.0), (27.0, 40.0), (100.0, 170.0)]);
+        for (start, rs) in &w {
+            assert!(rs.iter().all(|r| r.1 - start <= 30.0 + 1e-9), "{w:?}");
+        }
+        assert_eq!(w[0].1.len(), 2);
+        assert!(w.len() >= 5, "{w:?}");
+    }
+
+    #[test]
+    fn long_fast_speech_becomes_cues_that_pass_every_rule() {
+        let s = CaptionSettings::default();
+        let text = "Well, I never thought that we would be standing here today, talking about the \
+                    things that matter most to all of us. Really? Yes, really, and I mean every word of it.";
+        let phrases = [
+            phrase(1.0, 4.0, text),
+            phrase(4.1, 4.6, "Okay."),
+            phrase(9.0, 9.3, "Go!"),
+        ];
+        let cuts = [5.0];
+        let cues = build_cues(&phrases, &cuts, 25.0, &s);
+        assert!(cues.len() >= 3, "{cues:?}");
+        assert_eq!(
+            check_cues(&cues, &cuts, 25.0, &s),
+            Vec::<String>::new(),
+            "{cues:#?}"
+        );
+        let all: Vec<String> = cues.iter().flat_map(|c| c.lines.clone()).collect();
+        assert_eq!(
+            all.join(" ").split_whitespace().count(),
+            (text.to_string() + " Okay. Go!").split_whitespace().count()
+        );
+    }
+
+    #[test]
+    fn the_checker_catches_each_rule() {
+        let s = CaptionSettings::default();
+        let bad = [
+            Cue {
+                start_s: 0.0,
+                end_s: 0.5,
+                lines: vec!["x".repeat(50)],
+            },
+            Cue {
+                start_s: 0.51,
+                end_s: 8.0,
+                lines: vec!["a".into(), "b".into(), "c".into()],
+            },
+        ];
+        let p = check_cues(&bad, &[3.0], 25.0, &s);
+        for needle in [
+            "characters:",
+            "on screen 0.500",
+            "lines",
+            "after the previous",
+            "crosses the cut",
+            "characters/s",
+        ] {
+            assert!(
+                p.iter().any(|x| x.contains(needle)),
+                "missing {needle}: {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lines_break_after_punctuation() {
+        let l = break_lines(
+            "We went to the market, and then we walked all the way home.",
+            42,
+        );
+        assert_eq!(
+            l,
+            vec![
+                "We went to the market,",
+                "and then we walked all the way home."
+            ]
+        );
+    }
+
+    #[test]
+    fn srt_and_vtt_timestamps() {
+        let cues = [Cue {
+            start_s: 3661.5,
+            end_s: 3662.25,
+            lines: vec!["Hi.".into()],
+        }];
+        assert_eq!(to_srt(&cues), "1\n01:01:01,500 --> 01:01:02,250\nHi.\n\n");
+        assert_eq!(
+            to_vtt(&cues),
+            "WEBVTT\n\n01:01:01.500 --> 01:01:02.250\nHi.\n\n"
+        );
+    }
+}
