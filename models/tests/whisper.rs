@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use monteur_kernels::mel::WINDOW_SAMPLES;
 use monteur_kernels::{Backend, CpuBackend};
 use monteur_models::{Runtime, Whisper};
+use monteur_tests::wer;
 
 fn assets() -> PathBuf {
     let dir = std::env::var_os("MONTEUR_ASSETS")
@@ -33,35 +34,6 @@ fn read_wav(path: &Path) -> Vec<f32> {
         .collect()
 }
 
-/// Lower case, letters and apostrophes only: how read-speech references are written.
-fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .replace(['-', '—'], " ")
-        .split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .collect::<String>()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word-level edit distance.
-fn errors(hyp: &[String], reference: &[String]) -> usize {
-    let mut row: Vec<usize> = (0..=hyp.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, h) in hyp.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(r != h)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[hyp.len()]
-}
-
 #[test]
 fn transcribes_read_speech() {
     let a = assets();
@@ -71,19 +43,16 @@ fn transcribes_read_speech() {
     let runtime = Runtime::load(&library).unwrap();
     let mut whisper = Whisper::load(&runtime, &a.join("models/whisper-tiny.en"), 2).unwrap();
     let mut cpu = CpuBackend::new();
-    let dir = Path::new("/usr/share/pocketsphinx/test/data/librivox");
-    let listing = std::fs::read_to_string(dir.join("transcription")).unwrap();
     let (mut errs, mut total) = (0, 0);
-    for line in listing.lines() {
-        let (text, id) = line.rsplit_once(" (").unwrap();
-        let id = id.trim_end_matches(')');
-        let reference = words(&text.replace("<s>", "").replace("</s>", ""));
-        let mut audio = read_wav(&dir.join(format!("{id}.wav")));
+    for (wav, text) in wer::pocketsphinx_set() {
+        let reference = wer::normalize(&text);
+        let mut audio = read_wav(&wav);
         let seconds = audio.len() as f32 / 16_000.0;
         audio.resize(WINDOW_SAMPLES, 0.0);
         let mut mel = Vec::new();
         cpu.log_mel(&audio, &mut mel).unwrap();
         let segments = whisper.transcribe(&mel).unwrap();
+        let id = wav.file_name().unwrap().to_string_lossy().into_owned();
         assert!(!segments.is_empty(), "{id}: nothing transcribed");
         let mut last = 0.0;
         for s in &segments {
@@ -97,20 +66,23 @@ fn transcribes_read_speech() {
             );
             last = s.end_s;
         }
-        let hyp = words(
+        let hyp = wer::normalize(
             &segments
                 .iter()
                 .map(|s| s.text.as_str())
                 .collect::<Vec<_>>()
                 .join(" "),
         );
-        let e = errors(&hyp, &reference);
+        let e = wer::word_errors(&hyp, &reference);
         eprintln!("{id}: {e}/{} errors: {}", reference.len(), hyp.join(" "));
         errs += e;
         total += reference.len();
     }
-    let wer = errs as f64 / total as f64;
-    eprintln!("librivox WER {:.1}% ({errs}/{total})", wer * 100.0);
+    let rate = errs as f64 / total as f64;
+    eprintln!(
+        "pocketsphinx-testdata WER {:.1}% ({errs}/{total})",
+        rate * 100.0
+    );
     assert!(total > 50, "too few reference words");
-    assert!(wer <= 0.10, "word error rate {:.1}%", wer * 100.0);
+    assert!(rate <= 0.10, "word error rate {:.1}%", rate * 100.0);
 }

@@ -152,27 +152,12 @@ pub fn speech_regions(probs: &[f32], s: &CaptionSettings) -> Vec<(f64, f64)> {
     out
 }
 
-/// Groups regions into windows of at most 30 s: `(window_start, regions)`.
-pub fn pack_windows(regions: &[(f64, f64)]) -> Vec<(f64, Vec<(f64, f64)>)> {
-    let limit = WINDOW_SAMPLES as f64 / f64::from(AUDIO_RATE);
-    let mut out: Vec<(f64, Vec<(f64, f64)>)> = Vec::new();
-    for &(a, b) in regions {
-        // A region longer than a window is split at window boundaries.
-        let mut a = a;
-        while a < b {
-            let piece_end = b.min(a + limit);
-            match out.last_mut() {
-                Some((start, rs)) if piece_end - *start <= limit => rs.push((a, piece_end)),
-                _ => out.push((a, vec![(a, piece_end)])),
-            }
-            a = piece_end;
-        }
-    }
-    out
-}
-
-/// Voice activity, then Whisper on each window of speech. Times are on the
-/// source's timeline (the track's start added).
+/// Voice activity, then Whisper over the speech, window by window. Times are
+/// on the source's timeline (the track's start added).
+///
+/// Like Whisper's own transcription loop, a window is decoded again from its
+/// last timestamp when the model stopped before the window's speech did: a
+/// window holding several utterances is otherwise often cut short.
 pub fn transcribe(
     track: &AudioTrack,
     settings: &CaptionSettings,
@@ -185,32 +170,43 @@ pub fn transcribe(
     let probs = vad.probabilities(&track.samples).map_err(model)?;
     let regions = speech_regions(&probs, settings);
     let rate = f64::from(AUDIO_RATE);
+    let span = WINDOW_SAMPLES as f64 / rate;
     let offset = track.start.as_secs_f64();
     let mut window = vec![0f32; WINDOW_SAMPLES];
     let mut mel = Vec::new();
     let mut phrases = Vec::new();
-    for (start, rs) in pack_windows(&regions) {
+    let mut cursor = regions.first().map_or(f64::INFINITY, |r| r.0);
+    while let Some(&(first, _)) = regions.iter().find(|r| r.1 > cursor) {
+        let start = cursor.max(first);
+        let end = start + span;
+        // Speech inside [start, end), the rest silenced.
         window.fill(0.0);
-        for &(a, b) in &rs {
-            let (sa, sb) = (
-                (a * rate) as usize,
-                ((b * rate) as usize).min(track.samples.len()),
-            );
-            let (wa, wb) = (
-                ((a - start) * rate) as usize,
-                ((a - start) * rate) as usize + (sb - sa.min(sb)),
-            );
-            if sa < sb && wb <= WINDOW_SAMPLES {
-                window[wa..wb].copy_from_slice(&track.samples[sa..sb]);
+        let mut speech_end = start;
+        for &(a, b) in &regions {
+            let (a, b) = (a.max(start), b.min(end));
+            if b <= a {
+                continue;
             }
+            speech_end = speech_end.max(b);
+            let sa = (a * rate) as usize;
+            let sb = ((b * rate) as usize).min(track.samples.len());
+            let wa = ((a - start) * rate) as usize;
+            let n = sb
+                .saturating_sub(sa)
+                .min(WINDOW_SAMPLES - wa.min(WINDOW_SAMPLES));
+            window[wa..wa + n].copy_from_slice(&track.samples[sa..sa + n]);
         }
         backend.log_mel(&window, &mut mel)?;
-        let end = rs.last().map(|r| r.1).unwrap_or(start);
-        for seg in whisper.transcribe(&mel).map_err(model)? {
-            let (a, b) = (start + f64::from(seg.start_s), start + f64::from(seg.end_s));
-            // Keep text inside the speech that was fed; Whisper's times can
-            // run past the window's last region into the silence.
-            let (a, b) = (a.max(start), b.min(end));
+        let segments = whisper.transcribe(&mel).map_err(model)?;
+        let mut covered = 0.0f64;
+        for seg in segments {
+            let (a, b) = (
+                start + f64::from(seg.start_s),
+                start + f64::from(seg.end_s).min(span),
+            );
+            covered = covered.max(b - start);
+            // Whisper's times can run into the silence after the speech.
+            let (a, b) = (a.max(start), b.min(speech_end));
             if b > a && !seg.text.is_empty() {
                 phrases.push(Phrase {
                     start_s: a + offset,
@@ -219,6 +215,13 @@ pub fn transcribe(
                 });
             }
         }
+        // Seek: on to the rest of this window's speech if the model stopped
+        // early and made progress, else past the window.
+        cursor = if covered >= 0.5 && start + covered + 1.0 < speech_end {
+            start + covered
+        } else {
+            end
+        };
     }
     Ok(phrases)
 }
@@ -457,16 +460,6 @@ mod tests {
             .is_empty(),
             "64 ms is no speech"
         );
-    }
-
-    #[test]
-    fn windows_hold_at_most_30_seconds() {
-        let w = pack_windows(&[(0.0, 10.0), (12.0, 25.0), (27.0, 40.0), (100.0, 170.0)]);
-        for (start, rs) in &w {
-            assert!(rs.iter().all(|r| r.1 - start <= 30.0 + 1e-9), "{w:?}");
-        }
-        assert_eq!(w[0].1.len(), 2);
-        assert!(w.len() >= 5, "{w:?}");
     }
 
     #[test]

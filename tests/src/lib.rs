@@ -12,11 +12,14 @@
 //! - [`fixtures`]: where the shared fixtures with known answers are.
 //! - [`synthetic`]: clips made with ffmpeg whose transitions are known to the
 //!   frame.
+//! - [`wer`]: word error rate with reference-style normalisation, and the
+//!   pocketsphinx test utterances.
 
 pub mod fixtures;
 pub mod rabbitmq;
 pub mod s3;
 pub mod synthetic;
+pub mod wer;
 
 /// The hint appended to every "service is down" failure.
 pub const START_HINT: &str = "start the test services with `scripts/services.sh start` \

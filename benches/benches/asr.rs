@@ -1,0 +1,219 @@
+//! Speech recognition side by side, in one run, on the same file and the same
+//! Whisper tiny.en weights: monteur's captions path (`monteur process --tasks
+//! captions`: ONNX Runtime, VAD, greedy decoding) and faster-whisper 1.2.1
+//! (CTranslate2, VAD, greedy), both on 2 threads, float32.
+//!
+//! The input joins every pocketsphinx-testdata utterance (read speech and card
+//! names, real human speakers) with a second of silence between them; each tool
+//! runs once per repetition as its own process under `/usr/bin/time`, so the
+//! wall time includes loading the model, for both. WER uses one normaliser
+//! (`monteur_tests::wer`) for both.
+//!
+//! Run: `scripts/bench-peers.sh && cargo build --release --bin monteur &&
+//! cargo bench -p monteur-benches --bench asr`
+
+#![allow(clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use monteur_tests::wer;
+
+const RUNS: usize = 2;
+const THREADS: &str = "2";
+
+fn main() -> ExitCode {
+    monteur_benches::finish(run())
+}
+
+fn cache() -> PathBuf {
+    std::env::var_os("MONTEUR_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/monteur")))
+        .unwrap_or_default()
+}
+
+/// One wav with every utterance, and the concatenated reference.
+fn joined() -> Result<(PathBuf, String, f64), String> {
+    let set = wer::pocketsphinx_set();
+    if set.is_empty() {
+        return Err("pocketsphinx-testdata is not installed (scripts/setup.sh)".into());
+    }
+    let dir = cache().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let silence = dir.join("silence-1s-16k.wav");
+    let out = dir.join("pocketsphinx-joined.wav");
+    let sox = |args: &[&str]| -> Result<(), String> {
+        let ok = Command::new("sox")
+            .args(args)
+            .status()
+            .map_err(|e| e.to_string())?
+            .success();
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("sox {args:?} failed"))
+        }
+    };
+    sox(&[
+        "-n",
+        "-r",
+        "16000",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        silence.to_str().ok_or("path")?,
+        "trim",
+        "0",
+        "1",
+    ])?;
+    let mut args: Vec<String> = Vec::new();
+    for (wav, _) in &set {
+        args.push(wav.to_string_lossy().into_owned());
+        args.push(silence.to_string_lossy().into_owned());
+    }
+    args.push(out.to_string_lossy().into_owned());
+    sox(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let reference = set
+        .iter()
+        .map(|(_, t)| t.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let seconds = hound_seconds(&out)?;
+    Ok((out, reference, seconds))
+}
+
+fn hound_seconds(path: &Path) -> Result<f64, String> {
+    let out = Command::new("soxi")
+        .args(["-D"])
+        .arg(path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|e| format!("soxi: {e}"))
+}
+
+struct Timed {
+    wall_s: f64,
+    rss_mib: f64,
+    stdout: String,
+}
+
+fn timed(program: &str, args: &[String]) -> Result<Timed, String> {
+    let mut best: Option<Timed> = None;
+    for _ in 0..RUNS {
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "MONTEUR_TIME %e %M", program])
+            .args(args)
+            .output()
+            .map_err(|e| format!("{program}: {e}"))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(format!("{program} failed: {stderr}"));
+        }
+        let line = stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("MONTEUR_TIME "))
+            .ok_or("no timing")?;
+        let mut it = line
+            .split_whitespace()
+            .map(|v| v.parse::<f64>().unwrap_or(0.0));
+        let t = Timed {
+            wall_s: it.next().unwrap_or(0.0),
+            rss_mib: it.next().unwrap_or(0.0) / 1024.0,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        };
+        if best.as_ref().is_none_or(|b| t.wall_s < b.wall_s) {
+            best = Some(t);
+        }
+    }
+    best.ok_or_else(|| "no run".into())
+}
+
+fn srt_text(srt: &str) -> String {
+    srt.split("\n\n")
+        .flat_map(|block| block.lines().skip(2))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn run() -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let monteur = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("monteur"))
+        .filter(|p| p.is_file())
+        .ok_or("target/release/monteur missing: run `cargo build --release --bin monteur` first")?;
+    let python = cache().join("asr-peer/bin/python");
+    if !python.is_file() {
+        return Err("faster-whisper missing: run scripts/bench-peers.sh".into());
+    }
+    let model = cache().join("assets/models/whisper-tiny.en");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/faster_whisper_transcribe.py");
+    let (wav, reference, seconds) = joined()?;
+    let reference = wer::normalize(&reference);
+    let out = std::env::temp_dir().join(format!("monteur-asr-bench-{}", std::process::id()));
+    let wav_s = wav.to_string_lossy().into_owned();
+
+    let ours = timed(
+        &monteur.to_string_lossy(),
+        &[
+            "process".into(),
+            wav_s.clone(),
+            "--out".into(),
+            out.to_string_lossy().into_owned(),
+            "--tasks".into(),
+            "captions".into(),
+        ],
+    )?;
+    let srt = std::fs::read_to_string(out.join("captions.srt")).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&out);
+    let peer = timed(
+        &python.to_string_lossy(),
+        &[
+            script.to_string_lossy().into_owned(),
+            model.to_string_lossy().into_owned(),
+            wav_s,
+            THREADS.into(),
+        ],
+    )?;
+    let peer_text: serde_json::Value =
+        serde_json::from_str(peer.stdout.trim()).map_err(|e| e.to_string())?;
+
+    println!(
+        "input: {} utterances of pocketsphinx-testdata joined, {seconds:.1} s of audio, {} reference words",
+        wer::pocketsphinx_set().len(),
+        reference.len()
+    );
+    println!("best of {RUNS} runs; wall time includes loading the model; {THREADS} threads\n");
+    println!("| system | WER | real-time factor | vs faster-whisper | peak RSS MiB |");
+    println!("|---|---:|---:|---:|---:|");
+    let row = |name: &str, t: &Timed, text: &str| {
+        let hyp = wer::normalize(text);
+        let e = wer::word_errors(&hyp, &reference);
+        println!(
+            "| {name} | {:.1}% ({e}/{}) | {:.3} | {:.2}x | {:.0} |",
+            100.0 * e as f64 / reference.len() as f64,
+            reference.len(),
+            t.wall_s / seconds,
+            peer.wall_s / t.wall_s,
+            t.rss_mib
+        );
+    };
+    row(
+        "**monteur captions** (ORT, VAD, greedy)",
+        &ours,
+        &srt_text(&srt),
+    );
+    row(
+        "faster-whisper 1.2.1 (CTranslate2, VAD, greedy)",
+        &peer,
+        peer_text["text"].as_str().unwrap_or(""),
+    );
+    Ok(())
+}
