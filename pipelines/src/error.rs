@@ -44,6 +44,8 @@ impl PipelineError {
                 | PipelineError::Stalled(_)
                 | PipelineError::Init(_)
                 | PipelineError::Kernel(KernelError::Device(_) | KernelError::Unavailable(_))
+                // Missing or mismatched models are the deployment's fault.
+                | PipelineError::Model(_)
         )
     }
 }

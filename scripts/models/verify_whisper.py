@@ -60,20 +60,30 @@ def main():
     model = ctranslate2.models.Whisper(ct2_dir, device="cpu", compute_type="float32")
     ref = np.array(model.encode(ctranslate2.StorageView.from_array(mel)))
     print(f"encoder: max abs diff {np.abs(ref - out).max():.2e} (output scale {np.abs(ref).max():.1f})")
-    res = model.generate(ctranslate2.StorageView.from_array(mel), [[50257]], return_logits_vocab=True, beam_size=1)[0]
+    vocab = open(f"{ct2_dir}/vocabulary.txt", encoding="utf-8").read().splitlines()
+    prompt = [vocab.index("<|startoftranscript|>")]
+    if len(vocab) >= 51865:  # multilingual: language and task tokens
+        prompt += [vocab.index("<|en|>"), vocab.index("<|transcribe|>")]
+    res = model.generate(ctranslate2.StorageView.from_array(mel), [prompt], return_logits_vocab=True, beam_size=1)[0]
     tokens = res.sequences_ids[0]
-    vocab = dec.get_outputs()[0].shape[-1]
+    n_vocab = dec.get_outputs()[0].shape[-1]
     # One row per step, the end-of-text step included.
-    ref_logits = np.array(res.logits[0]).reshape(-1, vocab)
+    ref_logits = np.array(res.logits[0]).reshape(-1, n_vocab)
     layers, dim = ck.shape[0], ck.shape[3]
     sk = np.zeros((layers, 1, 0, dim), np.float32)
     sv = sk.copy()
-    seq = [50257] + tokens
+    # The prompt in one call, then one token per cached step.
+    feeds = {"tokens": np.array([prompt], np.int64), "offset": np.array(0, np.int64),
+             "cross_k": ck, "cross_v": cv, "self_k": sk, "self_v": sv}
+    logits, sk, sv = dec.run(None, feeds)
+    seq = prompt + tokens
     worst = 0.0
     for i in range(len(ref_logits)):
-        feeds = {"tokens": np.array([[seq[i]]], np.int64), "offset": np.array(i, np.int64),
-                 "cross_k": ck, "cross_v": cv, "self_k": sk, "self_v": sv}
-        logits, sk, sv = dec.run(None, feeds)
+        if i > 0:
+            pos = len(prompt) - 1 + i
+            feeds = {"tokens": np.array([[seq[pos]]], np.int64), "offset": np.array(pos, np.int64),
+                     "cross_k": ck, "cross_v": cv, "self_k": sk, "self_v": sv}
+            logits, sk, sv = dec.run(None, feeds)
         r = ref_logits[i][: logits.shape[-1]]
         keep = r > -1e30  # CTranslate2 writes float-lowest into suppressed tokens
         worst = max(worst, float(np.abs(logits[0, -1][keep] - r[keep]).max()))
