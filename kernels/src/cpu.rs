@@ -13,11 +13,10 @@ const BLOCK: usize = 4096;
 
 /// The reference backend. Its only state is the log-mel tables, built on
 /// first use, and scratch space.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct CpuBackend {
     mel: Option<Box<MelTables>>,
-    frame: Vec<f32>,
-    power: Vec<f32>,
+    scratch: Option<Box<mel::MelScratch>>,
 }
 
 impl CpuBackend {
@@ -49,6 +48,7 @@ impl Backend for CpuBackend {
         let tables = self
             .mel
             .get_or_insert_with(|| Box::new(MelTables::whisper80()));
+        let scratch = self.scratch.get_or_insert_with(Default::default);
         let per = N_MELS * WINDOW_FRAMES;
         out.clear();
         out.resize(n * per, 0.0);
@@ -56,7 +56,7 @@ impl Backend for CpuBackend {
             .chunks_exact(WINDOW_SAMPLES)
             .zip(out.chunks_exact_mut(per))
         {
-            mel::log_mel_window(tables, w, dst, &mut self.frame, &mut self.power);
+            mel::log_mel_window(tables, w, dst, scratch);
         }
         Ok(())
     }
