@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use monteur_benches::timing;
 use monteur_tests::wer;
 
 const RUNS: usize = 2;
@@ -26,20 +27,13 @@ fn main() -> ExitCode {
     monteur_benches::finish(run())
 }
 
-fn cache() -> PathBuf {
-    std::env::var_os("MONTEUR_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/monteur")))
-        .unwrap_or_default()
-}
-
 /// One wav with every utterance, and the concatenated reference.
 fn joined() -> Result<(PathBuf, String, f64), String> {
     let set = wer::pocketsphinx_set();
     if set.is_empty() {
         return Err("pocketsphinx-testdata is not installed (scripts/setup.sh)".into());
     }
-    let dir = cache().join("bench");
+    let dir = monteur_benches::cache_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let silence = dir.join("silence-1s-16k.wav");
     let out = dir.join("pocketsphinx-joined.wav");
@@ -96,44 +90,6 @@ fn hound_seconds(path: &Path) -> Result<f64, String> {
         .map_err(|e| format!("soxi: {e}"))
 }
 
-struct Timed {
-    wall_s: f64,
-    rss_mib: f64,
-    stdout: String,
-}
-
-fn timed(program: &str, args: &[String]) -> Result<Timed, String> {
-    let mut best: Option<Timed> = None;
-    for _ in 0..RUNS {
-        let out = Command::new("/usr/bin/time")
-            .args(["-f", "MONTEUR_TIME %e %M", program])
-            .args(args)
-            .output()
-            .map_err(|e| format!("{program}: {e}"))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() {
-            return Err(format!("{program} failed: {stderr}"));
-        }
-        let line = stderr
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("MONTEUR_TIME "))
-            .ok_or("no timing")?;
-        let mut it = line
-            .split_whitespace()
-            .map(|v| v.parse::<f64>().unwrap_or(0.0));
-        let t = Timed {
-            wall_s: it.next().unwrap_or(0.0),
-            rss_mib: it.next().unwrap_or(0.0) / 1024.0,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        };
-        if best.as_ref().is_none_or(|b| t.wall_s < b.wall_s) {
-            best = Some(t);
-        }
-    }
-    best.ok_or_else(|| "no run".into())
-}
-
 fn srt_text(srt: &str) -> String {
     srt.split("\n\n")
         .flat_map(|block| block.lines().skip(2))
@@ -142,25 +98,20 @@ fn srt_text(srt: &str) -> String {
 }
 
 fn run() -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let monteur = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("monteur"))
-        .filter(|p| p.is_file())
-        .ok_or("target/release/monteur missing: run `cargo build --release --bin monteur` first")?;
-    let python = cache().join("asr-peer/bin/python");
+    let monteur = monteur_benches::monteur_bin()?;
+    let python = monteur_benches::cache_dir().join("asr-peer/bin/python");
     if !python.is_file() {
         return Err("faster-whisper missing: run scripts/bench-peers.sh".into());
     }
-    let model = cache().join("assets/models/whisper-tiny.en");
+    let model = monteur_benches::cache_dir().join("assets/models/whisper-tiny.en");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/faster_whisper_transcribe.py");
     let (wav, reference, seconds) = joined()?;
     let reference = wer::normalize(&reference);
     let out = std::env::temp_dir().join(format!("monteur-asr-bench-{}", std::process::id()));
     let wav_s = wav.to_string_lossy().into_owned();
 
-    let ours = timed(
+    let ours = timing::process(
+        RUNS,
         &monteur.to_string_lossy(),
         &[
             "process".into(),
@@ -173,7 +124,8 @@ fn run() -> Result<(), String> {
     )?;
     let srt = std::fs::read_to_string(out.join("captions.srt")).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&out);
-    let peer = timed(
+    let peer = timing::process(
+        RUNS,
         &python.to_string_lossy(),
         &[
             script.to_string_lossy().into_owned(),
@@ -193,7 +145,7 @@ fn run() -> Result<(), String> {
     println!("best of {RUNS} runs; wall time includes loading the model; {THREADS} threads\n");
     println!("| system | WER | real-time factor | vs faster-whisper | peak RSS MiB |");
     println!("|---|---:|---:|---:|---:|");
-    let row = |name: &str, t: &Timed, text: &str| {
+    let row = |name: &str, t: &timing::Timed, text: &str| {
         let hyp = wer::normalize(text);
         let e = wer::word_errors(&hyp, &reference);
         println!(

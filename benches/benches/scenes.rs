@@ -17,8 +17,9 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
+use monteur_benches::timing;
 use monteur_pipelines::ScenesDocument;
 use monteur_pipelines::scenes::eval::{Labeled, Scores, evaluate};
 use monteur_pipelines::scenes::{Transition, TransitionKind};
@@ -32,13 +33,6 @@ struct Clip {
     frames: u64,
     fps: f64,
     truth: Vec<Labeled>,
-}
-
-struct Timed {
-    wall_s: f64,
-    rss_mib: f64,
-    stdout: String,
-    stderr: String,
 }
 
 fn main() -> ExitCode {
@@ -89,43 +83,6 @@ fn clips() -> Result<Vec<Clip>, String> {
     ])
 }
 
-/// Runs a command under /usr/bin/time, best wall time of `RUNS`.
-fn timed(program: &str, args: &[String]) -> Result<Timed, String> {
-    let mut best: Option<Timed> = None;
-    for _ in 0..RUNS {
-        let out = Command::new("/usr/bin/time")
-            .args(["-f", "MONTEUR_TIME %e %M", program])
-            .args(args)
-            .output()
-            .map_err(|e| format!("{program}: {e}"))?;
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if !out.status.success() {
-            return Err(format!("{program} failed: {stderr}"));
-        }
-        let line = stderr
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("MONTEUR_TIME "))
-            .ok_or("no timing line")?;
-        let mut it = line.split_whitespace();
-        let wall_s: f64 = it
-            .next()
-            .and_then(|v| v.parse().ok())
-            .ok_or("bad wall time")?;
-        let rss_kb: f64 = it.next().and_then(|v| v.parse().ok()).ok_or("bad rss")?;
-        let t = Timed {
-            wall_s,
-            rss_mib: rss_kb / 1024.0,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr,
-        };
-        if best.as_ref().is_none_or(|b| t.wall_s < b.wall_s) {
-            best = Some(t);
-        }
-    }
-    best.ok_or_else(|| "no run".into())
-}
-
 fn cuts_at(frames: impl IntoIterator<Item = u64>) -> Vec<Transition> {
     frames
         .into_iter()
@@ -140,37 +97,9 @@ fn cuts_at(frames: impl IntoIterator<Item = u64>) -> Vec<Transition> {
         .collect()
 }
 
-fn monteur_bin() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("MONTEUR_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("monteur"))
-        .ok_or("cannot locate the target directory")?;
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} missing: run `cargo build --release --bin monteur` first",
-            bin.display()
-        ))
-    }
-}
-
-fn peers_python() -> PathBuf {
-    let cache = std::env::var_os("MONTEUR_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/monteur")))
-        .unwrap_or_default();
-    cache.join("pytools/bin/python")
-}
-
 fn run() -> Result<(), String> {
-    let monteur = monteur_bin()?;
-    let python = peers_python();
+    let monteur = monteur_benches::monteur_bin()?;
+    let python = monteur_benches::cache_dir().join("pytools/bin/python");
     if !python.is_file() {
         return Err(format!(
             "{} missing: run scripts/setup.sh",
@@ -187,9 +116,10 @@ fn run() -> Result<(), String> {
             "| tool | frames/s | vs decode+scale | vs PySceneDetect Adaptive | peak RSS MiB | cut F1 | gradual F1 |"
         );
         println!("|---|---:|---:|---:|---:|---:|---:|");
-        let fps = |t: &Timed| clip.frames as f64 / t.wall_s;
+        let fps = |t: &timing::Timed| clip.frames as f64 / t.wall_s;
 
-        let limit = timed(
+        let limit = timing::process(
+            RUNS,
             "gst-launch-1.0",
             &[
                 "-q",
@@ -211,7 +141,8 @@ fn run() -> Result<(), String> {
             ]
             .map(String::from),
         )?;
-        let ours = timed(
+        let ours = timing::process(
+            RUNS,
             &monteur.to_string_lossy(),
             &[
                 "process".into(),
@@ -234,9 +165,10 @@ fn run() -> Result<(), String> {
         }
         let ours_scores = evaluate(&doc.transitions, &clip.truth, 1);
 
-        let mut peers: Vec<(String, Timed, Scores)> = Vec::new();
+        let mut peers: Vec<(String, timing::Timed, Scores)> = Vec::new();
         for which in ["adaptive", "content"] {
-            let t = timed(
+            let t = timing::process(
+                RUNS,
                 &python.to_string_lossy(),
                 &[
                     script.to_string_lossy().into_owned(),
@@ -255,7 +187,8 @@ fn run() -> Result<(), String> {
             let s = evaluate(&cuts_at(cuts), &clip.truth, 1);
             peers.push((format!("PySceneDetect 0.7.2 {which}"), t, s));
         }
-        let t = timed(
+        let t = timing::process(
+            RUNS,
             "ffmpeg",
             &[
                 "-hide_banner",
@@ -281,7 +214,7 @@ fn run() -> Result<(), String> {
         peers.push(("ffmpeg 5.1 scdet".into(), t, s));
 
         let adaptive = fps(&peers[0].1);
-        let row = |name: &str, t: &Timed, cuts: Option<f64>, gradual: Option<f64>| {
+        let row = |name: &str, t: &timing::Timed, cuts: Option<f64>, gradual: Option<f64>| {
             println!(
                 "| {name} | {:.1} | {:.2}x | {:.2}x | {:.0} | {} | {} |",
                 fps(t),

@@ -5,13 +5,42 @@
 //! run, on the same file, so machine load moves both sides alike.
 //!
 //! # Layout
-//! - [`timing`]: best-of-N wall-clock timing of a closure or a command.
+//! - [`timing`]: best-of-N wall-clock timing of a closure, a command, or a
+//!   process under `/usr/bin/time` (wall time and peak RSS).
+//! - [`cache_dir`], [`monteur_bin`]: where the media cache and the release
+//!   binary are.
 //! - [`finish`]: the exit code of a bench binary.
 //!
 //! Test media come from `monteur_tests::synthetic` (frame-exact answers) and
 //! the shared fixtures.
 
 pub mod timing;
+
+use std::path::{Path, PathBuf};
+
+/// The cache scripts/setup.sh fills (`MONTEUR_CACHE`, else `~/.cache/monteur`).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("MONTEUR_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/monteur")))
+        .unwrap_or_default()
+}
+
+/// The release `monteur` binary beside the running bench (`MONTEUR_BIN`
+/// overrides), or why it is missing.
+pub fn monteur_bin() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("MONTEUR_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("monteur"))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| {
+            "target/release/monteur missing: run `cargo build --release --bin monteur` first".into()
+        })
+}
 
 /// Maps a bench's result to its exit code, saying why on failure.
 #[allow(clippy::print_stderr)]

@@ -29,3 +29,48 @@ pub fn best_of_command(runs: usize, program: &str, args: &[&str]) -> Option<Dura
     });
     ok.then_some(best)
 }
+
+/// One external process's best run, measured by `/usr/bin/time`.
+#[derive(Debug, Clone)]
+pub struct Timed {
+    pub wall_s: f64,
+    pub rss_mib: f64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `program` `runs` times under `/usr/bin/time` and keeps the fastest
+/// run: wall time and peak RSS are then measured the same way for every tool.
+pub fn process(runs: usize, program: &str, args: &[String]) -> Result<Timed, String> {
+    let mut best: Option<Timed> = None;
+    for _ in 0..runs.max(1) {
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "MONTEUR_TIME %e %M", program])
+            .args(args)
+            .output()
+            .map_err(|e| format!("{program}: {e}"))?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            return Err(format!("{program} failed: {stderr}"));
+        }
+        let line = stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("MONTEUR_TIME "))
+            .ok_or("no timing line (is /usr/bin/time installed?)")?;
+        let mut it = line.split_whitespace().map(|v| v.parse::<f64>().ok());
+        let (Some(Some(wall_s)), Some(Some(rss_kb))) = (it.next(), it.next()) else {
+            return Err(format!("unreadable timing line: {line}"));
+        };
+        let t = Timed {
+            wall_s,
+            rss_mib: rss_kb / 1024.0,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+        };
+        if best.as_ref().is_none_or(|b| t.wall_s < b.wall_s) {
+            best = Some(t);
+        }
+    }
+    best.ok_or_else(|| "no run".into())
+}

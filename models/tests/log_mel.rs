@@ -5,30 +5,15 @@
 // Test-only file: a failed unwrap is the test failure we want to see.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-
 use monteur_kernels::mel::{N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES};
 use monteur_kernels::{Backend, CpuBackend};
 use monteur_models::Runtime;
+use monteur_tests::assets;
 use ort::value::Tensor;
-
-fn assets() -> PathBuf {
-    let dir = std::env::var_os("MONTEUR_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/monteur/assets")
-        });
-    assert!(
-        dir.is_dir(),
-        "runtime assets not found at {}: run scripts/setup.sh",
-        dir.display()
-    );
-    dir
-}
 
 fn reference(runtime: &Runtime, audio: &[f32]) -> Vec<f32> {
     let mut session = runtime
-        .session(&assets().join("models/whisper80.onnx"), 1)
+        .session(&assets::dir().join("models/whisper80.onnx"), 1)
         .unwrap();
     let wave = Tensor::from_array(([1usize, audio.len()], audio.to_vec())).unwrap();
     let lens = Tensor::from_array(([1usize], vec![audio.len() as i64])).unwrap();
@@ -52,10 +37,7 @@ fn speech() -> Vec<f32> {
 
 #[test]
 fn cpu_log_mel_matches_the_onnx_reference() {
-    let library = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| assets().join("onnxruntime/libonnxruntime.so.1.31.1"));
-    let runtime = Runtime::load(&library).unwrap();
+    let runtime = Runtime::load(&assets::onnxruntime()).unwrap();
     let mut cpu = CpuBackend::new();
     let tone: Vec<f32> = (0..16000 * 5)
         .map(|i| (i as f32 * 0.25).sin() * 0.3)

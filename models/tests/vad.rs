@@ -3,33 +3,13 @@
 // Test-only file: a failed unwrap is the test failure we want to see.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-
 use monteur_models::vad::{SAMPLE_RATE, WINDOW};
 use monteur_models::{Runtime, VoiceActivity};
-
-/// Where scripts/setup.sh put the runtime assets.
-fn assets() -> PathBuf {
-    let dir = std::env::var_os("MONTEUR_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/monteur/assets")
-        });
-    assert!(
-        dir.is_dir(),
-        "runtime assets not found at {}: run scripts/setup.sh",
-        dir.display()
-    );
-    dir
-}
+use monteur_tests::assets;
 
 fn detector() -> VoiceActivity {
-    let a = assets();
-    // ORT_DYLIB_PATH is what scripts/setup.sh's env.sh exports.
-    let library = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| a.join("onnxruntime/libonnxruntime.so.1.31.1"));
-    let runtime = Runtime::load(&library).unwrap();
+    let a = assets::dir();
+    let runtime = Runtime::load(&assets::onnxruntime()).unwrap();
     VoiceActivity::load(&runtime, &a.join("models/silero_vad.onnx")).unwrap()
 }
 

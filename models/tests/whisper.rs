@@ -5,26 +5,12 @@
 // Test-only file: a failed unwrap is the test failure we want to see.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use monteur_kernels::mel::WINDOW_SAMPLES;
 use monteur_kernels::{Backend, CpuBackend};
 use monteur_models::{Runtime, Whisper};
-use monteur_tests::wer;
-
-fn assets() -> PathBuf {
-    let dir = std::env::var_os("MONTEUR_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/monteur/assets")
-        });
-    assert!(
-        dir.is_dir(),
-        "runtime assets not found at {}: run scripts/setup.sh",
-        dir.display()
-    );
-    dir
-}
+use monteur_tests::{assets, wer};
 
 fn read_wav(path: &Path) -> Vec<f32> {
     let mut r = hound::WavReader::open(path).unwrap();
@@ -36,11 +22,8 @@ fn read_wav(path: &Path) -> Vec<f32> {
 
 #[test]
 fn transcribes_read_speech() {
-    let a = assets();
-    let library = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| a.join("onnxruntime/libonnxruntime.so.1.31.1"));
-    let runtime = Runtime::load(&library).unwrap();
+    let a = assets::dir();
+    let runtime = Runtime::load(&assets::onnxruntime()).unwrap();
     let mut whisper = Whisper::load(&runtime, &a.join("models/whisper-tiny.en"), 2).unwrap();
     let mut cpu = CpuBackend::new();
     let (mut errs, mut total) = (0, 0);
@@ -116,11 +99,8 @@ fn speak(lang: &str, text: &str, dir: &Path) -> Vec<f32> {
 
 #[test]
 fn multilingual_base_transcribes_french_and_detects_it() {
-    let a = assets();
-    let library = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| a.join("onnxruntime/libonnxruntime.so.1.31.1"));
-    let runtime = Runtime::load(&library).unwrap();
+    let a = assets::dir();
+    let runtime = Runtime::load(&assets::onnxruntime()).unwrap();
     let mut whisper = Whisper::load(&runtime, &a.join("models/whisper-base"), 2).unwrap();
     assert!(whisper.is_multilingual());
     assert!(whisper.languages().any(|l| l == "fr"));

@@ -443,17 +443,7 @@ impl Branch {
                 .build(),
         );
         chain.push(appsink.upcast());
-        pipeline.add_many(&chain)?;
-        gst::Element::link_many(&chain)?;
-        for e in &chain {
-            e.sync_state_with_parent()?;
-        }
-        pad.link(
-            &chain[0]
-                .static_pad("sink")
-                .ok_or_else(|| PipelineError::Graph("queue has no sink pad".into()))?,
-        )
-        .map_err(|e| PipelineError::Graph(format!("{e:?}")))?;
+        link_chain(pipeline, pad, &chain)?;
         debug!(width = self.width, "video branch linked");
         Ok(())
     }
@@ -529,19 +519,29 @@ impl AudioBranch {
         );
         let mut chain = chain;
         chain.push(appsink.upcast());
-        pipeline.add_many(&chain)?;
-        gst::Element::link_many(&chain)?;
-        for e in &chain {
-            e.sync_state_with_parent()?;
-        }
-        pad.link(
-            &chain[0]
-                .static_pad("sink")
-                .ok_or_else(|| PipelineError::Graph("queue has no sink pad".into()))?,
-        )
-        .map_err(|e| PipelineError::Graph(format!("{e:?}")))?;
-        Ok(())
+        link_chain(pipeline, pad, &chain)
     }
+}
+
+/// Adds `chain` to the running pipeline, links it in order, starts it and
+/// feeds it from `pad`.
+fn link_chain(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    chain: &[gst::Element],
+) -> Result<(), PipelineError> {
+    pipeline.add_many(chain)?;
+    gst::Element::link_many(chain)?;
+    for e in chain {
+        e.sync_state_with_parent()?;
+    }
+    let sink = chain
+        .first()
+        .and_then(|e| e.static_pad("sink"))
+        .ok_or_else(|| PipelineError::Graph("branch has no sink pad".into()))?;
+    pad.link(&sink)
+        .map_err(|e| PipelineError::Graph(format!("{e:?}")))?;
+    Ok(())
 }
 
 /// The frame's presentation time on the stream's own timeline. Buffer PTS from

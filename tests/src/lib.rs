@@ -9,12 +9,14 @@
 //! - [`rabbitmq`]: a connection to the broker.
 //! - [`s3`]: an S3 client configured the way Garage needs, the test bucket, and
 //!   SSE-C key headers.
+//! - [`assets`]: where setup put ONNX Runtime and the model files.
 //! - [`fixtures`]: where the shared fixtures with known answers are.
 //! - [`synthetic`]: clips made with ffmpeg whose transitions are known to the
 //!   frame.
 //! - [`wer`]: word error rate with reference-style normalisation, and the
 //!   pocketsphinx test utterances.
 
+pub mod assets;
 pub mod fixtures;
 pub mod rabbitmq;
 pub mod s3;
