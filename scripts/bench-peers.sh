@@ -10,12 +10,5 @@ PINS=(
   fsspec==2026.9.0 hf-xet==1.8.0 httpx2==2.16.2 httpcore2==2.16.2 h11==0.16.0 anyio==4.16.0 idna==3.20
   truststore==0.10.5 typing_extensions==4.16.0 click==8.5.1 flatbuffers==25.12.19 protobuf==7.36.2
 )
-stamp="$VENV/.pins-$(printf '%s ' "${PINS[@]}" | sha256sum | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  say "installing faster-whisper 1.2.1 (pinned) into $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV" || die "python3 -m venv failed"
-  "$VENV/bin/pip" install -q --no-deps "${PINS[@]}" || die "could not install the ASR peer"
-  touch "$stamp"
-fi
+pinned_venv "$VENV" "${PINS[@]}"
 say "ASR peer ready: $VENV"

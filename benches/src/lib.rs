@@ -18,13 +18,8 @@ pub mod timing;
 
 use std::path::{Path, PathBuf};
 
-/// The cache scripts/setup.sh fills (`MONTEUR_CACHE`, else `~/.cache/monteur`).
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os("MONTEUR_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/monteur")))
-        .unwrap_or_default()
-}
+/// The cache scripts/setup.sh fills (shared with the tests).
+pub use monteur_tests::cache_dir;
 
 /// The release `monteur` binary beside the running bench (`MONTEUR_BIN`
 /// overrides), or why it is missing.

@@ -26,3 +26,14 @@ pub mod wer;
 /// The hint appended to every "service is down" failure.
 pub const START_HINT: &str = "start the test services with `scripts/services.sh start` \
      (or run the whole suite with `scripts/test.sh`)";
+
+/// The cache scripts/setup.sh fills: `MONTEUR_CACHE`, else `~/.cache/monteur`
+/// (the system temp dir when there is no home).
+pub fn cache_dir() -> std::path::PathBuf {
+    std::env::var_os("MONTEUR_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/monteur"))
+        })
+        .unwrap_or_else(std::env::temp_dir)
+}

@@ -269,11 +269,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 fn cache_dir() -> PathBuf {
-    std::env::var_os("MONTEUR_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/monteur")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("synthetic")
+    crate::cache_dir().join("synthetic")
 }
 
 /// The small evaluation set: every kind of transition and the two classic
