@@ -20,7 +20,7 @@ use std::process::{Command, ExitCode};
 use monteur_benches::timing;
 use monteur_tests::wer;
 
-const RUNS: usize = 2;
+const RUNS: usize = 3;
 const THREADS: &str = "2";
 
 fn main() -> ExitCode {

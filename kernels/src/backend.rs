@@ -1,3 +1,4 @@
+use crate::loudness::WindowLevel;
 use crate::{FrameStats, KernelError, LumaBatch};
 
 /// A device that computes the per-frame kernels.
@@ -21,6 +22,16 @@ pub trait Backend: Send {
     /// samples (16 kHz mono, zero-padded by the caller); `out` is replaced by
     /// `N_MELS * WINDOW_FRAMES` values per window, band after band.
     fn log_mel(&mut self, windows: &[f32], out: &mut Vec<f32>) -> Result<(), KernelError>;
+
+    /// Peak and mean square of each whole window of `samples_per_window`
+    /// samples (see [`loudness`](crate::loudness) for where windows start);
+    /// `out` is replaced by one entry per window.
+    fn loudness(
+        &mut self,
+        samples: &[f32],
+        samples_per_window: f64,
+        out: &mut Vec<WindowLevel>,
+    ) -> Result<(), KernelError>;
 }
 
 /// Number of whole windows in `windows`, or why it is not a batch.

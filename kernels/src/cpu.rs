@@ -5,6 +5,7 @@
 //! backend is tested against, so it stays simple.
 
 use crate::backend::mel_windows;
+use crate::loudness::{self, WindowLevel};
 use crate::mel::{self, MelTables, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES};
 use crate::{Backend, FrameStats, HIST_BINS, KernelError, LumaBatch, mean_offset};
 
@@ -58,6 +59,21 @@ impl Backend for CpuBackend {
         {
             mel::log_mel_window(tables, w, dst, scratch);
         }
+        Ok(())
+    }
+
+    fn loudness(
+        &mut self,
+        samples: &[f32],
+        samples_per_window: f64,
+        out: &mut Vec<WindowLevel>,
+    ) -> Result<(), KernelError> {
+        let n = loudness::window_count(samples.len(), samples_per_window)?;
+        out.clear();
+        out.extend((0..n).map(|i| {
+            let (a, b) = loudness::window_range(i, samples_per_window, samples.len());
+            loudness::window_level(&samples[a..b])
+        }));
         Ok(())
     }
 }

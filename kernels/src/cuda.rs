@@ -16,6 +16,7 @@ use cudarc::driver::{
 use cudarc::nvrtc::{CompileOptions, compile_ptx_with_opts};
 
 use crate::backend::mel_windows;
+use crate::loudness::{self, WindowLevel};
 use crate::mel::{MelTables, N_MELS, WINDOW_FRAMES};
 use crate::{Backend, FrameStats, HIST_BINS, KernelError, LumaBatch};
 
@@ -23,14 +24,17 @@ use crate::{Backend, FrameStats, HIST_BINS, KernelError, LumaBatch};
 pub const SOURCE: &str = concat!(
     include_str!("cuda/frame_stats.cu"),
     "\n",
-    include_str!("cuda/log_mel.cu")
+    include_str!("cuda/log_mel.cu"),
+    "\n",
+    include_str!("cuda/loudness.cu")
 );
 /// Entry points in [`SOURCE`].
-pub const KERNELS: [&str; 4] = [
+pub const KERNELS: [&str; 5] = [
     "frame_sums",
     "frame_diffs",
     "log_mel_frames",
     "log_mel_normalise",
+    "window_levels",
 ];
 const THREADS: u32 = 256;
 
@@ -62,6 +66,7 @@ pub struct CudaBackend {
     diffs_fn: CudaFunction,
     mel_fn: CudaFunction,
     mel_norm_fn: CudaFunction,
+    levels_fn: CudaFunction,
     /// Log-mel tables on the device, uploaded on first use.
     mel: Option<MelDevice>,
     device: String,
@@ -134,6 +139,7 @@ impl CudaBackend {
             mel_norm_fn: module
                 .load_function("log_mel_normalise")
                 .map_err(device_err)?,
+            levels_fn: module.load_function("window_levels").map_err(device_err)?,
             mel: None,
             stream: ctx.default_stream(),
             device,
@@ -345,6 +351,53 @@ impl Backend for CudaBackend {
         }
         .map_err(device_err)?;
         *out = stream.clone_dtoh(&d_out).map_err(device_err)?;
+        Ok(())
+    }
+
+    fn loudness(
+        &mut self,
+        samples: &[f32],
+        samples_per_window: f64,
+        out: &mut Vec<WindowLevel>,
+    ) -> Result<(), KernelError> {
+        let n = loudness::window_count(samples.len(), samples_per_window)?;
+        out.clear();
+        if n == 0 {
+            return Ok(());
+        }
+        let stream = Arc::clone(&self.stream);
+        let d_samples = stream.clone_htod(samples).map_err(device_err)?;
+        let mut d_peaks = stream.alloc_zeros::<f32>(n).map_err(device_err)?;
+        let mut d_ms = stream.alloc_zeros::<f32>(n).map_err(device_err)?;
+        let len = samples.len() as i64;
+        let mut launch = stream.launch_builder(&self.levels_fn);
+        launch
+            .arg(&d_samples)
+            .arg(&len)
+            .arg(&samples_per_window)
+            .arg(&mut d_peaks)
+            .arg(&mut d_ms);
+        let blocks = u32::try_from(n)
+            .map_err(|_| KernelError::InvalidBatch(format!("{n} windows is too many")))?;
+        // SAFETY: one block per window; every window lies inside `d_samples`
+        // (bounds clamped to `len` in the kernel) and writes slot `blockIdx.x`
+        // of the two `n`-long outputs.
+        unsafe {
+            launch.launch(LaunchConfig {
+                grid_dim: (blocks, 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            })
+        }
+        .map_err(device_err)?;
+        let peaks = stream.clone_dtoh(&d_peaks).map_err(device_err)?;
+        let ms = stream.clone_dtoh(&d_ms).map_err(device_err)?;
+        out.extend(
+            peaks
+                .into_iter()
+                .zip(ms)
+                .map(|(peak, mean_square)| WindowLevel { peak, mean_square }),
+        );
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //!   previous frame) computed by a backend, in exact integers so backends agree
 //!   bit for bit.
 //! - [`mel`]: Whisper's log-mel spectrogram, the per-window audio kernel.
+//! - [`loudness`]: peak and RMS per short window, for silence detection.
 //! - [`features`]: the normalised, floating-point features the detectors use,
 //!   derived on the host from those integers.
 //! - [`cpu`]: the reference backend, written so the compiler vectorises it.
@@ -24,6 +25,7 @@ pub mod cuda;
 mod error;
 pub mod features;
 pub mod frame;
+pub mod loudness;
 pub mod mel;
 pub mod select;
 pub mod testing;
@@ -33,4 +35,5 @@ pub use cpu::CpuBackend;
 pub use error::KernelError;
 pub use features::FrameFeatures;
 pub use frame::{FrameStats, HIST_BINS, LumaBatch, mean_offset};
+pub use loudness::WindowLevel;
 pub use select::{BackendChoice, Selected, select};

@@ -158,3 +158,44 @@ fn cuda_log_mel_matches_cpu_reference() {
     // Same sums in a different order: float rounding, before a log.
     assert!(worst < 1e-3, "log-mel differs by up to {worst}");
 }
+
+#[test]
+fn cuda_loudness_matches_cpu_reference() {
+    if !cuda::cuda_available() {
+        assert!(
+            !require_gpu(),
+            "MONTEUR_REQUIRE_GPU=1 but no CUDA device was found"
+        );
+        eprintln!("loudness parity NOT RUN: no CUDA device on this machine");
+        return;
+    }
+    let mut gpu = CudaBackend::new(0).unwrap();
+    let mut cpu = CpuBackend::new();
+    // 10 s at 16 kHz: noise, a silent stretch and a loud tone; windows of a
+    // fractional length (30 fps) and of a whole one (48 kHz / 25 fps).
+    let mut audio: Vec<f32> = noise(160_000, 11)
+        .iter()
+        .map(|&b| (f32::from(b) - 128.0) / 512.0)
+        .collect();
+    audio[40_000..80_000].iter_mut().for_each(|x| *x = 0.0);
+    audio[100_000..120_000]
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, x)| *x = (i as f32 * 0.05).sin() * 0.9);
+    for spw in [16_000.0 / 30.0, 16_000.0 / 25.0, 48_000.0 / 29.97] {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        cpu.loudness(&audio, spw, &mut a).unwrap();
+        gpu.loudness(&audio, spw, &mut b).unwrap();
+        assert_eq!(a.len(), b.len(), "window count at {spw}");
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(x.peak, y.peak, "peak of window {i} at {spw}");
+            let tol = 1e-6 * x.mean_square.max(1e-12);
+            assert!(
+                (x.mean_square - y.mean_square).abs() <= tol,
+                "mean square of window {i} at {spw}: {} vs {}",
+                x.mean_square,
+                y.mean_square
+            );
+        }
+    }
+}

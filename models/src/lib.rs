@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! - [`Runtime`]: the loaded ONNX Runtime and the sessions made from it; one
-//!   per process, shared by every model.
+//!   per process, shared by every model. [`Provider`] says where the heavy
+//!   models run (CUDA when the library has it and a GPU registers, else CPU).
 //! - [`vad`]: Silero voice activity detection, speech probability per 32 ms.
 //! - [`whisper`]: Whisper speech recognition (greedy, with timestamps) on
 //!   30 s windows of log-mel features.
@@ -18,6 +19,6 @@ pub mod vad;
 pub mod whisper;
 
 pub use error::ModelError;
-pub use runtime::Runtime;
+pub use runtime::{Provider, Runtime};
 pub use vad::VoiceActivity;
 pub use whisper::{Segment, Whisper};

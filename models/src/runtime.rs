@@ -6,10 +6,34 @@ use ort::session::builder::GraphOptimizationLevel;
 
 use crate::ModelError;
 
+/// Where the heavy models (Whisper) run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// CUDA when the loaded ONNX Runtime has its CUDA provider and it
+    /// registers (a GPU is present), else the CPU, with the reason logged.
+    Auto,
+    Cpu,
+    /// CUDA or fail: for machines that must not silently run slow.
+    Cuda,
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda),
+            other => Err(format!("unknown provider `{other}` (auto, cpu, cuda)")),
+        }
+    }
+}
+
 /// The loaded ONNX Runtime. Sessions made from it stay valid while it lives.
 #[derive(Debug)]
 pub struct Runtime {
     environment: Environment,
+    provider: Provider,
 }
 
 impl Runtime {
@@ -31,16 +55,70 @@ impl Runtime {
             .with_name("monteur")
             .build()
             .map_err(|e| err(e.to_string()))?;
-        Ok(Self { environment })
+        Ok(Self {
+            environment,
+            provider: Provider::Auto,
+        })
+    }
+
+    /// Sets where [`Runtime::accelerated_session`] runs models.
+    pub fn with_provider(mut self, provider: Provider) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// Whether this ONNX Runtime library was built with the CUDA provider
+    /// (the default CPU wheel is not; `onnxruntime-gpu` is).
+    pub fn has_cuda(&self) -> bool {
+        use ort::ep::ExecutionProvider;
+        ort::ep::CUDA::is_available().unwrap_or(false)
+    }
+
+    /// A session for a heavy model: on CUDA when the provider setting and the
+    /// machine allow (see [`Provider`]), else like [`Runtime::session`].
+    pub fn accelerated_session(&self, path: &Path, threads: usize) -> Result<Session, ModelError> {
+        let use_cuda = match self.provider {
+            Provider::Cpu => false,
+            Provider::Auto => self.has_cuda(),
+            Provider::Cuda => {
+                if !self.has_cuda() {
+                    return Err(ModelError::Load {
+                        model: file_name(path),
+                        reason: "models.provider = cuda, but this ONNX Runtime has no CUDA \
+                                 provider (install the onnxruntime-gpu library)"
+                            .into(),
+                    });
+                }
+                true
+            }
+        };
+        if !use_cuda {
+            return self.session(path, threads);
+        }
+        let err = |reason: String| ModelError::Load {
+            model: file_name(path),
+            reason,
+        };
+        let mut cuda = ort::ep::CUDA::default().build();
+        if self.provider == Provider::Cuda {
+            cuda = cuda.error_on_failure();
+        }
+        Session::builder(&self.environment)
+            .map_err(|e| err(e.to_string()))?
+            .with_execution_providers([cuda])
+            .map_err(|e| err(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| err(e.to_string()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| err(e.to_string()))?
+            .commit_from_file(path)
+            .map_err(|e| err(e.to_string()))
     }
 
     /// A session for the model at `path`, running on `threads` intra-op threads.
     pub fn session(&self, path: &Path, threads: usize) -> Result<Session, ModelError> {
         let err = |reason: String| ModelError::Load {
-            model: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            model: file_name(path),
             reason,
         };
         Session::builder(&self.environment)
@@ -52,4 +130,10 @@ impl Runtime {
             .commit_from_file(path)
             .map_err(|e| err(e.to_string()))
     }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

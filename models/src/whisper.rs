@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use ort::session::Session;
+use ort::session::{Session, SessionInputValue};
 use ort::value::Tensor;
 
 use crate::{ModelError, Runtime};
@@ -130,8 +130,8 @@ impl Whisper {
                 .ok_or_else(|| load_err(format!("{token} missing from the vocabulary")))
         };
         let model = Self {
-            encoder: runtime.session(&onnx.join("encoder.onnx"), threads)?,
-            decoder: runtime.session(&onnx.join("decoder.onnx"), threads)?,
+            encoder: runtime.accelerated_session(&onnx.join("encoder.onnx"), threads)?,
+            decoder: runtime.accelerated_session(&onnx.join("decoder.onnx"), threads)?,
             eot: find("<|endoftext|>")?,
             sot: find("<|startoftranscript|>")?,
             no_timestamps: find("<|notimestamps|>")?,
@@ -202,15 +202,29 @@ impl Whisper {
             .encoder
             .run(ort::inputs!["mel" => input])
             .map_err(run_err)?;
-        let (_, k) = outputs["cross_k"]
-            .try_extract_tensor::<f32>()
-            .map_err(run_err)?;
-        let (_, v) = outputs["cross_v"]
-            .try_extract_tensor::<f32>()
-            .map_err(run_err)?;
-        let cross_shape = [self.layers, 1, AUDIO_CTX, self.d_model];
-        let cross_k = Tensor::from_array((cross_shape, k.to_vec())).map_err(run_err)?;
-        let cross_v = Tensor::from_array((cross_shape, v.to_vec())).map_err(run_err)?;
+        // Each decoder layer's keys and values, under the decoder's input names.
+        let mut cross: Vec<(String, Tensor<f32>)> = Vec::with_capacity(2 * self.layers);
+        for i in 0..self.layers {
+            for kv in ["k", "v"] {
+                let name = format!("cross_{kv}_{i}");
+                let value = outputs.get(&name).ok_or_else(|| ModelError::Inference {
+                    model: NAME,
+                    reason: format!("encoder has no output {name} (re-run scripts/setup.sh)"),
+                })?;
+                let (shape, data) = value.try_extract_tensor::<f32>().map_err(run_err)?;
+                let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+                if dims.iter().product::<usize>() != AUDIO_CTX * self.d_model {
+                    return Err(ModelError::Inference {
+                        model: NAME,
+                        reason: format!("{name} has shape {dims:?}"),
+                    });
+                }
+                cross.push((
+                    name,
+                    Tensor::from_array((dims, data.to_vec())).map_err(run_err)?,
+                ));
+            }
+        }
         drop(outputs);
 
         let prompt = match (self.transcribe, language) {
@@ -232,7 +246,7 @@ impl Whisper {
                             model: NAME,
                             reason: format!("unknown language `{code}`"),
                         })?,
-                    None => self.detect(&cross_k, &cross_v)?,
+                    None => self.detect(&cross)?,
                 };
                 vec![self.sot, lang, transcribe]
             }
@@ -254,14 +268,7 @@ impl Whisper {
                 Tensor::from_array((cache_shape, std::mem::take(&mut self_v))).map_err(run_err)?;
             let out = self
                 .decoder
-                .run(ort::inputs![
-                    "tokens" => step,
-                    "offset" => offset,
-                    "cross_k" => &cross_k,
-                    "cross_v" => &cross_v,
-                    "self_k" => sk,
-                    "self_v" => sv
-                ])
+                .run(decoder_inputs(step, offset, sk, sv, &cross))
                 .map_err(run_err)?;
             let (shape, l) = out["logits"].try_extract_tensor::<f32>().map_err(run_err)?;
             let vocab = shape.last().copied().unwrap_or(0) as usize;
@@ -291,18 +298,17 @@ impl Whisper {
 
     /// The most likely language token for this window (Whisper's language
     /// detection: one decoder step after `<|startoftranscript|>`).
-    fn detect(&mut self, cross_k: &Tensor<f32>, cross_v: &Tensor<f32>) -> Result<u32, ModelError> {
+    fn detect(&mut self, cross: &[(String, Tensor<f32>)]) -> Result<u32, ModelError> {
         let empty = [self.layers, 1, 0, self.d_model];
         let out = self
             .decoder
-            .run(ort::inputs![
-                "tokens" => Tensor::from_array(([1usize, 1], vec![i64::from(self.sot)])).map_err(run_err)?,
-                "offset" => Tensor::from_array(((), vec![0i64])).map_err(run_err)?,
-                "cross_k" => cross_k,
-                "cross_v" => cross_v,
-                "self_k" => Tensor::from_array((empty, Vec::<f32>::new())).map_err(run_err)?,
-                "self_v" => Tensor::from_array((empty, Vec::<f32>::new())).map_err(run_err)?
-            ])
+            .run(decoder_inputs(
+                Tensor::from_array(([1usize, 1], vec![i64::from(self.sot)])).map_err(run_err)?,
+                Tensor::from_array(((), vec![0i64])).map_err(run_err)?,
+                Tensor::from_array((empty, Vec::<f32>::new())).map_err(run_err)?,
+                Tensor::from_array((empty, Vec::<f32>::new())).map_err(run_err)?,
+                cross,
+            ))
             .map_err(run_err)?;
         let (_, l) = out["logits"].try_extract_tensor::<f32>().map_err(run_err)?;
         self.languages
@@ -407,6 +413,26 @@ impl Whisper {
         }
         out
     }
+}
+
+/// One decoder call's inputs: the new tokens, their position, the self
+/// attention cache, and the window's cross-attention keys and values (by
+/// reference: they are the same for every step).
+fn decoder_inputs<'a>(
+    tokens: Tensor<i64>,
+    offset: Tensor<i64>,
+    self_k: Tensor<f32>,
+    self_v: Tensor<f32>,
+    cross: &'a [(String, Tensor<f32>)],
+) -> Vec<(String, SessionInputValue<'a>)> {
+    let mut inputs: Vec<(String, SessionInputValue<'a>)> = vec![
+        ("tokens".into(), tokens.into()),
+        ("offset".into(), offset.into()),
+        ("self_k".into(), self_k.into()),
+        ("self_v".into(), self_v.into()),
+    ];
+    inputs.extend(cross.iter().map(|(n, t)| (n.clone(), t.into())));
+    inputs
 }
 
 fn argmax(x: &[f32]) -> u32 {

@@ -342,7 +342,7 @@ fn run_to_eos(
     Ok(())
 }
 
-fn first_error(bus: &gst::Bus) -> Option<String> {
+pub(crate) fn first_error(bus: &gst::Bus) -> Option<String> {
     bus.pop_filtered(&[gst::MessageType::Error])
         .and_then(|m| match m.view() {
             gst::MessageView::Error(err) => Some(describe_error(err)),
@@ -352,7 +352,7 @@ fn first_error(bus: &gst::Bus) -> Option<String> {
 
 /// The error's own message and the element that raised it; GStreamer's debug
 /// string is left out as it carries file paths.
-fn describe_error(err: &gst::message::Error) -> String {
+pub(crate) fn describe_error(err: &gst::message::Error) -> String {
     let source = err
         .src()
         .map(|s| s.name().to_string())
@@ -360,7 +360,10 @@ fn describe_error(err: &gst::message::Error) -> String {
     format!("{} (in {source})", err.error().message())
 }
 
-fn attach_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), PipelineError> {
+pub(crate) fn attach_fakesink(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+) -> Result<(), PipelineError> {
     let sink = gst::ElementFactory::make("fakesink")
         .property("sync", false)
         .property("async", false)
@@ -525,7 +528,7 @@ impl AudioBranch {
 
 /// Adds `chain` to the running pipeline, links it in order, starts it and
 /// feeds it from `pad`.
-fn link_chain(
+pub(crate) fn link_chain(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
     chain: &[gst::Element],
@@ -546,7 +549,7 @@ fn link_chain(
 
 /// The frame's presentation time on the stream's own timeline. Buffer PTS from
 /// MP4 include the edit-list offset; the segment maps it back.
-fn stream_time(sample: &gst::Sample) -> Option<Duration> {
+pub(crate) fn stream_time(sample: &gst::Sample) -> Option<Duration> {
     let pts = sample.buffer()?.pts()?;
     let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
     segment
@@ -554,7 +557,7 @@ fn stream_time(sample: &gst::Sample) -> Option<Duration> {
         .map(|t| Duration::from_nanos(t.nseconds()))
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; carry on with it.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

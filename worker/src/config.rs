@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use monteur_kernels::BackendChoice;
 use monteur_pipelines::captions::CaptionSettings;
-use monteur_pipelines::{AnalyseSettings, SceneSettings};
+use monteur_pipelines::{AnalyseSettings, AutocutSettings, RenderSettings, SceneSettings};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -30,6 +30,8 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     pub scenes: SceneSettings,
     pub captions: CaptionSettings,
+    pub autocut: AutocutSettings,
+    pub render: RenderSettings,
     pub models: ModelsConfig,
 }
 
@@ -45,6 +47,8 @@ pub struct ModelsConfig {
     pub whisper: String,
     /// Threads per model session.
     pub threads: usize,
+    /// Where Whisper runs: `auto`, `cpu` or `cuda` (see `monteur_models::Provider`).
+    pub provider: String,
 }
 
 impl Default for ModelsConfig {
@@ -55,6 +59,7 @@ impl Default for ModelsConfig {
             vad: "models/silero_vad.onnx".into(),
             whisper: "models/whisper-tiny.en".into(),
             threads: 2,
+            provider: "auto".into(),
         }
     }
 }
@@ -77,15 +82,25 @@ impl ModelsConfig {
         }
     }
 
+    /// The provider setting, parsed.
+    pub fn provider(&self) -> monteur_models::Provider {
+        self.provider
+            .parse()
+            .unwrap_or(monteur_models::Provider::Auto)
+    }
+
     fn problems(&self) -> Vec<String> {
-        if (1..=64).contains(&self.threads) {
-            Vec::new()
-        } else {
-            vec![format!(
+        let mut p = Vec::new();
+        if !(1..=64).contains(&self.threads) {
+            p.push(format!(
                 "models.threads must be within 1..=64, got {}",
                 self.threads
-            )]
+            ));
         }
+        if let Err(e) = self.provider.parse::<monteur_models::Provider>() {
+            p.push(format!("models.provider: {e}"));
+        }
+        p
     }
 }
 
@@ -237,11 +252,13 @@ impl Config {
             analysis: section(&mut table, "analysis", &mut errors),
             scenes: section(&mut table, "scenes", &mut errors),
             captions: section(&mut table, "captions", &mut errors),
+            autocut: section(&mut table, "autocut", &mut errors),
+            render: section(&mut table, "render", &mut errors),
             models: section(&mut table, "models", &mut errors),
         };
         for unknown in table.keys() {
             errors.push(format!(
-                "unknown section or key `{unknown}` (sections: log, analysis, scenes, captions, models)"
+                "unknown section or key `{unknown}` (sections: log, analysis, scenes, captions, autocut, render, models)"
             ));
         }
         errors.extend(config.problems());
@@ -264,6 +281,8 @@ impl Config {
         p.extend(self.analysis.problems());
         p.extend(self.scenes.problems());
         p.extend(self.captions.problems());
+        p.extend(self.autocut.problems());
+        p.extend(self.render.problems());
         p.extend(self.models.problems());
         p
     }

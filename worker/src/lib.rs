@@ -21,5 +21,5 @@ pub mod tasks;
 pub mod telemetry;
 
 pub use config::Config;
-pub use process::{Engine, ProcessOutcome, run_process};
+pub use process::{Engine, ProcessOutcome, run_process, run_render};
 pub use tasks::{Task, TaskSet};

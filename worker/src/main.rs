@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use monteur_worker::{Config, Engine, TaskSet, progress, run_process, telemetry};
+use monteur_worker::{Config, Engine, TaskSet, progress, run_process, run_render, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +35,18 @@ enum Command {
         /// Default: every task this build can run.
         #[arg(long)]
         tasks: Option<TaskSet>,
+    },
+    /// Render a cut plan (cutplan.json from `process --tasks autocut`, perhaps
+    /// edited) of a local media file into an MP4.
+    Render {
+        /// The media file the plan was made from.
+        input: PathBuf,
+        /// The cut plan.
+        #[arg(long)]
+        plan: PathBuf,
+        /// The MP4 to write.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -66,6 +78,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(
                 out = %out.display(),
                 frames = outcome.frames,
+                "done"
+            );
+            Ok(())
+        }
+        Command::Render { input, plan, out } => {
+            let report = run_render(&config, &input, &plan, &out)
+                .with_context(|| format!("rendering {}", input.display()))?;
+            tracing::info!(
+                out = %out.display(),
+                frames = report.frames,
+                elapsed_s = report.elapsed_s,
                 "done"
             );
             Ok(())

@@ -9,8 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use monteur_models::{ModelError, Runtime, VoiceActivity, Whisper};
+use monteur_pipelines::cutplan::{self, CutMode, CutPlan, Rate};
 use monteur_pipelines::scenes::TransitionKind;
-use monteur_pipelines::{self as pipelines, AnalyseSettings, MediaInfo, PipelineError, captions};
+use monteur_pipelines::timeline::{self, SourceMedia};
+use monteur_pipelines::{
+    self as pipelines, AUDIO_RATE, AnalyseSettings, AudioTrack, MediaInfo, PipelineError, captions,
+};
 use serde::Serialize;
 use thiserror::Error;
 use tracing::{info, warn};
@@ -23,6 +27,11 @@ pub const SCENES_FILE: &str = "scenes.json";
 pub const REPORT_FILE: &str = "report.json";
 pub const CAPTIONS_SRT: &str = "captions.srt";
 pub const CAPTIONS_VTT: &str = "captions.vtt";
+pub const CUTPLAN_FILE: &str = "cutplan.json";
+pub const CUTPLAN_OTIO: &str = "cutplan.otio";
+pub const CUTPLAN_EDL: &str = "cutplan.edl";
+pub const CUTPLAN_FCPXML: &str = "cutplan.fcpxml";
+pub const RENDER_FILE: &str = "render.mp4";
 
 #[derive(Debug, Error)]
 pub enum ProcessError {
@@ -80,6 +89,10 @@ pub struct ProcessOutcome {
     pub frames: u64,
     /// Caption cues written.
     pub cues: usize,
+    /// Seconds the edit keeps, when a cut plan was made.
+    pub kept_s: Option<f64>,
+    /// The render, when one was made.
+    pub render: Option<pipelines::RenderReport>,
 }
 
 /// What a process keeps across jobs: the configuration and the speech models,
@@ -110,7 +123,12 @@ impl Engine {
         if self.speech.is_none() {
             let m = &self.config.models;
             let started = Instant::now();
-            let runtime = Runtime::load(&m.path(&m.onnxruntime))?;
+            let runtime = Runtime::load(&m.path(&m.onnxruntime))?.with_provider(m.provider());
+            info!(
+                cuda_provider = runtime.has_cuda(),
+                provider = m.provider.as_str(),
+                "ONNX Runtime loaded"
+            );
             let vad = VoiceActivity::load(&runtime, &m.path(&m.vad))?;
             let whisper = Whisper::load(&runtime, &m.path(&m.whisper), m.threads)?;
             info!(
@@ -161,6 +179,8 @@ pub fn run_process(
         backend: None,
         frames: 0,
         cues: 0,
+        kept_s: None,
+        render: None,
     };
     let has_video = media.primary_video().is_some();
     let has_audio = !media.audio.is_empty();
@@ -174,18 +194,26 @@ pub fn run_process(
     }
     let runs = |t: Task| tasks.contains(t) && !skipped.iter().any(|(s, _)| *s == t);
     let (want_scenes, want_captions) = (runs(Task::Scenes), runs(Task::Captions));
+    let (want_autocut, want_render) = (runs(Task::Autocut), runs(Task::Render));
+    // Scene cuts shape the edit when it is aligned to them or fitted to a length.
+    let edit_needs_cuts =
+        want_autocut && (config.autocut.align_to_scenes || config.autocut.target_s > 0.0);
+    let decode_video = (want_scenes || edit_needs_cuts) && has_video;
+    let decode_audio = want_captions || want_autocut;
 
     let mut done: Vec<(Task, Vec<String>, f64)> = Vec::new();
-    if want_scenes || want_captions {
+    let mut cues_out = Vec::new();
+    let mut plan: Option<CutPlan> = None;
+    if decode_video || decode_audio {
         let started = Instant::now();
         let selected = monteur_kernels::select(config.analysis.backend_choice())
             .map_err(PipelineError::Kernel)?;
-        if want_scenes && let Some(reason) = &selected.fallback_reason {
+        if decode_video && let Some(reason) = &selected.fallback_reason {
             info!(reason = reason.as_str(), "frame kernels on the CPU");
         }
         let settings = AnalyseSettings {
-            video: want_scenes,
-            audio: want_captions,
+            video: decode_video,
+            audio: decode_audio,
             ..config.analysis.settings()
         };
         let analysis = pipelines::analyse(input, &media, &settings, selected.backend, &mut |p| {
@@ -194,8 +222,9 @@ pub fn run_process(
         progress.finish();
         let decode_s = started.elapsed().as_secs_f64();
         let mut cuts_s = Vec::new();
+        let mut cut_frames = Vec::new();
         let mut fps = 0.0;
-        if want_scenes {
+        if decode_video {
             outcome.backend = Some(analysis.backend);
             outcome.frames = analysis.frames;
             let doc = pipelines::detect_scenes(&analysis, &media, &config.scenes);
@@ -211,9 +240,17 @@ pub fn run_process(
                 .filter(|t| t.kind == TransitionKind::Cut)
                 .map(|t| t.start_s)
                 .collect();
+            cut_frames = doc
+                .transitions
+                .iter()
+                .filter(|t| t.kind == TransitionKind::Cut)
+                .map(|t| t.start_frame)
+                .collect();
             fps = doc.source.fps;
-            write_json(out_dir, SCENES_FILE, &doc)?;
-            done.push((Task::Scenes, vec![SCENES_FILE.into()], decode_s));
+            if want_scenes {
+                write_json(out_dir, SCENES_FILE, &doc)?;
+                done.push((Task::Scenes, vec![SCENES_FILE.into()], decode_s));
+            }
         }
         if want_captions && let Some(track) = &analysis.audio {
             let started = Instant::now();
@@ -236,6 +273,7 @@ pub fn run_process(
             outcome.cues = cues.len();
             write_text(out_dir, CAPTIONS_SRT, &captions::to_srt(&cues))?;
             write_text(out_dir, CAPTIONS_VTT, &captions::to_vtt(&cues))?;
+            cues_out = cues;
             // The decode is the scenes task's when both ran.
             let elapsed =
                 started.elapsed().as_secs_f64() + if want_scenes { 0.0 } else { decode_s };
@@ -245,6 +283,88 @@ pub fn run_process(
                 elapsed,
             ));
         }
+        if want_autocut && let Some(track) = &analysis.audio {
+            let started = Instant::now();
+            let rate = Rate::from_stream(media.primary_video().and_then(|v| v.frame_rate));
+            let source_frames = if decode_video {
+                analysis.frames
+            } else {
+                media
+                    .duration
+                    .map(|d| (d.as_secs_f64() * rate.fps()).floor() as u64)
+                    .unwrap_or(0)
+            };
+            let made = make_plan(
+                engine,
+                track,
+                rate,
+                source_frames,
+                &cut_frames,
+                config.analysis.backend_choice(),
+            )?;
+            info!(
+                mode = ?made.mode,
+                ranges = made.ranges.len(),
+                kept_s = made.kept_s,
+                source_s = made.source_s,
+                "cut plan made"
+            );
+            outcome.kept_s = Some(made.kept_s);
+            let source = source_media(input, &media);
+            let title = format!("{} (monteur autocut)", source.name);
+            write_json(out_dir, CUTPLAN_FILE, &made)?;
+            write_text(
+                out_dir,
+                CUTPLAN_OTIO,
+                &timeline::to_otio(&made, &source, &title),
+            )?;
+            write_text(
+                out_dir,
+                CUTPLAN_EDL,
+                &timeline::to_edl(&made, &source, &title),
+            )?;
+            write_text(
+                out_dir,
+                CUTPLAN_FCPXML,
+                &timeline::to_fcpxml(&made, &source, &title),
+            )?;
+            let elapsed =
+                started.elapsed().as_secs_f64() + if decode_video { 0.0 } else { decode_s };
+            done.push((
+                Task::Autocut,
+                vec![
+                    CUTPLAN_FILE.into(),
+                    CUTPLAN_OTIO.into(),
+                    CUTPLAN_EDL.into(),
+                    CUTPLAN_FCPXML.into(),
+                ],
+                elapsed,
+            ));
+            plan = Some(made);
+        }
+    }
+    if want_render {
+        // Without a cut plan (autocut not asked for, or no audio to plan
+        // from) the render keeps the whole source.
+        let plan = match plan {
+            Some(p) => p,
+            None => whole_source(&media),
+        };
+        let started = Instant::now();
+        let report = pipelines::render(
+            input,
+            &media,
+            &plan,
+            &cues_out,
+            &config.render,
+            &out_dir.join(RENDER_FILE),
+        )?;
+        outcome.render = Some(report);
+        done.push((
+            Task::Render,
+            vec![RENDER_FILE.into()],
+            started.elapsed().as_secs_f64(),
+        ));
     }
     for task in tasks.iter() {
         let status = if let Some((_, reason)) = skipped.iter().find(|(t, _)| *t == task) {
@@ -268,6 +388,148 @@ pub fn run_process(
     }
     write_json(out_dir, REPORT_FILE, &outcome)?;
     Ok(outcome)
+}
+
+/// `monteur render`: plays a cut plan (`cutplan.json`, perhaps edited by
+/// hand) of `input` into `out`, without analysing anything.
+pub fn run_render(
+    config: &Config,
+    input: &Path,
+    plan_file: &Path,
+    out: &Path,
+) -> Result<pipelines::RenderReport, ProcessError> {
+    pipelines::init()?;
+    let bad_plan = |reason: String| {
+        ProcessError::Pipeline(PipelineError::Graph(format!(
+            "{}: {reason}",
+            plan_file.display()
+        )))
+    };
+    let text = std::fs::read(plan_file).map_err(|e| bad_plan(e.to_string()))?;
+    let plan: CutPlan = serde_json::from_slice(&text).map_err(|e| bad_plan(e.to_string()))?;
+    let problems = plan.problems();
+    if !problems.is_empty() {
+        return Err(bad_plan(problems.join("; ")));
+    }
+    let media = pipelines::probe(input, config.analysis.probe_timeout())?;
+    Ok(pipelines::render(
+        input,
+        &media,
+        &plan,
+        &[],
+        &config.render,
+        out,
+    )?)
+}
+
+/// The cut plan of `config.autocut` for this audio track.
+fn make_plan(
+    engine: &mut Engine,
+    track: &AudioTrack,
+    rate: Rate,
+    source_frames: u64,
+    cut_frames: &[u64],
+    backend: monteur_kernels::BackendChoice,
+) -> Result<CutPlan, ProcessError> {
+    let s = engine.config.autocut.clone();
+    // Frame-long loudness windows from the track's first sample; audio that
+    // starts late counts as silence before it.
+    let mut kernels = monteur_kernels::select(backend)
+        .map_err(PipelineError::Kernel)?
+        .backend;
+    let mut levels = Vec::new();
+    kernels
+        .loudness(
+            &track.samples,
+            f64::from(AUDIO_RATE) / rate.fps(),
+            &mut levels,
+        )
+        .map_err(PipelineError::Kernel)?;
+    let lead = rate.frames_in(track.start.as_secs_f64()) as usize;
+    let peaks: Vec<f32> = std::iter::repeat_n(0.0, lead)
+        .chain(levels.iter().map(|l| l.peak))
+        .collect();
+    let frames = if source_frames > 0 {
+        source_frames
+    } else {
+        peaks.len() as u64
+    };
+    let mut plan = match s.mode {
+        CutMode::Silence => cutplan::plan_silence(&peaks, rate, frames, &s),
+        CutMode::Speech => {
+            let vad_settings = captions::CaptionSettings {
+                min_silence_s: s.speech_min_silence_s,
+                speech_pad_s: 0.0,
+                ..engine.config.captions.clone()
+            };
+            let speech = engine.speech()?;
+            speech.vad.reset();
+            let probs = speech.vad.probabilities(&track.samples)?;
+            let offset = track.start.as_secs_f64();
+            let spans: Vec<(f64, f64)> = captions::speech_regions(&probs, &vad_settings)
+                .into_iter()
+                .map(|(a, b)| (a + offset, b + offset))
+                .collect();
+            cutplan::plan_speech(&spans, rate, frames, &s)
+        }
+    };
+    if s.align_to_scenes {
+        plan = cutplan::align_to_cuts(&plan, cut_frames, &s);
+    }
+    if s.target_s > 0.0 {
+        let max = peaks
+            .iter()
+            .cloned()
+            .fold(0.0f32, f32::max)
+            .max(f32::MIN_POSITIVE);
+        let score = |a: u64, b: u64| -> f64 {
+            let (a, b) = (a as usize, (b as usize).min(peaks.len()));
+            if b <= a {
+                return 0.0;
+            }
+            peaks[a..b].iter().map(|&p| f64::from(p / max)).sum::<f64>() / (b - a) as f64
+        };
+        plan = cutplan::fit_target(&plan, cut_frames, s.target_s, &score);
+    }
+    Ok(plan)
+}
+
+/// A plan keeping every frame: what a render without autocut plays.
+fn whole_source(media: &MediaInfo) -> CutPlan {
+    let rate = Rate::from_stream(media.primary_video().and_then(|v| v.frame_rate));
+    let frames = media
+        .duration
+        .map(|d| (d.as_secs_f64() * rate.fps()).round() as u64)
+        .unwrap_or(0);
+    CutPlan::new(
+        CutMode::Silence,
+        rate,
+        frames,
+        vec![(0, frames, cutplan::Reason::Loud, false)],
+    )
+}
+
+/// How the timeline exports name and locate the source.
+fn source_media(input: &Path, media: &MediaInfo) -> SourceMedia {
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "source".into());
+    let url = std::fs::canonicalize(input)
+        .map(|p| format!("file://{}", p.display()))
+        .unwrap_or_else(|_| name.clone());
+    let video = media.primary_video();
+    let audio = media.audio.first();
+    SourceMedia {
+        name,
+        url,
+        width: video.map(|v| v.width).unwrap_or(0),
+        height: video.map(|v| v.height).unwrap_or(0),
+        has_video: video.is_some(),
+        has_audio: audio.is_some(),
+        audio_rate: audio.map(|a| a.sample_rate).unwrap_or(48_000),
+        audio_channels: audio.map(|a| a.channels).unwrap_or(2),
+    }
 }
 
 /// Writes `value` as `dir/name` through a temporary file and a rename.

@@ -29,12 +29,12 @@ impl Task {
 
     /// Whether this build can run the task.
     pub fn is_available(self) -> bool {
-        matches!(self, Task::Scenes | Task::Captions)
+        true
     }
 
     /// Whether the task reads the audio stream.
     pub fn needs_audio(self) -> bool {
-        matches!(self, Task::Captions)
+        matches!(self, Task::Captions | Task::Autocut)
     }
 
     /// Whether the task reads the video stream.
@@ -127,11 +127,9 @@ mod tests {
     }
 
     #[test]
-    fn names_tasks_that_are_not_built_yet() {
-        let err = "scenes,render".parse::<TaskSet>().unwrap_err();
-        assert!(
-            matches!(err, TaskError::Unavailable(Task::Render, _)),
-            "{err}"
-        );
+    fn every_task_is_built() {
+        let set: TaskSet = "render,autocut,captions,scenes".parse().unwrap();
+        assert_eq!(set, TaskSet::available());
+        assert_eq!(set.iter().collect::<Vec<_>>(), Task::ALL.to_vec());
     }
 }

@@ -228,6 +228,27 @@ fn every_odd_input_succeeds_or_fails_specifically() {
                     Vec::<i64>::new(),
                     "{name}: a test pattern has no cut"
                 );
+                // The render (default tasks) plays the cut plan, or the whole
+                // source when there is no audio to plan from.
+                let render = report["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| t["task"] == "render")
+                    .unwrap();
+                assert_eq!(render["status"], "done", "{name}: {render}");
+                let rendered = report["render"]["frames"].as_i64().unwrap();
+                let plan = out.path().join("cutplan.json");
+                let want = if plan.exists() {
+                    read_json(&plan)["kept_frames"].as_i64().unwrap()
+                } else {
+                    *n
+                };
+                assert!(
+                    (rendered - want).abs() <= 1,
+                    "{name}: rendered {rendered} of {want}"
+                );
+                assert!(out.path().join("render.mp4").is_file(), "{name}");
             }
             None => {
                 assert_eq!(task["status"], "skipped", "{name}: {task}");
@@ -283,10 +304,10 @@ fn truncated_video_is_refused_not_hung() {
 }
 
 #[test]
-fn unknown_and_unbuilt_tasks_are_usage_errors() {
+fn unknown_tasks_are_usage_errors() {
     let out = tempfile::tempdir().unwrap();
     let input = fixtures::path("inputs/testsrc.mkv");
-    for (tasks, needle) in [("scnes", "unknown task"), ("render", "not available")] {
+    for (tasks, needle) in [("scnes", "unknown task"), ("scenes,,rendr", "unknown task")] {
         let run = process(&input, out.path(), &["--tasks", tasks]);
         assert_eq!(run.status.code(), Some(2), "--tasks {tasks}");
         assert!(

@@ -1,0 +1,498 @@
+//! `monteur process --tasks autocut,render` end to end: auto-editor's example
+//! clip (silence mode against auto-editor's own result, speech mode against
+//! an independent voice-activity pass), the timeline exports read back by
+//! the editors' libraries (opentimelineio, pycmx), and a 30-segment render of
+//! a clip with a flash and a beep every second, measured for drift.
+
+// Test-only file: a failed unwrap is the test failure we want to see.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use monteur_models::{Runtime, VoiceActivity};
+use monteur_pipelines::captions::{CaptionSettings, speech_regions};
+use monteur_tests::{assets, fixtures};
+use serde_json::Value;
+
+fn process(input: &Path, out: &Path, tasks: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_monteur"));
+    cmd.args([
+        "process",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--tasks",
+        tasks,
+    ])
+    .env_remove("MONTEUR_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let run = cmd.output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    run
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn ranges(plan: &Value) -> Vec<(i64, i64)> {
+    plan["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["start_frame"].as_i64().unwrap(),
+                r["end_frame"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn python() -> PathBuf {
+    let p = monteur_tests::cache_dir().join("pytools/bin/python");
+    assert!(p.is_file(), "{} missing: run scripts/setup.sh", p.display());
+    p
+}
+
+/// Stream durations and frame count of `file`, as ffprobe reads them.
+fn probe_streams(file: &Path) -> Vec<Value> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,codec_name,duration,nb_read_frames,start_time",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["streams"].as_array().unwrap().clone()
+}
+
+fn stream<'a>(streams: &'a [Value], kind: &str) -> &'a Value {
+    streams
+        .iter()
+        .find(|s| s["codec_type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} stream in {streams:?}"))
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_str()
+        .map(|s| s.parse().unwrap())
+        .or_else(|| v.as_f64())
+        .unwrap()
+}
+
+/// The render is exactly the plan long: every video frame of it, and audio
+/// to within one frame (AAC pads its last packet).
+fn assert_render_matches_plan(out: &Path, plan: &Value) {
+    let kept = plan["kept_frames"].as_i64().unwrap();
+    let fps = plan["rate"]["num"].as_f64().unwrap() / plan["rate"]["den"].as_f64().unwrap();
+    let streams = probe_streams(&out.join("render.mp4"));
+    let video = stream(&streams, "video");
+    let frames = num(&video["nb_read_frames"]) as i64;
+    assert!(
+        (frames - kept).abs() <= 1,
+        "render has {frames} frames, plan {kept}"
+    );
+    let audio = stream(&streams, "audio");
+    let audio_s = num(&audio["duration"]);
+    let plan_s = kept as f64 / fps;
+    assert!(
+        (audio_s - plan_s).abs() <= 1.0 / fps,
+        "audio {audio_s} s, plan {plan_s} s"
+    );
+}
+
+#[test]
+fn silence_mode_matches_auto_editor_and_every_export_reads_back() {
+    let input = fixtures::path("autocut/example.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    process(&input, out, "autocut,render", &[]);
+    let plan = read_json(&out.join("cutplan.json"));
+    let kept_s = plan["kept_s"].as_f64().unwrap();
+    eprintln!(
+        "silence mode keeps {kept_s:.3} s (auto-editor: 17.60 s) in {} ranges",
+        plan["ranges"].as_array().unwrap().len()
+    );
+    assert!(
+        (kept_s - 17.60).abs() <= 0.05 * 17.60,
+        "kept {kept_s} s, auto-editor keeps 17.60 s"
+    );
+    let want = ranges(&plan);
+
+    // The editors' own libraries read the exports back.
+    let read = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/read_timelines.py"))
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let got: Value = serde_json::from_slice(&read.stdout).unwrap();
+    for kind in ["Video", "Audio"] {
+        let clips: Vec<(i64, i64)> = got["otio"]["tracks"][kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let s = c["start"].as_i64().unwrap();
+                (s, s + c["frames"].as_i64().unwrap())
+            })
+            .collect();
+        assert_eq!(clips, want, "OTIO {kind} track");
+    }
+    let otio_s = got["otio"]["duration_s"].as_f64().unwrap();
+    assert!((otio_s - kept_s).abs() < 1e-6, "OTIO duration {otio_s}");
+    let url = got["otio"]["tracks"]["Video"][0]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("file://") && url.ends_with("example.mp4"),
+        "{url}"
+    );
+
+    let events = got["edl"]["events"].as_array().unwrap();
+    let edl: Vec<(i64, i64)> = events
+        .iter()
+        .map(|e| (e["start"].as_i64().unwrap(), e["end"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(edl, want, "EDL source ranges (pycmx)");
+    let mut record = 0;
+    for e in events {
+        assert_eq!(e["record_in"].as_i64().unwrap(), record);
+        record = e["record_out"].as_i64().unwrap();
+        assert_eq!(e["clip"], "example.mp4");
+        assert_eq!(e["video"], true);
+    }
+    assert_eq!(record, plan["kept_frames"].as_i64().unwrap());
+
+    let fcp: Vec<(i64, i64)> = got["fcpxml"]["clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = c["start"].as_f64().unwrap() as i64;
+            (s, s + c["frames"].as_f64().unwrap() as i64)
+        })
+        .collect();
+    assert_eq!(fcp, want, "FCPXML asset-clips");
+
+    assert_render_matches_plan(out, &plan);
+}
+
+/// 16 kHz mono f32 samples of `input`, decoded by ffmpeg (not by our graph).
+fn ffmpeg_audio(input: &Path) -> Vec<f32> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(input)
+        .args(["-ac", "1", "-ar", "16000", "-f", "f32le", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn speech_mode_clips_no_word() {
+    let input = fixtures::path("autocut/example.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    process(
+        &input,
+        out,
+        "autocut",
+        &[
+            ("MONTEUR_AUTOCUT__MODE", "speech"),
+            ("MONTEUR_MODELS__ASSETS", assets::dir().to_str().unwrap()),
+        ],
+    );
+    let plan = read_json(&out.join("cutplan.json"));
+    assert_eq!(plan["mode"], "speech");
+    let kept: Vec<(f64, f64)> = plan["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["start_s"].as_f64().unwrap(), r["end_s"].as_f64().unwrap()))
+        .collect();
+    assert!(!kept.is_empty());
+    let inside = |a: f64, b: f64, slack: f64| {
+        kept.iter()
+            .any(|&(s, e)| s <= a + slack + 1e-9 && e + slack + 1e-9 >= b)
+    };
+    // The spans the plan was built from, each inside a kept range.
+    let spans = plan["speech"].as_array().unwrap();
+    assert!(!spans.is_empty());
+    for s in spans {
+        let (a, b) = (s[0].as_f64().unwrap(), s[1].as_f64().unwrap());
+        assert!(
+            inside(a, b, 0.0),
+            "speech {a:.2}-{b:.2} s is clipped by {kept:?}"
+        );
+    }
+    // And an independent voice-activity pass over ffmpeg's decode of the
+    // audio: its speech (with the same settings) lies inside the kept ranges
+    // too, within 50 ms (a quarter of the margin) for the other resampler.
+    let runtime = Runtime::load(&assets::onnxruntime()).unwrap();
+    let mut vad =
+        VoiceActivity::load(&runtime, &assets::dir().join("models/silero_vad.onnx")).unwrap();
+    let probs = vad.probabilities(&ffmpeg_audio(&input)).unwrap();
+    let settings = CaptionSettings {
+        min_silence_s: 0.3,
+        speech_pad_s: 0.0,
+        ..CaptionSettings::default()
+    };
+    let independent = speech_regions(&probs, &settings);
+    assert!(!independent.is_empty());
+    for (a, b) in &independent {
+        assert!(
+            inside(*a, *b, 0.05),
+            "independently detected speech {a:.2}-{b:.2} s is clipped by {kept:?}"
+        );
+    }
+    eprintln!(
+        "speech mode keeps {:.2} s in {} ranges; {} speech spans, all inside",
+        plan["kept_s"].as_f64().unwrap(),
+        kept.len(),
+        independent.len()
+    );
+}
+
+/// A clip with a white frame and a 1 kHz beep at 0.5 s + k for k in 0..30,
+/// black and silent in between: silence mode keeps 30 segments, each holding
+/// one flash and its beep.
+fn flash_beep_clip(dir: &Path) -> PathBuf {
+    let path = dir.join("flash-beep.mp4");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=320x240:r=30:d=30.5",
+            "-f",
+            "lavfi",
+            "-i",
+            "aevalsrc='if(gte(t,0.5)*lt(mod(t-0.5,1),0.1),0.5*sin(2*PI*1000*t),0)':s=48000:d=30.5",
+            "-vf",
+            "drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='eq(mod(n,30),15)'",
+            "-c:v",
+            "libx264",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-shortest",
+        ])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    path
+}
+
+/// Output frame indices that are flashes (mean luma above mid-grey).
+fn flash_frames(file: &Path) -> Vec<usize> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-vf",
+            "scale=16:12",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+        .chunks_exact(16 * 12)
+        .enumerate()
+        .filter(|(_, f)| f.iter().map(|&p| u32::from(p)).sum::<u32>() / (16 * 12) > 128)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Times (s) where the beep starts: the first loud sample after 0.2 s of quiet.
+fn beep_onsets(file: &Path) -> Vec<f64> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-ac", "1", "-ar", "48000", "-f", "f32le", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let samples: Vec<f32> = out
+        .stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let mut onsets = Vec::new();
+    let mut quiet = usize::MAX / 2;
+    for (i, &x) in samples.iter().enumerate() {
+        if x.abs() > 0.1 {
+            if quiet >= 9600 {
+                onsets.push(i as f64 / 48_000.0);
+            }
+            quiet = 0;
+        } else {
+            quiet += 1;
+        }
+    }
+    onsets
+}
+
+#[test]
+fn thirty_segment_render_keeps_sound_on_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = flash_beep_clip(dir.path());
+    let out = dir.path().join("out");
+    process(&input, &out, "autocut,render", &[]);
+    let plan = read_json(&out.join("cutplan.json"));
+    assert_eq!(plan["ranges"].as_array().unwrap().len(), 30, "{plan}");
+    assert_render_matches_plan(&out, &plan);
+
+    let render = out.join("render.mp4");
+    let flashes = flash_frames(&render);
+    let onsets = beep_onsets(&render);
+    assert_eq!(flashes.len(), 30, "flash frames {flashes:?}");
+    assert_eq!(onsets.len(), 30, "beep onsets {onsets:?}");
+    let frame = 1.0 / 30.0;
+    let offsets: Vec<f64> = flashes
+        .iter()
+        .zip(&onsets)
+        .map(|(&f, &t)| t - f as f64 * frame)
+        .collect();
+    let last = *offsets.last().unwrap();
+    eprintln!(
+        "A/V offset: first {:+.1} ms, last (segment 30) {:+.1} ms, worst {:+.1} ms",
+        offsets[0] * 1000.0,
+        last * 1000.0,
+        offsets
+            .iter()
+            .cloned()
+            .fold(0.0, |a: f64, b| if b.abs() > a.abs() { b } else { a })
+            * 1000.0
+    );
+    for (i, o) in offsets.iter().enumerate() {
+        assert!(
+            o.abs() <= frame,
+            "segment {}: sound {o:+.4} s off picture",
+            i + 1
+        );
+    }
+}
+
+/// Mean luma of the top and bottom eighths of the frame at `t` seconds.
+fn band_luma(file: &Path, t: f64) -> (f64, f64) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{t}"), "-i"])
+        .arg(file)
+        .args([
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=64:64",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.len() == 64 * 64);
+    let mean = |rows: std::ops::Range<usize>| {
+        let n = rows.len() * 64;
+        out.stdout[rows.start * 64..rows.end * 64]
+            .iter()
+            .map(|&p| f64::from(p))
+            .sum::<f64>()
+            / n as f64
+    };
+    (mean(0..8), mean(56..64))
+}
+
+#[test]
+fn captions_are_retimed_muxed_and_burned_in() {
+    let input = fixtures::path("autocut/example.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    process(
+        &input,
+        out,
+        "captions,autocut,render",
+        &[
+            ("MONTEUR_RENDER__BURN_CAPTIONS", "true"),
+            ("MONTEUR_MODELS__ASSETS", assets::dir().to_str().unwrap()),
+        ],
+    );
+    let render = out.join("render.mp4");
+    let streams = probe_streams(&render);
+    let subs = stream(&streams, "subtitle");
+    assert_eq!(subs["codec_name"], "mov_text");
+    // The muxed track, read back by ffmpeg, holds the first cue's words at
+    // the start of the edit (the clip's speech starts in the first range).
+    let srt = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&render)
+        .args(["-map", "0:s:0", "-f", "srt", "-"])
+        .output()
+        .unwrap();
+    let muxed = String::from_utf8_lossy(&srt.stdout).into_owned();
+    let source = std::fs::read_to_string(out.join("captions.srt")).unwrap();
+    let first_words: String = source.lines().nth(2).unwrap().chars().take(20).collect();
+    assert!(
+        muxed.contains(&first_words),
+        "{first_words:?} not in {muxed}"
+    );
+    let plan = read_json(&out.join("cutplan.json"));
+    let end_s = plan["kept_s"].as_f64().unwrap();
+    for line in muxed.lines().filter(|l| l.contains(" --> ")) {
+        let (_, b) = line.split_once(" --> ").unwrap();
+        let p: Vec<f64> = b
+            .replace(',', ".")
+            .split(':')
+            .map(|x| x.parse().unwrap())
+            .collect();
+        let t = p[0] * 3600.0 + p[1] * 60.0 + p[2];
+        assert!(
+            t <= end_s + 1e-3,
+            "cue ends at {t} s, after the edit ({end_s} s)"
+        );
+    }
+    // Burned in: the flat background's bottom band now holds the shaded
+    // caption box, the top band does not.
+    let (top, bottom) = band_luma(&render, 2.0);
+    assert!(
+        (top - bottom).abs() > 20.0,
+        "no caption drawn at 2 s: top {top:.0}, bottom {bottom:.0}"
+    );
+}
