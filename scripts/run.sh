@@ -26,4 +26,4 @@ if [ -z "$input" ]; then
 fi
 cargo build --release --locked --bin monteur
 "$CARGO_TARGET_DIR/release/monteur" process "$input" --out "$out" "$@"
-say "wrote $out: scenes.json, captions.srt/.vtt, cutplan.json/.otio/.edl/.fcpxml, render.mp4, report.json"
+say "wrote into $out: $(ls "$out" | tr "\n" " ")(report.json says why any task was skipped)"

@@ -95,34 +95,35 @@ impl Runtime {
         if !use_cuda {
             return self.session(path, threads);
         }
-        let err = |reason: String| ModelError::Load {
-            model: file_name(path),
-            reason,
-        };
         let mut cuda = ort::ep::CUDA::default().build();
         if self.provider == Provider::Cuda {
             cuda = cuda.error_on_failure();
         }
-        Session::builder(&self.environment)
-            .map_err(|e| err(e.to_string()))?
-            .with_execution_providers([cuda])
-            .map_err(|e| err(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| err(e.to_string()))?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| err(e.to_string()))?
-            .commit_from_file(path)
-            .map_err(|e| err(e.to_string()))
+        self.build(path, threads, Some(cuda))
     }
 
     /// A session for the model at `path`, running on `threads` intra-op threads.
     pub fn session(&self, path: &Path, threads: usize) -> Result<Session, ModelError> {
+        self.build(path, threads, None)
+    }
+
+    fn build(
+        &self,
+        path: &Path,
+        threads: usize,
+        provider: Option<ort::ep::ExecutionProviderDispatch>,
+    ) -> Result<Session, ModelError> {
         let err = |reason: String| ModelError::Load {
             model: file_name(path),
             reason,
         };
-        Session::builder(&self.environment)
-            .map_err(|e| err(e.to_string()))?
+        let mut builder = Session::builder(&self.environment).map_err(|e| err(e.to_string()))?;
+        if let Some(p) = provider {
+            builder = builder
+                .with_execution_providers([p])
+                .map_err(|e| err(e.to_string()))?;
+        }
+        builder
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| err(e.to_string()))?
             .with_intra_threads(threads.max(1))

@@ -152,32 +152,8 @@ pub fn analyse(
     pipeline.add_many([&src, &decodebin])?;
     src.link(&decodebin)?;
 
-    // Stop autoplugging at elementary streams nobody reads, so they are demuxed
-    // but never decoded (audio for scenes only, subtitles, cover images).
-    // Container caps ("video/quicktime", "audio/x-m4a") are not judged: only
-    // pads coming out of a demuxer or parser carry one stream.
     let (want_video, want_audio) = (settings.video, settings.audio);
-    decodebin.connect("autoplug-continue", false, move |args| {
-        let pad = args.get(1).and_then(|v| v.get::<gst::Pad>().ok());
-        let elementary = pad
-            .and_then(|p| p.parent_element())
-            .and_then(|e| e.factory())
-            .map(|f| {
-                let klass = f.metadata("klass").unwrap_or_default();
-                klass.contains("Demux") || klass.contains("Parser")
-            })
-            .unwrap_or(false);
-        let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
-        let name = caps
-            .as_ref()
-            .and_then(|c| c.structure(0))
-            .map(|s| s.name().to_string())
-            .unwrap_or_default();
-        let keep = !elementary
-            || (want_video && name.starts_with("video/"))
-            || (want_audio && name.starts_with("audio/"));
-        Some(keep.to_value())
-    });
+    decode_only(&decodebin, want_video, want_audio);
 
     let audio_state = Arc::new(Mutex::new(AudioSink::default()));
     let audio_buffers = Arc::new(AtomicU64::new(0));
@@ -524,6 +500,34 @@ impl AudioBranch {
         chain.push(appsink.upcast());
         link_chain(pipeline, pad, &chain)
     }
+}
+
+/// Stops `decodebin` autoplugging at elementary streams nobody reads, so they
+/// are demuxed but never decoded (audio for scenes only, subtitles, cover
+/// images). Container caps ("video/quicktime", "audio/x-m4a") are not judged:
+/// only pads coming out of a demuxer or parser carry one stream.
+pub(crate) fn decode_only(decodebin: &gst::Element, video: bool, audio: bool) {
+    decodebin.connect("autoplug-continue", false, move |args| {
+        let pad = args.get(1).and_then(|v| v.get::<gst::Pad>().ok());
+        let elementary = pad
+            .and_then(|p| p.parent_element())
+            .and_then(|e| e.factory())
+            .map(|f| {
+                let klass = f.metadata("klass").unwrap_or_default();
+                klass.contains("Demux") || klass.contains("Parser")
+            })
+            .unwrap_or(false);
+        let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
+        let name = caps
+            .as_ref()
+            .and_then(|c| c.structure(0))
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let keep = !elementary
+            || (video && name.starts_with("video/"))
+            || (audio && name.starts_with("audio/"));
+        Some(keep.to_value())
+    });
 }
 
 /// Adds `chain` to the running pipeline, links it in order, starts it and

@@ -30,7 +30,7 @@ use gstreamer_app as gst_app;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
-use crate::analyse::{attach_fakesink, describe_error, link_chain, lock, stream_time};
+use crate::analyse::{attach_fakesink, decode_only, describe_error, link_chain, lock, stream_time};
 use crate::captions::Cue;
 use crate::cutplan::CutPlan;
 use crate::{MediaInfo, PipelineError};
@@ -647,24 +647,7 @@ pub fn render(
     let decodebin = make("decodebin")?;
     decode.add_many([&src, &decodebin])?;
     src.link(&decodebin)?;
-    decodebin.connect("autoplug-continue", false, |args| {
-        let pad = args.get(1).and_then(|v| v.get::<gst::Pad>().ok());
-        let elementary = pad
-            .and_then(|p| p.parent_element())
-            .and_then(|e| e.factory())
-            .map(|f| {
-                let klass = f.metadata("klass").unwrap_or_default();
-                klass.contains("Demux") || klass.contains("Parser")
-            })
-            .unwrap_or(false);
-        let name = args
-            .get(2)
-            .and_then(|v| v.get::<gst::Caps>().ok())
-            .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
-            .unwrap_or_default();
-        let keep = !elementary || name.starts_with("video/") || name.starts_with("audio/");
-        Some(keep.to_value())
-    });
+    decode_only(&decodebin, true, with_audio);
     let wanted_stream = video_info.stream_id.clone();
     let linked = Arc::new(Mutex::new((false, false)));
     let weak = decode.downgrade();
@@ -759,21 +742,12 @@ pub fn render(
     }
 }
 
-fn video_branch(
-    pipeline: &gst::Pipeline,
-    pad: &gst::Pad,
-    on_sample: Callback,
-) -> Result<(), PipelineError> {
-    let queue = make("queue")?;
-    let convert = make("videoconvert")?;
-    let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .build(),
-        )
+/// An appsink that hands every sample to `on_sample` on the streaming thread.
+fn sink(caps: gst::Caps, max_buffers: u32, on_sample: Callback) -> gst::Element {
+    gst_app::AppSink::builder()
+        .caps(&caps)
         .sync(false)
-        .max_buffers(4)
+        .max_buffers(max_buffers)
         .callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |s| {
@@ -783,8 +757,24 @@ fn video_branch(
                 })
                 .build(),
         )
+        .build()
+        .upcast()
+}
+
+fn video_branch(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    on_sample: Callback,
+) -> Result<(), PipelineError> {
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
         .build();
-    link_chain(pipeline, pad, &[queue, convert, sink.upcast()])
+    let chain = [
+        make("queue")?,
+        make("videoconvert")?,
+        sink(caps, 4, on_sample),
+    ];
+    link_chain(pipeline, pad, &chain)
 }
 
 fn audio_branch(
@@ -793,31 +783,19 @@ fn audio_branch(
     rate: i32,
     on_sample: Callback,
 ) -> Result<(), PipelineError> {
-    let queue = make("queue")?;
-    let convert = make("audioconvert")?;
-    let resample = make("audioresample")?;
-    let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst::Caps::builder("audio/x-raw")
-                .field("format", "F32LE")
-                .field("layout", "interleaved")
-                .field("rate", rate)
-                .field("channels", 2i32)
-                .build(),
-        )
-        .sync(false)
-        .max_buffers(16)
-        .callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    on_sample(sample);
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        )
+    let caps = gst::Caps::builder("audio/x-raw")
+        .field("format", "F32LE")
+        .field("layout", "interleaved")
+        .field("rate", rate)
+        .field("channels", 2i32)
         .build();
-    link_chain(pipeline, pad, &[queue, convert, resample, sink.upcast()])
+    let chain = [
+        make("queue")?,
+        make("audioconvert")?,
+        make("audioresample")?,
+        sink(caps, 16, on_sample),
+    ];
+    link_chain(pipeline, pad, &chain)
 }
 
 /// Waits for `what` on `bus` (also watching the encoder's bus for errors),

@@ -196,12 +196,12 @@ fn silence_mode_matches_auto_editor_and_every_export_reads_back() {
     assert_render_matches_plan(out, &plan);
 }
 
-/// 16 kHz mono f32 samples of `input`, decoded by ffmpeg (not by our graph).
-fn ffmpeg_audio(input: &Path) -> Vec<f32> {
+/// Mono f32 samples of `input` at `rate`, decoded by ffmpeg (not by our graph).
+fn ffmpeg_audio(input: &Path, rate: u32) -> Vec<f32> {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(input)
-        .args(["-ac", "1", "-ar", "16000", "-f", "f32le", "-"])
+        .args(["-ac", "1", "-ar", &rate.to_string(), "-f", "f32le", "-"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -254,7 +254,7 @@ fn speech_mode_clips_no_word() {
     let runtime = Runtime::load(&assets::onnxruntime()).unwrap();
     let mut vad =
         VoiceActivity::load(&runtime, &assets::dir().join("models/silero_vad.onnx")).unwrap();
-    let probs = vad.probabilities(&ffmpeg_audio(&input)).unwrap();
+    let probs = vad.probabilities(&ffmpeg_audio(&input, 16_000)).unwrap();
     let settings = CaptionSettings {
         min_silence_s: 0.3,
         speech_pad_s: 0.0,
@@ -342,18 +342,7 @@ fn flash_frames(file: &Path) -> Vec<usize> {
 
 /// Times (s) where the beep starts: the first loud sample after 0.2 s of quiet.
 fn beep_onsets(file: &Path) -> Vec<f64> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(file)
-        .args(["-ac", "1", "-ar", "48000", "-f", "f32le", "-"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let samples: Vec<f32> = out
-        .stdout
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let samples = ffmpeg_audio(file, 48_000);
     let mut onsets = Vec::new();
     let mut quiet = usize::MAX / 2;
     for (i, &x) in samples.iter().enumerate() {
