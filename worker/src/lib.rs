@@ -5,6 +5,9 @@
 //!   style files plus `MONTEUR_SECTION__KEY` environment overrides, validated
 //!   with every problem reported at once.
 //! - [`tasks`]: the task names a job or the CLI asks for (`scenes`, ...).
+//! - [`job`]: the signed job message (`monteur.job.v1`) and every check made
+//!   before work starts, each refusal with a machine-readable reason.
+//! - [`crypto`]: per-tenant keys, client-side segmented AEAD, SSE-C headers.
 //! - [`process`]: one job on a local file: probe, analyse, write the outputs
 //!   and a report. The daemon will run the very same code path.
 //! - [`progress`]: progress display, a bar on a terminal and plain log lines
@@ -15,6 +18,8 @@
 //! to exit codes.
 
 pub mod config;
+pub mod crypto;
+pub mod job;
 pub mod process;
 pub mod progress;
 pub mod tasks;

@@ -1,0 +1,214 @@
+//! Where keys come from: per-tenant AES-256 keys (for the segmented AEAD and
+//! SSE-C) and job-signing secrets, behind [`KeyProvider`] so a KMS or HSM can
+//! stand in for the development keyring file.
+//!
+//! Keys are held in [`Zeroizing`] buffers (wiped when dropped) and never
+//! implement `Debug` with their bytes: a log line can name a key id, never a
+//! key.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::CryptoError;
+
+/// A 256-bit key and the id that names it (in headers, logs and job messages).
+pub struct Key {
+    pub id: String,
+    bytes: Zeroizing<[u8; 32]>,
+}
+
+impl Key {
+    pub fn new(id: impl Into<String>, bytes: [u8; 32]) -> Self {
+        Self {
+            id: id.into(),
+            bytes: Zeroizing::new(bytes),
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .field("bytes", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Supplies keys. Implementations: [`Keyring`] (a local file, for
+/// development and tests); a KMS client would unwrap data keys remotely.
+pub trait KeyProvider: Send + Sync {
+    /// The key new objects of `tenant` are encrypted with.
+    fn active_key(&self, tenant: &str) -> Result<&Key, CryptoError>;
+    /// A tenant key by id, for reading what an older key wrote. Only keys of
+    /// `tenant` are returned: a header naming another tenant's key fails.
+    fn tenant_key(&self, tenant: &str, id: &str) -> Result<&Key, CryptoError>;
+    /// A job-signing secret by id (several stay valid while secrets rotate).
+    fn signing_key(&self, id: &str) -> Result<&Key, CryptoError>;
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyringFile {
+    tenants: Vec<TenantEntry>,
+    signing: Vec<SigningEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantEntry {
+    tenant: String,
+    id: String,
+    /// Base64 of 32 random bytes.
+    key: String,
+    #[serde(default)]
+    active: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SigningEntry {
+    id: String,
+    key: String,
+}
+
+/// Keys from a JSON file:
+/// `{"tenants": [{"tenant", "id", "key" (base64, 32 bytes), "active"}],
+///   "signing": [{"id", "key"}]}`; one active key per tenant.
+#[derive(Debug, Default)]
+pub struct Keyring {
+    tenants: HashMap<String, Vec<(Key, bool)>>,
+    signing: HashMap<String, Key>,
+}
+
+fn decode_key(id: &str, b64: &str) -> Result<[u8; 32], CryptoError> {
+    let raw = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| CryptoError::Keyring(format!("key `{id}` is not base64")))?,
+    );
+    raw.as_slice()
+        .try_into()
+        .map_err(|_| CryptoError::Keyring(format!("key `{id}` is not 32 bytes")))
+}
+
+impl Keyring {
+    /// Reads a keyring file; every problem names the key id, never its bytes.
+    pub fn load(path: &Path) -> Result<Self, CryptoError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| CryptoError::Keyring(format!("{}: {e}", path.display())))?,
+        );
+        let file: KeyringFile = serde_json::from_str(&text)
+            .map_err(|e| CryptoError::Keyring(format!("{}: {e}", path.display())))?;
+        let mut ring = Keyring::default();
+        for t in file.tenants {
+            let key = Key::new(t.id.clone(), decode_key(&t.id, &t.key)?);
+            ring.add_tenant_key(&t.tenant, key, t.active)?;
+        }
+        for s in file.signing {
+            let key = Key::new(s.id.clone(), decode_key(&s.id, &s.key)?);
+            ring.signing.insert(s.id, key);
+        }
+        Ok(ring)
+    }
+
+    pub fn add_tenant_key(
+        &mut self,
+        tenant: &str,
+        key: Key,
+        active: bool,
+    ) -> Result<(), CryptoError> {
+        let keys = self.tenants.entry(tenant.to_string()).or_default();
+        if active && keys.iter().any(|(_, a)| *a) {
+            return Err(CryptoError::Keyring(format!(
+                "tenant `{tenant}` has more than one active key"
+            )));
+        }
+        keys.push((key, active));
+        Ok(())
+    }
+
+    pub fn add_signing_key(&mut self, key: Key) {
+        self.signing.insert(key.id.clone(), key);
+    }
+}
+
+impl KeyProvider for Keyring {
+    fn active_key(&self, tenant: &str) -> Result<&Key, CryptoError> {
+        self.tenants
+            .get(tenant)
+            .and_then(|keys| keys.iter().find(|(_, a)| *a))
+            .map(|(k, _)| k)
+            .ok_or(CryptoError::UnknownKey)
+    }
+
+    fn tenant_key(&self, tenant: &str, id: &str) -> Result<&Key, CryptoError> {
+        self.tenants
+            .get(tenant)
+            .and_then(|keys| keys.iter().find(|(k, _)| k.id == id))
+            .map(|(k, _)| k)
+            .ok_or(CryptoError::UnknownKey)
+    }
+
+    fn signing_key(&self, id: &str) -> Result<&Key, CryptoError> {
+        self.signing.get(id).ok_or(CryptoError::UnknownKey)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn loads_a_keyring_and_never_prints_key_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let k = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"tenants": [{{"tenant": "acme", "id": "acme-1", "key": "{k}", "active": true}},
+                               {{"tenant": "acme", "id": "acme-0", "key": "{k}"}}],
+                    "signing": [{{"id": "sig-1", "key": "{k}"}}]}}"#
+            ),
+        )
+        .unwrap();
+        let ring = Keyring::load(&path).unwrap();
+        assert_eq!(ring.active_key("acme").unwrap().id, "acme-1");
+        assert_eq!(ring.tenant_key("acme", "acme-0").unwrap().id, "acme-0");
+        assert!(ring.tenant_key("other", "acme-0").is_err());
+        assert!(ring.signing_key("sig-1").is_ok());
+        let shown = format!("{ring:?}");
+        assert!(shown.contains("acme-1") && !shown.contains(&k) && !shown.contains("7, 7"));
+    }
+
+    #[test]
+    fn refuses_short_keys_and_two_active_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        std::fs::write(
+            &path,
+            r#"{"tenants": [{"tenant": "a", "id": "a-1", "key": "c2hvcnQ="}], "signing": []}"#,
+        )
+        .unwrap();
+        let err = Keyring::load(&path).unwrap_err().to_string();
+        assert!(err.contains("a-1") && err.contains("32 bytes"), "{err}");
+        let mut ring = Keyring::default();
+        ring.add_tenant_key("a", Key::new("1", [1; 32]), true)
+            .unwrap();
+        assert!(
+            ring.add_tenant_key("a", Key::new("2", [2; 32]), true)
+                .is_err()
+        );
+    }
+}
