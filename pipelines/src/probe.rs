@@ -178,10 +178,13 @@ pub fn probe(path: &Path, timeout: Duration) -> Result<MediaInfo, PipelineError>
     Ok(media)
 }
 
-/// The absolute path both the probe and the decoder open.
+/// The absolute path both the probe and the decoder open. Symlinks are not
+/// resolved: the daemon hands over `/proc/self/fd/N` of an in-memory file,
+/// whose target is no path at all.
 pub(crate) fn canonical(path: &Path) -> Result<std::path::PathBuf, PipelineError> {
-    std::fs::canonicalize(path)
-        .map_err(|e| PipelineError::NotFound(format!("{}: {e}", path.display())))
+    let not_found = |e: std::io::Error| PipelineError::NotFound(format!("{}: {e}", path.display()));
+    std::fs::metadata(path).map_err(not_found)?;
+    std::path::absolute(path).map_err(not_found)
 }
 
 fn classify_discover_error(e: &gst::glib::Error, timeout: Duration) -> PipelineError {

@@ -25,19 +25,23 @@ pub fn bucket() -> String {
     env_or("MONTEUR_TEST_S3_BUCKET", "monteur-test")
 }
 
-/// An S3 client for Garage: path-style addressing, and checksums only where the
-/// API requires them (the SDK's default trailers break uploads to Garage).
-pub fn client() -> Client {
-    let credentials = Credentials::new(
+/// The test access key id and secret (the same defaults `scripts/services.sh`
+/// creates), for processes that read them from the environment.
+pub fn credentials() -> (String, String) {
+    (
         env_or("MONTEUR_TEST_S3_KEY_ID", "GK5b1c0d2e3f4a5b6c7d8e9f0a"),
         env_or(
             "MONTEUR_TEST_S3_SECRET",
             "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a1c3e5b7d9f0a2c4e6b8d0f",
         ),
-        None,
-        None,
-        "monteur-tests",
-    );
+    )
+}
+
+/// An S3 client for Garage: path-style addressing, and checksums only where the
+/// API requires them (the SDK's default trailers break uploads to Garage).
+pub fn client() -> Client {
+    let (id, secret) = credentials();
+    let credentials = Credentials::new(id, secret, None, None, "monteur-tests");
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("garage"))

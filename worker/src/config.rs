@@ -33,6 +33,114 @@ pub struct Config {
     pub autocut: AutocutSettings,
     pub render: RenderSettings,
     pub models: ModelsConfig,
+    pub worker: WorkerConfig,
+    pub storage: StorageConfig,
+}
+
+/// `[worker]`: the daemon (`monteur worker`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Broker URL; `MONTEUR_WORKER__AMQP_URL` keeps credentials out of files.
+    pub amqp_url: String,
+    /// The jobs queue (quorum), its dead-letter exchange and queue, and the
+    /// exchange progress/completed/failed events are published to.
+    pub queue: String,
+    pub dead_letter_exchange: String,
+    pub dead_letter_queue: String,
+    pub events_exchange: String,
+    /// The region this worker serves; jobs for another are refused unread.
+    pub region: String,
+    /// Jobs in flight at once (the prefetch).
+    pub concurrency: u16,
+    /// Deliveries of one message before the broker dead-letters it.
+    pub delivery_limit: u32,
+    /// A job running longer fails.
+    pub job_deadline_s: u64,
+    /// The broker's consumer timeout; above the job deadline.
+    pub consumer_timeout_s: u64,
+    /// After SIGTERM, in-flight jobs get this long to finish before they are
+    /// handed back to the queue (keep it under Kubernetes' grace period).
+    pub drain_deadline_s: u64,
+    /// Keyring file (tenant keys, signing secrets).
+    pub keyring: String,
+    /// RAM-backed folder for a job's outputs before upload (never a disk).
+    pub scratch_dir: String,
+    /// Plaintext bytes per segment of client-side encrypted objects.
+    pub segment_bytes: u32,
+    /// Larger inputs are refused.
+    pub max_input_bytes: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            queue: "monteur.jobs".into(),
+            dead_letter_exchange: "monteur.dlx".into(),
+            dead_letter_queue: "monteur.jobs.dead".into(),
+            events_exchange: "monteur.events".into(),
+            region: "local".into(),
+            concurrency: 1,
+            delivery_limit: 5,
+            job_deadline_s: 3600,
+            consumer_timeout_s: 7200,
+            drain_deadline_s: 25,
+            keyring: String::new(),
+            scratch_dir: "/dev/shm".into(),
+            segment_bytes: 1 << 20,
+            max_input_bytes: 4 << 30,
+        }
+    }
+}
+
+impl WorkerConfig {
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.concurrency == 0 {
+            p.push("worker.concurrency must be at least 1".into());
+        }
+        if self.consumer_timeout_s <= self.job_deadline_s {
+            p.push(format!(
+                "worker.consumer_timeout_s ({}) must exceed worker.job_deadline_s ({})",
+                self.consumer_timeout_s, self.job_deadline_s
+            ));
+        }
+        if !(1..=1000).contains(&self.delivery_limit) {
+            p.push("worker.delivery_limit must be 1 to 1000".into());
+        }
+        if !(4096..=(64 << 20)).contains(&self.segment_bytes) {
+            p.push("worker.segment_bytes must be 4 KiB to 64 MiB".into());
+        }
+        p
+    }
+}
+
+/// `[storage]`: the S3-compatible object store. Credentials come from the
+/// environment variables named here, never from the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Endpoint URL; empty for AWS's own.
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub path_style: bool,
+    pub access_key_env: String,
+    pub secret_key_env: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            bucket: "monteur".into(),
+            path_style: true,
+            access_key_env: "AWS_ACCESS_KEY_ID".into(),
+            secret_key_env: "AWS_SECRET_ACCESS_KEY".into(),
+        }
+    }
 }
 
 /// `[models]`: where the runtime libraries and model files are.
@@ -255,10 +363,12 @@ impl Config {
             autocut: section(&mut table, "autocut", &mut errors),
             render: section(&mut table, "render", &mut errors),
             models: section(&mut table, "models", &mut errors),
+            worker: section(&mut table, "worker", &mut errors),
+            storage: section(&mut table, "storage", &mut errors),
         };
         for unknown in table.keys() {
             errors.push(format!(
-                "unknown section or key `{unknown}` (sections: log, analysis, scenes, captions, autocut, render, models)"
+                "unknown section or key `{unknown}` (sections: log, analysis, scenes, captions, autocut, render, models, worker, storage)"
             ));
         }
         errors.extend(config.problems());
@@ -284,6 +394,7 @@ impl Config {
         p.extend(self.autocut.problems());
         p.extend(self.render.problems());
         p.extend(self.models.problems());
+        p.extend(self.worker.problems());
         p
     }
 }

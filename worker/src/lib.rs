@@ -8,6 +8,10 @@
 //! - [`job`]: the signed job message (`monteur.job.v1`) and every check made
 //!   before work starts, each refusal with a machine-readable reason.
 //! - [`crypto`]: per-tenant keys, client-side segmented AEAD, SSE-C headers.
+//! - [`storage`]: the object store, encrypted both ways; multipart uploads,
+//!   write-once manifests.
+//! - [`daemon`]: `monteur worker`: RabbitMQ jobs through the same
+//!   `run_process` path, idempotent under redelivery.
 //! - [`process`]: one job on a local file: probe, analyse, write the outputs
 //!   and a report. The daemon will run the very same code path.
 //! - [`progress`]: progress display, a bar on a terminal and plain log lines
@@ -19,9 +23,11 @@
 
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod job;
 pub mod process;
 pub mod progress;
+pub mod storage;
 pub mod tasks;
 pub mod telemetry;
 

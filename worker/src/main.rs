@@ -36,6 +36,9 @@ enum Command {
         #[arg(long)]
         tasks: Option<TaskSet>,
     },
+    /// Run the daemon: jobs from RabbitMQ, media from encrypted object
+    /// storage (see [worker] and [storage] in config/monteur.toml).
+    Worker,
     /// Render a cut plan (cutplan.json from `process --tasks autocut`, perhaps
     /// edited) of a local media file into an MP4.
     Render {
@@ -82,6 +85,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Worker => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(async {
+                monteur_worker::daemon::run(config, shutdown_signal())
+                    .await
+                    .context("worker stopped")
+            })
+        }
         Command::Render { input, plan, out } => {
             let report = run_render(&config, &input, &plan, &out)
                 .with_context(|| format!("rendering {}", input.display()))?;
@@ -94,4 +108,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Resolves on SIGTERM or the first SIGINT; a second SIGINT exits at once.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the daemon runs until killed.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        _ = int.recv() => tracing::info!("SIGINT: draining (again to force)"),
+    }
+    tokio::spawn(async move {
+        int.recv().await;
+        tracing::warn!("second SIGINT: exiting now");
+        std::process::exit(130);
+    });
 }

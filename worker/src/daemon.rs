@@ -1,0 +1,663 @@
+//! `monteur worker`: jobs from RabbitMQ, footage from encrypted object
+//! storage, the same `run_process` path as the CLI, artifacts back encrypted.
+//!
+//! Delivery is at-least-once, so the worker makes a job idempotent: a job is
+//! finished when its manifest exists (written last, write-once), and a
+//! redelivered finished job is only acknowledged. The input message is
+//! acknowledged after the completion event is confirmed by the broker.
+//!
+//! Topology (declared at start, idempotently): the jobs queue is a quorum
+//! queue with at-least-once dead-lettering to `dead_letter_exchange`, a
+//! delivery limit and a consumer timeout above the job deadline. Refused
+//! messages are republished to the dead-letter exchange with their reason in
+//! the `x-monteur-reason` header (confirmed), then acknowledged.
+
+use std::os::fd::AsRawFd as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde::Serialize;
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::crypto::{CryptoError, KeyProvider, Keyring};
+use crate::job::{self, Job};
+use crate::process::{Engine, ProcessError, run_process};
+use crate::progress::Silent;
+use crate::storage::{Protection, Storage, StorageError};
+
+/// Why the daemon could not start or keep running (a job's own failure is
+/// not one: it is reported and the daemon serves on).
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("keyring: {0}")]
+    Keyring(#[from] CryptoError),
+    #[error("worker.keyring is not set: `monteur worker` needs tenant keys")]
+    NoKeyring,
+}
+
+/// How a job ended, for the event and the acknowledgement.
+enum Outcome {
+    Done {
+        manifest: String,
+        duplicate: bool,
+    },
+    /// Dead-letter with this reason code and message.
+    Refused {
+        code: &'static str,
+        detail: String,
+    },
+    /// Hand back to the queue after a pause.
+    Retry {
+        detail: String,
+    },
+}
+
+#[derive(Serialize)]
+struct Event<'a> {
+    schema: &'static str,
+    event: &'a str,
+    job_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Manifest {
+    schema: &'static str,
+    job_id: String,
+    outputs: Vec<ManifestEntry>,
+}
+
+#[derive(Serialize)]
+struct ManifestEntry {
+    key: String,
+    /// Plaintext size.
+    bytes: u64,
+}
+
+struct Shared {
+    config: Config,
+    storage: Storage,
+    keys: Keyring,
+    engine: Mutex<Engine>,
+    events: Channel,
+    /// Publishes to the dead-letter exchange, with confirms.
+    dead: Channel,
+}
+
+/// Declares the queues and exchanges this worker needs.
+async fn declare(channel: &Channel, c: &crate::config::WorkerConfig) -> Result<(), lapin::Error> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            c.dead_letter_exchange.as_str().into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            c.events_exchange.as_str().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    let quorum = |extra: Vec<(&str, AMQPValue)>| {
+        let mut t = FieldTable::default();
+        t.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        for (k, v) in extra {
+            t.insert(k.into(), v);
+        }
+        t
+    };
+    let queue_opts = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(
+            c.dead_letter_queue.as_str().into(),
+            queue_opts,
+            quorum(Vec::new()),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            c.dead_letter_queue.as_str().into(),
+            c.dead_letter_exchange.as_str().into(),
+            c.queue.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            c.queue.as_str().into(),
+            queue_opts,
+            quorum(vec![
+                (
+                    "x-dead-letter-exchange",
+                    AMQPValue::LongString(c.dead_letter_exchange.as_str().into()),
+                ),
+                (
+                    "x-dead-letter-routing-key",
+                    AMQPValue::LongString(c.queue.as_str().into()),
+                ),
+                (
+                    "x-dead-letter-strategy",
+                    AMQPValue::LongString("at-least-once".into()),
+                ),
+                // At-least-once dead-lettering requires it.
+                ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+                (
+                    "x-delivery-limit",
+                    AMQPValue::LongLongInt(i64::from(c.delivery_limit)),
+                ),
+                (
+                    "x-consumer-timeout",
+                    AMQPValue::LongLongInt((c.consumer_timeout_s * 1000) as i64),
+                ),
+            ]),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Runs the daemon until `shutdown` resolves (SIGTERM/SIGINT in `main`).
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let w = config.worker.clone();
+    if w.keyring.is_empty() {
+        return Err(DaemonError::NoKeyring);
+    }
+    let keys = Keyring::load(Path::new(&w.keyring))?;
+    sweep_scratch(Path::new(&w.scratch_dir));
+    let conn = Connection::connect(&w.amqp_url, ConnectionProperties::default()).await?;
+    let consume = conn.create_channel().await?;
+    declare(&consume, &w).await?;
+    consume
+        .basic_qos(w.concurrency, BasicQosOptions::default())
+        .await?;
+    let events = conn.create_channel().await?;
+    events
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let dead = conn.create_channel().await?;
+    dead.confirm_select(ConfirmSelectOptions::default()).await?;
+    let shared = Arc::new(Shared {
+        storage: Storage::new(&config.storage),
+        engine: Mutex::new(Engine::new(config.clone())),
+        config,
+        keys,
+        events,
+        dead,
+    });
+    let tag = format!("monteur-{}", std::process::id());
+    let mut consumer = consume
+        .basic_consume(
+            w.queue.as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    info!(
+        queue = w.queue.as_str(),
+        region = w.region.as_str(),
+        concurrency = w.concurrency,
+        "consuming"
+    );
+    let mut running = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => {
+                    let shared = Arc::clone(&shared);
+                    running.spawn(async move { handle(shared, delivery).await });
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+    info!(in_flight = running.len(), "stopping: no new jobs");
+    let _ = consume
+        .basic_cancel(tag.as_str().into(), Default::default())
+        .await;
+    let drain = Duration::from_secs(w.drain_deadline_s);
+    if tokio::time::timeout(drain, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        // Unacknowledged deliveries go back to the queue when the channel
+        // closes: another worker takes them.
+        warn!(
+            left = running.len(),
+            "drain deadline passed; handing jobs back"
+        );
+        running.abort_all();
+    }
+    let _ = conn.close(200, "shutdown".into()).await;
+    Ok(())
+}
+
+async fn publish_event(shared: &Shared, event: &Event<'_>) -> Result<(), String> {
+    let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+    let confirm = shared
+        .events
+        .basic_publish(
+            shared.config.worker.events_exchange.as_str().into(),
+            format!("job.{}", event.event).as_str().into(),
+            BasicPublishOptions::default(),
+            &body,
+            BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into()),
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    if confirm.is_nack() {
+        return Err("broker refused the event".into());
+    }
+    Ok(())
+}
+
+async fn handle(shared: Arc<Shared>, delivery: Delivery) {
+    let verified = job::verify(&delivery.data, &shared.keys, &shared.config.worker.region);
+    let job_id = verified.as_ref().ok().map(|j| j.job_id.clone());
+    let outcome = match verified {
+        Err(r) => Outcome::Refused {
+            code: r.code(),
+            detail: r.to_string(),
+        },
+        Ok(job) => run_job(&shared, &job).await,
+    };
+    let result = match outcome {
+        Outcome::Done {
+            manifest,
+            duplicate,
+        } => {
+            info!(job_id = job_id.as_deref(), duplicate, "job completed");
+            let event = Event {
+                schema: "monteur.event.v1",
+                event: "completed",
+                job_id: job_id.as_deref(),
+                manifest: Some(&manifest),
+                reason: None,
+            };
+            match publish_event(&shared, &event).await {
+                Ok(()) => ack(&delivery).await,
+                Err(e) => {
+                    warn!(
+                        error = e.as_str(),
+                        "completion event not confirmed; retrying the job"
+                    );
+                    nack(&delivery, true).await
+                }
+            }
+        }
+        Outcome::Refused { code, detail } => {
+            warn!(job_id = job_id.as_deref(), reason = code, "job refused");
+            let event = Event {
+                schema: "monteur.event.v1",
+                event: "failed",
+                job_id: job_id.as_deref(),
+                manifest: None,
+                reason: Some(code),
+            };
+            let _ = publish_event(&shared, &event).await;
+            match dead_letter(&shared, &delivery, code, &detail).await {
+                Ok(()) => ack(&delivery).await,
+                // Could not park it with a reason: let the broker dead-letter it.
+                Err(_) => nack(&delivery, false).await,
+            }
+        }
+        Outcome::Retry { detail } => {
+            let attempts = delivery_count(&delivery);
+            let pause = Duration::from_secs((1u64 << attempts.min(6)).min(60));
+            warn!(
+                job_id = job_id.as_deref(),
+                attempts,
+                error = detail.as_str(),
+                "retryable failure"
+            );
+            tokio::time::sleep(pause).await;
+            nack(&delivery, true).await
+        }
+    };
+    if let Err(e) = result {
+        warn!(error = %e, "acknowledgement failed; the broker will redeliver");
+    }
+}
+
+fn delivery_count(d: &Delivery) -> u32 {
+    d.properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-delivery-count").cloned())
+        .and_then(|v| match v {
+            AMQPValue::LongLongInt(n) => Some(n as u32),
+            AMQPValue::LongInt(n) => Some(n as u32),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+async fn ack(d: &Delivery) -> Result<(), lapin::Error> {
+    // lapin reports a vanished channel as Ok(false): the broker redelivers.
+    let acked = d.ack(BasicAckOptions::default()).await?;
+    if !acked {
+        warn!("ack not sent: channel closed; the job will be redelivered");
+    }
+    Ok(())
+}
+
+async fn nack(d: &Delivery, requeue: bool) -> Result<(), lapin::Error> {
+    let sent = d
+        .nack(BasicNackOptions {
+            requeue,
+            ..BasicNackOptions::default()
+        })
+        .await?;
+    if !sent {
+        warn!("nack not sent: channel closed; the job will be redelivered");
+    }
+    Ok(())
+}
+
+async fn dead_letter(
+    shared: &Shared,
+    d: &Delivery,
+    code: &str,
+    detail: &str,
+) -> Result<(), String> {
+    let w = &shared.config.worker;
+    let mut headers = FieldTable::default();
+    headers.insert(
+        ShortString::from("x-monteur-reason"),
+        AMQPValue::LongString(LongString::from(code)),
+    );
+    let detail: String = detail.chars().take(300).collect();
+    headers.insert(
+        ShortString::from("x-monteur-detail"),
+        AMQPValue::LongString(LongString::from(detail.as_str())),
+    );
+    let confirm = shared
+        .dead
+        .basic_publish(
+            w.dead_letter_exchange.as_str().into(),
+            w.queue.as_str().into(),
+            BasicPublishOptions::default(),
+            &d.data,
+            BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_headers(headers),
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    if confirm.is_ack() {
+        Ok(())
+    } else {
+        Err("dead-letter exchange refused the message".into())
+    }
+}
+
+fn storage_outcome(e: StorageError) -> Outcome {
+    if e.is_permanent() {
+        let code = match &e {
+            StorageError::Crypto(_) => "corrupt_input",
+            StorageError::TooLarge { .. } => "input_too_large",
+            _ => "input_unreadable",
+        };
+        Outcome::Refused {
+            code,
+            detail: e.to_string(),
+        }
+    } else {
+        Outcome::Retry {
+            detail: e.to_string(),
+        }
+    }
+}
+
+async fn run_job(shared: &Arc<Shared>, job: &Job) -> Outcome {
+    let w = &shared.config.worker;
+    let key = match shared.keys.active_key(&job.tenant) {
+        Ok(k) => k,
+        Err(_) => {
+            return Outcome::Refused {
+                code: "unknown_tenant_key",
+                detail: "no active key for this tenant".into(),
+            };
+        }
+    };
+    let p = Protection {
+        mode: job.encryption,
+        key,
+        segment_bytes: w.segment_bytes,
+    };
+    let manifest_key = format!("{}manifest.json", job.output_prefix);
+    let started = Event {
+        schema: "monteur.event.v1",
+        event: "started",
+        job_id: Some(&job.job_id),
+        manifest: None,
+        reason: None,
+    };
+    // Progress is informational: a lost one changes nothing.
+    let _ = publish_event(shared, &started).await;
+    match shared.storage.exists(&manifest_key, p).await {
+        Ok(true) => {
+            return Outcome::Done {
+                manifest: manifest_key,
+                duplicate: true,
+            };
+        }
+        Ok(false) => {}
+        Err(e) => return storage_outcome(e),
+    }
+    let input = match shared
+        .storage
+        .get(&job.input, &job.tenant, p, &shared.keys, w.max_input_bytes)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => return storage_outcome(e),
+    };
+    let tasks = match job.task_set() {
+        Ok(t) => t,
+        Err(r) => {
+            return Outcome::Refused {
+                code: r.code(),
+                detail: r.to_string(),
+            };
+        }
+    };
+    let scratch = match tempfile::Builder::new()
+        .prefix(&format!("monteur-job-{}-", std::process::id()))
+        .tempdir_in(&w.scratch_dir)
+    {
+        Ok(d) => d,
+        Err(e) => {
+            return Outcome::Retry {
+                detail: format!("scratch space: {e}"),
+            };
+        }
+    };
+    let out_dir = scratch.path().to_path_buf();
+    let shared2 = Arc::clone(shared);
+    let job2 = job.clone();
+    let deadline = Duration::from_secs(w.job_deadline_s);
+    // Decoding and inference are CPU-bound and blocking: off the runtime, so
+    // heartbeats and other deliveries stay live.
+    let work = tokio::task::spawn_blocking(move || -> Result<Vec<PathBuf>, ProcessError> {
+        let memfd = in_memory_file(&input).map_err(|e| ProcessError::Output {
+            path: PathBuf::from("memfd"),
+            source: e,
+        })?;
+        drop(input);
+        let path = PathBuf::from(format!("/proc/self/fd/{}", memfd.as_raw_fd()));
+        let mut engine = match shared2.engine.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let saved = engine.config.clone();
+        apply_options(&mut engine.config, &job2);
+        let result = run_process(&mut engine, &path, &out_dir, &tasks, &mut Silent);
+        engine.config = saved;
+        result?;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+            .map_err(|e| ProcessError::Output {
+                path: out_dir.clone(),
+                source: e,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        Ok(files)
+    });
+    let files = match tokio::time::timeout(deadline, work).await {
+        Err(_) => {
+            return Outcome::Refused {
+                code: "deadline_exceeded",
+                detail: format!("job ran past {} s", w.job_deadline_s),
+            };
+        }
+        Ok(Err(join)) => {
+            return Outcome::Refused {
+                code: "worker_panic",
+                detail: format!("job panicked: {join}"),
+            };
+        }
+        Ok(Ok(Err(e))) if e.is_permanent() => {
+            return Outcome::Refused {
+                code: "bad_media",
+                detail: e.to_string(),
+            };
+        }
+        Ok(Ok(Err(e))) => {
+            return Outcome::Retry {
+                detail: e.to_string(),
+            };
+        }
+        Ok(Ok(Ok(files))) => files,
+    };
+    let mut outputs = Vec::new();
+    for f in &files {
+        let Some(name) = f.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let data = match std::fs::read(f) {
+            Ok(d) => zeroize::Zeroizing::new(d),
+            Err(e) => {
+                return Outcome::Retry {
+                    detail: e.to_string(),
+                };
+            }
+        };
+        let key = format!("{}{name}", job.output_prefix);
+        if let Err(e) = shared.storage.put(&key, &data, p).await {
+            return storage_outcome(e);
+        }
+        outputs.push(ManifestEntry {
+            key,
+            bytes: data.len() as u64,
+        });
+    }
+    drop(scratch);
+    let manifest = Manifest {
+        schema: "monteur.manifest.v1",
+        job_id: job.job_id.clone(),
+        outputs,
+    };
+    let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    match shared.storage.put_once(&manifest_key, &body, p).await {
+        Ok(created) => Outcome::Done {
+            manifest: manifest_key,
+            duplicate: !created,
+        },
+        Err(e) => storage_outcome(e),
+    }
+}
+
+/// Removes what killed workers left in the scratch folder: a job's outputs,
+/// in plaintext until uploaded, must not outlive the process that made them.
+fn sweep_scratch(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("monteur-job-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => info!(pid, "removed a dead worker's scratch folder"),
+                Err(err) => {
+                    warn!(pid, error = %err, "could not remove a dead worker's scratch folder")
+                }
+            }
+        }
+    }
+}
+
+fn apply_options(config: &mut Config, job: &Job) {
+    if let Some(l) = &job.options.language {
+        config.captions.language = l.clone();
+    }
+    if let Some(t) = job.options.target_s {
+        config.autocut.target_s = t;
+    }
+    if let Some(b) = job.options.burn_captions {
+        config.render.burn_captions = b;
+    }
+}
+
+/// The input as an anonymous in-memory file: GStreamer reads it by path
+/// (`/proc/self/fd/N`) and seeks in it freely; nothing reaches a disk.
+fn in_memory_file(data: &[u8]) -> std::io::Result<std::fs::File> {
+    let fd = rustix::fs::memfd_create("monteur-input", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut file, data)?;
+    Ok(file)
+}

@@ -1,0 +1,322 @@
+//! Object storage: inputs read and artifacts written encrypted with the
+//! tenant's key, in either mode of [`Encryption`]: SSE-C (the key travels with
+//! every request and S3 encrypts) or client-side segmented AEAD (the worker
+//! encrypts; S3 only ever sees ciphertext).
+//!
+//! Large artifacts go up as multipart uploads, aborted on any failure so no
+//! orphaned parts stay behind; the job manifest is written with
+//! `If-None-Match: *`, so exactly one attempt of a job can complete it.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::config::StorageConfig;
+use crate::crypto::{self, CryptoError, Key, KeyProvider, stream};
+use crate::job::Encryption;
+
+/// Parts of a multipart upload (S3's minimum part is 5 MiB).
+const PART: usize = 16 << 20;
+
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// Worth another attempt: 5xx, throttling, timeouts, connection loss.
+    #[error("object storage unavailable: {0}")]
+    Transient(String),
+    /// The same request would fail again: missing object, denied, bad key.
+    #[error("object storage refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("input is {size} bytes, above the {limit}-byte limit")]
+    TooLarge { size: u64, limit: u64 },
+}
+
+impl StorageError {
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, StorageError::Transient(_))
+    }
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R>(
+    e: SdkError<E, R>,
+) -> StorageError
+where
+    R: std::fmt::Debug,
+{
+    let transient = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(s) => {
+            let code = s.err().code().unwrap_or_default();
+            matches!(
+                code,
+                "InternalError" | "ServiceUnavailable" | "SlowDown" | "RequestTimeout"
+            ) || code.is_empty()
+        }
+        _ => false,
+    };
+    // The SDK's context names the operation and the service's error code;
+    // object keys and key material are not part of it.
+    let text = DisplayErrorContext(&e).to_string();
+    if transient {
+        StorageError::Transient(text)
+    } else {
+        StorageError::Refused(text)
+    }
+}
+
+/// The bucket, through one S3 client.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    client: Client,
+    bucket: String,
+}
+
+/// How one object is protected: the mode, and the tenant key for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Protection<'a> {
+    pub mode: Encryption,
+    pub key: &'a Key,
+    pub segment_bytes: u32,
+}
+
+impl Storage {
+    pub fn new(cfg: &StorageConfig) -> Self {
+        let var = |name: &str| std::env::var(name).unwrap_or_default();
+        let credentials = Credentials::new(
+            var(&cfg.access_key_env),
+            var(&cfg.secret_key_env),
+            None,
+            None,
+            "monteur-env",
+        );
+        let mut b = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(cfg.region.clone()))
+            .force_path_style(cfg.path_style)
+            .credentials_provider(credentials)
+            // The default checksum trailers break several S3-compatible stores.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if !cfg.endpoint.is_empty() {
+            b = b.endpoint_url(cfg.endpoint.clone());
+        }
+        Self {
+            client: Client::from_conf(b.build()),
+            bucket: cfg.bucket.clone(),
+        }
+    }
+
+    /// Reads a whole object into memory (wiped when dropped), decrypting and
+    /// authenticating it in client mode.
+    pub async fn get(
+        &self,
+        key: &str,
+        tenant: &str,
+        p: Protection<'_>,
+        keys: &dyn KeyProvider,
+        limit: u64,
+    ) -> Result<Zeroizing<Vec<u8>>, StorageError> {
+        let mut req = self.client.get_object().bucket(&self.bucket).key(key);
+        if p.mode == Encryption::SseC {
+            let (alg, k, md5) = crypto::sse_c(p.key);
+            req = req
+                .sse_customer_algorithm(alg)
+                .sse_customer_key(k.as_str())
+                .sse_customer_key_md5(md5);
+        }
+        let out = req.send().await.map_err(classify)?;
+        let size = out.content_length().unwrap_or(0).max(0) as u64;
+        if size > limit {
+            return Err(StorageError::TooLarge { size, limit });
+        }
+        let mut body = out.body;
+        let mut data = Zeroizing::new(Vec::with_capacity(size as usize));
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StorageError::Transient(format!("body cut: {e}")))?
+        {
+            data.extend_from_slice(&chunk);
+            if data.len() as u64 > limit {
+                return Err(StorageError::TooLarge {
+                    size: data.len() as u64,
+                    limit,
+                });
+            }
+        }
+        match p.mode {
+            Encryption::SseC => Ok(data),
+            Encryption::Client => Ok(Zeroizing::new(stream::open(&data, tenant, keys)?)),
+        }
+    }
+
+    /// Writes `data` to `key`, encrypted as `p` says; multipart above one
+    /// part, aborted on failure.
+    pub async fn put(&self, key: &str, data: &[u8], p: Protection<'_>) -> Result<(), StorageError> {
+        let body = match p.mode {
+            Encryption::Client => stream::seal(p.key, p.segment_bytes, data)?,
+            Encryption::SseC => data.to_vec(),
+        };
+        if body.len() <= PART {
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(ByteStream::from(body));
+            if p.mode == Encryption::SseC {
+                let (alg, k, md5) = crypto::sse_c(p.key);
+                req = req
+                    .sse_customer_algorithm(alg)
+                    .sse_customer_key(k.as_str())
+                    .sse_customer_key_md5(md5);
+            }
+            req.send().await.map_err(classify)?;
+            return Ok(());
+        }
+        self.multipart(key, &body, p).await
+    }
+
+    async fn multipart(
+        &self,
+        key: &str,
+        body: &[u8],
+        p: Protection<'_>,
+    ) -> Result<(), StorageError> {
+        let sse = (p.mode == Encryption::SseC).then(|| crypto::sse_c(p.key));
+        let mut create = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key);
+        if let Some((alg, k, md5)) = &sse {
+            create = create
+                .sse_customer_algorithm(*alg)
+                .sse_customer_key(k.as_str())
+                .sse_customer_key_md5(md5);
+        }
+        let upload = create.send().await.map_err(classify)?;
+        let id = upload
+            .upload_id()
+            .ok_or_else(|| StorageError::Refused("no upload id".into()))?
+            .to_string();
+        let result = async {
+            let mut parts = Vec::new();
+            for (i, chunk) in body.chunks(PART).enumerate() {
+                let n = i as i32 + 1;
+                let mut req = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(n)
+                    .body(ByteStream::from(chunk.to_vec()));
+                if let Some((alg, k, md5)) = &sse {
+                    req = req
+                        .sse_customer_algorithm(*alg)
+                        .sse_customer_key(k.as_str())
+                        .sse_customer_key_md5(md5);
+                }
+                let out = req.send().await.map_err(classify)?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(n)
+                        .set_e_tag(out.e_tag().map(str::to_string))
+                        .build(),
+                );
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    /// Writes `data` only if `key` does not exist yet: `Ok(false)` when
+    /// another attempt already wrote it. Manifests are small JSON documents,
+    /// encrypted like everything else.
+    pub async fn put_once(
+        &self,
+        key: &str,
+        data: &[u8],
+        p: Protection<'_>,
+    ) -> Result<bool, StorageError> {
+        let body = match p.mode {
+            Encryption::Client => stream::seal(p.key, p.segment_bytes, data)?,
+            Encryption::SseC => data.to_vec(),
+        };
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match("*")
+            .body(ByteStream::from(body));
+        if p.mode == Encryption::SseC {
+            let (alg, k, md5) = crypto::sse_c(p.key);
+            req = req
+                .sse_customer_algorithm(alg)
+                .sse_customer_key(k.as_str())
+                .sse_customer_key_md5(md5);
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(s))
+                if s.raw().status().as_u16() == 412
+                    || s.err().code() == Some("PreconditionFailed") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Whether `key` exists (the manifest of a finished job).
+    pub async fn exists(&self, key: &str, p: Protection<'_>) -> Result<bool, StorageError> {
+        let mut req = self.client.head_object().bucket(&self.bucket).key(key);
+        if p.mode == Encryption::SseC {
+            let (alg, k, md5) = crypto::sse_c(p.key);
+            req = req
+                .sse_customer_algorithm(alg)
+                .sse_customer_key(k.as_str())
+                .sse_customer_key_md5(md5);
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(s)) if s.raw().status().as_u16() == 404 => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}

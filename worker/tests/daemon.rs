@@ -1,0 +1,615 @@
+//! `monteur worker` on the real services: RabbitMQ (quorum queue, dead-letter
+//! exchange, events with confirms) and Garage S3 (SSE-C and client-side
+//! encryption). Each test gets its own queue, exchanges and object prefix, and
+//! runs the real binary as a child process.
+
+// Test-only file: a failed unwrap is the test failure we want to see.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use base64::Engine as _;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel};
+use monteur_tests::{fixtures, rabbitmq, s3};
+use monteur_worker::crypto::stream;
+use monteur_worker::crypto::{Key, KeyProvider, Keyring};
+use monteur_worker::job::{Encryption, Job, JobOptions, envelope};
+use serde_json::Value;
+
+const TENANT_KEY: [u8; 32] = [0x42; 32];
+const SIGNING_KEY: [u8; 32] = [0x17; 32];
+const REGION: &str = "test-region";
+
+struct Worker {
+    child: Child,
+    names: Names,
+    keyring: std::path::PathBuf,
+    env: Vec<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone)]
+struct Names {
+    queue: String,
+    dlx: String,
+    dlq: String,
+    events: String,
+    prefix: String,
+}
+
+fn names(test: &str) -> Names {
+    let id = format!("{}-{}-{test}", std::process::id(), nanos());
+    Names {
+        queue: format!("monteur.test.{id}.jobs"),
+        dlx: format!("monteur.test.{id}.dlx"),
+        dlq: format!("monteur.test.{id}.dead"),
+        events: format!("monteur.test.{id}.events"),
+        prefix: format!("tenants/acme/{id}/"),
+    }
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn start_worker(test: &str) -> Worker {
+    start_worker_with(test, &[])
+}
+
+fn start_worker_with(test: &str, env: &[(&str, &str)]) -> Worker {
+    let dir = tempfile::tempdir().unwrap();
+    let b64 = |k: &[u8]| base64::engine::general_purpose::STANDARD.encode(k);
+    let keyring = dir.path().join("keys.json");
+    std::fs::write(
+        &keyring,
+        format!(
+            r#"{{"tenants": [{{"tenant": "acme", "id": "acme-1", "key": "{}", "active": true}}],
+                "signing": [{{"id": "sig-1", "key": "{}"}}]}}"#,
+            b64(&TENANT_KEY),
+            b64(&SIGNING_KEY)
+        ),
+    )
+    .unwrap();
+    let n = names(test);
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let child = spawn(&n, &keyring, &env);
+    Worker {
+        child,
+        names: n,
+        keyring,
+        env,
+        _dir: dir,
+    }
+}
+
+fn spawn(n: &Names, keyring: &std::path::Path, env: &[(String, String)]) -> Child {
+    let (key_id, secret) = s3::credentials();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_monteur"));
+    cmd.arg("worker")
+        .env_remove("MONTEUR_CONFIG")
+        .env("MONTEUR_WORKER__AMQP_URL", rabbitmq::url())
+        .env("MONTEUR_WORKER__QUEUE", &n.queue)
+        .env("MONTEUR_WORKER__DEAD_LETTER_EXCHANGE", &n.dlx)
+        .env("MONTEUR_WORKER__DEAD_LETTER_QUEUE", &n.dlq)
+        .env("MONTEUR_WORKER__EVENTS_EXCHANGE", &n.events)
+        .env("MONTEUR_WORKER__REGION", REGION)
+        .env("MONTEUR_WORKER__KEYRING", keyring)
+        .env("MONTEUR_WORKER__SEGMENT_BYTES", "65536")
+        .env("MONTEUR_STORAGE__ENDPOINT", s3::endpoint())
+        .env("MONTEUR_STORAGE__REGION", "garage")
+        .env("MONTEUR_STORAGE__BUCKET", s3::bucket())
+        .env("MONTEUR_TEST_KEY_ID", key_id)
+        .env("MONTEUR_TEST_SECRET", secret)
+        .env("MONTEUR_STORAGE__ACCESS_KEY_ENV", "MONTEUR_TEST_KEY_ID")
+        .env("MONTEUR_STORAGE__SECRET_KEY_ENV", "MONTEUR_TEST_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+impl Worker {
+    /// SIGKILL, then a fresh process on the same queue.
+    fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.names, &self.keyring, &self.env);
+    }
+}
+
+/// Removes the test's queues and exchanges so runs leave nothing behind.
+async fn cleanup(n: &Names) {
+    let ch = rabbitmq::connect().await.create_channel().await.unwrap();
+    for q in [&n.queue, &n.dlq] {
+        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+    }
+    for x in [&n.dlx, &n.events] {
+        let _ = ch
+            .exchange_delete(x.as_str().into(), Default::default())
+            .await;
+    }
+}
+
+fn keyring() -> Keyring {
+    let mut k = Keyring::default();
+    k.add_tenant_key("acme", Key::new("acme-1", TENANT_KEY), true)
+        .unwrap();
+    k.add_signing_key(Key::new("sig-1", SIGNING_KEY));
+    k
+}
+
+/// Waits until the worker has declared its queue, then binds a queue of ours
+/// to its events exchange.
+async fn events_queue(ch: &Channel, n: &Names) -> lapin::Consumer {
+    for _ in 0..100 {
+        let probe = rabbitmq::connect().await.create_channel().await.unwrap();
+        let passive = probe
+            .queue_declare(
+                n.queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        if passive.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    ch.queue_bind(
+        q.name().as_str().into(),
+        n.events.as_str().into(),
+        "job.#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.basic_consume(
+        q.name().as_str().into(),
+        "".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn publish(ch: &Channel, queue: &str, body: &[u8]) {
+    let c = ch
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(c.is_ack());
+}
+
+/// The next completed or failed event (progress events are skipped).
+async fn next_event(events: &mut lapin::Consumer) -> Value {
+    loop {
+        let d = tokio::time::timeout(Duration::from_secs(90), events.next())
+            .await
+            .expect("no event within 90 s")
+            .unwrap()
+            .unwrap();
+        d.ack(BasicAckOptions::default()).await.unwrap();
+        let e: Value = serde_json::from_slice(&d.data).unwrap();
+        if e["event"] != "started" {
+            return e;
+        }
+    }
+}
+
+fn job(n: &Names, id: &str, input: &str, encryption: Encryption) -> Job {
+    Job {
+        job_id: id.into(),
+        tenant: "acme".into(),
+        region: REGION.into(),
+        input: format!("{}in/{input}", n.prefix),
+        output_prefix: format!("{}out/{id}/", n.prefix),
+        tasks: vec!["scenes".into()],
+        encryption,
+        options: JobOptions::default(),
+    }
+}
+
+async fn put_input(n: &Names, name: &str, data: &[u8], mode: Encryption) {
+    let client = s3::ready_client().await;
+    let key = format!("{}in/{name}", n.prefix);
+    let req = client.put_object().bucket(s3::bucket()).key(key);
+    match mode {
+        Encryption::Client => {
+            let k = keyring();
+            let sealed = stream::seal(k.active_key("acme").unwrap(), 65536, data).unwrap();
+            req.body(ByteStream::from(sealed)).send().await.unwrap();
+        }
+        Encryption::SseC => {
+            let c = s3::SseCustomerKey::new(&TENANT_KEY);
+            req.sse_customer_algorithm(c.algorithm)
+                .sse_customer_key(c.key_b64)
+                .sse_customer_key_md5(c.key_md5_b64)
+                .body(ByteStream::from(data.to_vec()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Reads an output back the way a client of the platform would.
+async fn get_output(key: &str, mode: Encryption) -> Vec<u8> {
+    let client = s3::ready_client().await;
+    let req = client.get_object().bucket(s3::bucket()).key(key);
+    let body = match mode {
+        Encryption::Client => req.send().await.unwrap().body,
+        Encryption::SseC => {
+            let c = s3::SseCustomerKey::new(&TENANT_KEY);
+            req.sse_customer_algorithm(c.algorithm)
+                .sse_customer_key(c.key_b64)
+                .sse_customer_key_md5(c.key_md5_b64)
+                .send()
+                .await
+                .unwrap()
+                .body
+        }
+    };
+    let raw = body.collect().await.unwrap().into_bytes().to_vec();
+    match mode {
+        Encryption::Client => stream::open(&raw, "acme", &keyring()).unwrap(),
+        Encryption::SseC => raw,
+    }
+}
+
+async fn happy_path(mode: Encryption, test: &str) {
+    let w = start_worker(test);
+    let conn = rabbitmq::connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut events = events_queue(&ch, &w.names).await;
+    let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
+    put_input(&w.names, "clip.mkv", &input, mode).await;
+    let j = job(&w.names, "job-1", "clip.mkv", mode);
+    publish(
+        &ch,
+        &w.names.queue,
+        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
+    )
+    .await;
+    let e = next_event(&mut events).await;
+    assert_eq!(e["event"], "completed", "{e}");
+    assert_eq!(e["job_id"], "job-1");
+    let manifest: Value =
+        serde_json::from_slice(&get_output(e["manifest"].as_str().unwrap(), mode).await).unwrap();
+    let keys: Vec<&str> = manifest["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    let scenes_key = keys.iter().find(|k| k.ends_with("scenes.json")).unwrap();
+    let scenes: Value = serde_json::from_slice(&get_output(scenes_key, mode).await).unwrap();
+    assert_eq!(scenes["source"]["frames"], 60, "{scenes}");
+    // Stored bytes are not the plaintext: in client mode S3 holds ciphertext.
+    if mode == Encryption::Client {
+        let raw = s3::ready_client()
+            .await
+            .get_object()
+            .bucket(s3::bucket())
+            .key(*scenes_key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        assert!(raw.starts_with(b"MNTR") && !raw.windows(6).any(|w| w == b"frames"));
+    }
+
+    // Redelivered (sent again): acknowledged as done, nothing redone.
+    publish(
+        &ch,
+        &w.names.queue,
+        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
+    )
+    .await;
+    let again = next_event(&mut events).await;
+    assert_eq!(again["event"], "completed");
+    assert_eq!(again["manifest"], e["manifest"]);
+    let n = w.names.clone();
+    drop(w);
+    cleanup(&n).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completes_a_job_with_client_side_encryption() {
+    happy_path(Encryption::Client, "client").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completes_a_job_with_sse_c() {
+    happy_path(Encryption::SseC, "ssec").await;
+}
+
+fn reason(d: &lapin::message::Delivery) -> String {
+    d.properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-monteur-reason").cloned())
+        .and_then(|v| match v {
+            AMQPValue::LongString(s) => Some(s.to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() {
+    let w = start_worker("bad");
+    let n = w.names.clone();
+    let conn = rabbitmq::connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut events = events_queue(&ch, &n).await;
+    let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
+    put_input(&n, "good.mkv", &input, Encryption::Client).await;
+    // Half of an MP4 whose index sits at its end: not decodable media.
+    let mp4 = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
+    put_input(&n, "cut.mp4", &mp4[..mp4.len() / 2], Encryption::Client).await;
+    let signer = Key::new("sig-1", SIGNING_KEY);
+
+    let good = job(&n, "good", "good.mkv", Encryption::Client);
+    let good_text = envelope(&good, &signer);
+    let mut foreign = good.clone();
+    foreign.job_id = "foreign".into();
+    foreign.input = "tenants/globex/in/their.mkv".into();
+    let mut region = good.clone();
+    region.job_id = "region".into();
+    region.region = "elsewhere".into();
+    let mut missing = good.clone();
+    missing.job_id = "missing".into();
+    missing.input = format!("{}in/absent.mkv", n.prefix);
+    let truncated = job(&n, "truncated", "cut.mp4", Encryption::Client);
+    let v: Value = serde_json::from_str(&good_text).unwrap();
+    let cases: Vec<(&str, String)> = vec![
+        ("malformed", "{not json".into()),
+        (
+            "unsigned",
+            format!(
+                r#"{{"schema":"monteur.job.v1","job":{}}}"#,
+                serde_json::to_string(&v["job"]).unwrap()
+            ),
+        ),
+        (
+            "bad_signature",
+            envelope(&good, &Key::new("sig-1", [0; 32])),
+        ),
+        ("foreign_object", envelope(&foreign, &signer)),
+        ("wrong_region", envelope(&region, &signer)),
+        ("input_unreadable", envelope(&missing, &signer)),
+        ("bad_media", envelope(&truncated, &signer)),
+    ];
+    for (_, body) in &cases {
+        publish(&ch, &n.queue, body.as_bytes()).await;
+    }
+    // Still serving: a good job after all of them completes.
+    publish(&ch, &n.queue, good_text.as_bytes()).await;
+    let mut completed = false;
+    for _ in 0..cases.len() + 1 {
+        let e = next_event(&mut events).await;
+        if e["event"] == "completed" {
+            assert_eq!(e["job_id"], "good");
+            completed = true;
+        }
+    }
+    assert!(completed, "the good job did not complete");
+
+    let mut dead = ch
+        .basic_consume(
+            n.dlq.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut got: HashMap<String, usize> = HashMap::new();
+    for _ in 0..cases.len() {
+        let d = tokio::time::timeout(Duration::from_secs(30), dead.next())
+            .await
+            .expect("dead letter missing")
+            .unwrap()
+            .unwrap();
+        *got.entry(reason(&d)).or_default() += 1;
+        d.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    let mut want: HashMap<String, usize> = HashMap::new();
+    for (r, _) in &cases {
+        *want.entry(r.to_string()).or_default() += 1;
+    }
+    assert_eq!(got, want);
+    drop(w);
+    cleanup(&n).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_kill_9s_mid_job_lose_nothing_and_duplicate_nothing() {
+    // Redeliveries after each kill count against the delivery limit.
+    let mut w = start_worker_with("kill", &[("MONTEUR_WORKER__DELIVERY_LIMIT", "100")]);
+    let n = w.names.clone();
+    let conn = rabbitmq::connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut events = events_queue(&ch, &n).await;
+    // 24 s of 720p: long enough per job that most kills land mid-job.
+    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
+    put_input(&n, "talk.mp4", &input, Encryption::Client).await;
+    let signer = Key::new("sig-1", SIGNING_KEY);
+    let ids: Vec<String> = (0..4).map(|i| format!("k{i}")).collect();
+    for id in &ids {
+        let j = job(&n, id, "talk.mp4", Encryption::Client);
+        publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
+    }
+    let mut done: HashMap<String, usize> = HashMap::new();
+    let mut in_flight: std::collections::HashSet<String> = Default::default();
+    let (mut kills, mut mid_job) = (0, 0);
+    let mut seed: u64 = 0x2545_f491;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while (kills < 10 || done.len() < ids.len()) && std::time::Instant::now() < deadline {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let wait = Duration::from_millis(300 + (seed >> 33) % 900);
+        match tokio::time::timeout(wait, events.next()).await {
+            Ok(Some(Ok(d))) => {
+                d.ack(BasicAckOptions::default()).await.unwrap();
+                let e: Value = serde_json::from_slice(&d.data).unwrap();
+                let id = e["job_id"].as_str().unwrap().to_string();
+                if e["event"] == "started" {
+                    in_flight.insert(id);
+                    continue;
+                }
+                assert_eq!(e["event"], "completed", "{e}");
+                in_flight.remove(&id);
+                *done.entry(id).or_default() += 1;
+            }
+            Ok(other) => panic!("events stream ended: {other:?}"),
+            Err(_) if kills < 10 => {
+                mid_job += usize::from(!in_flight.is_empty());
+                in_flight.clear();
+                w.kill_and_restart();
+                kills += 1;
+            }
+            Err(_) => {}
+        }
+    }
+    eprintln!(
+        "{kills} kills ({mid_job} with a job in flight); completion events per job: {done:?}"
+    );
+    assert_eq!(kills, 10);
+    // Most kills must land mid-job, or the test proves little.
+    assert!(mid_job >= 5, "only {mid_job} kills hit a running job");
+    let mut finished: Vec<&String> = done.keys().collect();
+    finished.sort();
+    assert_eq!(finished, ids.iter().collect::<Vec<_>>(), "lost jobs");
+    // Exactly one manifest and one set of outputs per job.
+    let client = s3::ready_client().await;
+    for id in &ids {
+        let listed = client
+            .list_objects_v2()
+            .bucket(s3::bucket())
+            .prefix(format!("{}out/{id}/", n.prefix))
+            .send()
+            .await
+            .unwrap();
+        let keys: Vec<String> = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        let manifests = keys.iter().filter(|k| k.ends_with("manifest.json")).count();
+        assert_eq!(manifests, 1, "{id}: {keys:?}");
+        let manifest: Value = serde_json::from_slice(
+            &get_output(
+                &format!("{}out/{id}/manifest.json", n.prefix),
+                Encryption::Client,
+            )
+            .await,
+        )
+        .unwrap();
+        let mut listed_outputs: Vec<String> = manifest["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["key"].as_str().unwrap().to_string())
+            .collect();
+        listed_outputs.push(format!("{}out/{id}/manifest.json", n.prefix));
+        listed_outputs.sort();
+        let mut stored = keys.clone();
+        stored.sort();
+        assert_eq!(stored, listed_outputs, "{id}: stray or missing outputs");
+    }
+    // Nothing a killed worker wrote survives in the scratch folder: the next
+    // worker to start sweeps it.
+    w.kill_and_restart();
+    let dead_scratch = || -> Vec<String> {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("monteur-job-"))
+            .filter(|name| {
+                name.split('-')
+                    .nth(2)
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            })
+            .collect()
+    };
+    let mut leftovers = dead_scratch();
+    for _ in 0..100 {
+        if leftovers.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        leftovers = dead_scratch();
+    }
+    assert!(
+        leftovers.is_empty(),
+        "dead workers' scratch left: {leftovers:?}"
+    );
+    drop(w);
+    cleanup(&n).await;
+}
