@@ -95,9 +95,51 @@ struct Shared {
     storage: Storage,
     keys: Keyring,
     engine: Mutex<Engine>,
+}
+
+/// One broker connection's publishing channels (both with confirms).
+struct Channels {
     events: Channel,
-    /// Publishes to the dead-letter exchange, with confirms.
+    /// Publishes to the dead-letter exchange.
     dead: Channel,
+}
+
+/// One connection to the broker, consuming.
+struct Session {
+    conn: Connection,
+    consume: Channel,
+    channels: Arc<Channels>,
+    consumer: lapin::Consumer,
+}
+
+async fn connect(w: &crate::config::WorkerConfig, tag: &str) -> Result<Session, lapin::Error> {
+    let conn = Connection::connect(&w.amqp_url, ConnectionProperties::default()).await?;
+    let consume = conn.create_channel().await?;
+    declare(&consume, w).await?;
+    // Set on every new channel: the prefetch holds after a reconnect too.
+    consume
+        .basic_qos(w.concurrency, BasicQosOptions::default())
+        .await?;
+    let events = conn.create_channel().await?;
+    events
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let dead = conn.create_channel().await?;
+    dead.confirm_select(ConfirmSelectOptions::default()).await?;
+    let consumer = consume
+        .basic_consume(
+            w.queue.as_str().into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(Session {
+        conn,
+        consume,
+        channels: Arc::new(Channels { events, dead }),
+        consumer,
+    })
 }
 
 /// Declares the queues and exchanges this worker needs.
@@ -197,59 +239,75 @@ pub async fn run(
     }
     let keys = Keyring::load(Path::new(&w.keyring))?;
     sweep_scratch(Path::new(&w.scratch_dir));
-    let conn = Connection::connect(&w.amqp_url, ConnectionProperties::default()).await?;
-    let consume = conn.create_channel().await?;
-    declare(&consume, &w).await?;
-    consume
-        .basic_qos(w.concurrency, BasicQosOptions::default())
-        .await?;
-    let events = conn.create_channel().await?;
-    events
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let dead = conn.create_channel().await?;
-    dead.confirm_select(ConfirmSelectOptions::default()).await?;
     let shared = Arc::new(Shared {
         storage: Storage::new(&config.storage),
         engine: Mutex::new(Engine::new(config.clone())),
         config,
         keys,
-        events,
-        dead,
     });
     let tag = format!("monteur-{}", std::process::id());
-    let mut consumer = consume
-        .basic_consume(
-            w.queue.as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    info!(
-        queue = w.queue.as_str(),
-        region = w.region.as_str(),
-        concurrency = w.concurrency,
-        "consuming"
-    );
     let mut running = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => {
-                    let shared = Arc::clone(&shared);
-                    running.spawn(async move { handle(shared, delivery).await });
+    let mut pause = Duration::from_secs(1);
+    let mut first = true;
+    let session = loop {
+        let attempt = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            s = connect(&w, &tag) => s,
+        };
+        let mut session = match attempt {
+            Ok(s) => s,
+            // The first connection must work: a wrong URL or topology is a
+            // deployment error, better seen at once than retried forever.
+            Err(e) if first => return Err(e.into()),
+            Err(e) => {
+                warn!(error = %e, pause_s = pause.as_secs(), "broker unreachable; retrying");
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(pause) => {}
                 }
-                Some(Err(e)) => return Err(e.into()),
-                None => break,
-            },
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+                pause = (pause * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        first = false;
+        pause = Duration::from_secs(1);
+        info!(
+            queue = w.queue.as_str(),
+            region = w.region.as_str(),
+            concurrency = w.concurrency,
+            "consuming"
+        );
+        let lost = loop {
+            tokio::select! {
+                () = &mut shutdown => break false,
+                next = session.consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let (shared, channels) = (Arc::clone(&shared), Arc::clone(&session.channels));
+                        running.spawn(async move { handle(shared, channels, delivery).await });
+                    }
+                    Some(Err(e)) => {
+                        warn!(error = %e, "broker connection lost; reconnecting");
+                        break true;
+                    }
+                    None => break true,
+                },
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+        };
+        if !lost {
+            break session;
         }
-    }
+        // Deliveries of the lost connection can no longer be acked: the
+        // broker redelivers them. Their async parts stop here; a decode
+        // already running finishes on its thread and is dropped, and holds
+        // the engine until then, so work never doubles up.
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+    };
     info!(in_flight = running.len(), "stopping: no new jobs");
-    let _ = consume
+    let _ = session
+        .consume
         .basic_cancel(tag.as_str().into(), Default::default())
         .await;
     let drain = Duration::from_secs(w.drain_deadline_s);
@@ -267,13 +325,17 @@ pub async fn run(
         );
         running.abort_all();
     }
-    let _ = conn.close(200, "shutdown".into()).await;
+    let _ = session.conn.close(200, "shutdown".into()).await;
     Ok(())
 }
 
-async fn publish_event(shared: &Shared, event: &Event<'_>) -> Result<(), String> {
+async fn publish_event(
+    shared: &Shared,
+    channels: &Channels,
+    event: &Event<'_>,
+) -> Result<(), String> {
     let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
-    let confirm = shared
+    let confirm = channels
         .events
         .basic_publish(
             shared.config.worker.events_exchange.as_str().into(),
@@ -294,7 +356,7 @@ async fn publish_event(shared: &Shared, event: &Event<'_>) -> Result<(), String>
     Ok(())
 }
 
-async fn handle(shared: Arc<Shared>, delivery: Delivery) {
+async fn handle(shared: Arc<Shared>, channels: Arc<Channels>, delivery: Delivery) {
     let verified = job::verify(&delivery.data, &shared.keys, &shared.config.worker.region);
     let job_id = verified.as_ref().ok().map(|j| j.job_id.clone());
     let outcome = match verified {
@@ -302,7 +364,7 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
             code: r.code(),
             detail: r.to_string(),
         },
-        Ok(job) => run_job(&shared, &job).await,
+        Ok(job) => run_job(&shared, &channels, &job).await,
     };
     let result = match outcome {
         Outcome::Done {
@@ -317,7 +379,7 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
                 manifest: Some(&manifest),
                 reason: None,
             };
-            match publish_event(&shared, &event).await {
+            match publish_event(&shared, &channels, &event).await {
                 Ok(()) => ack(&delivery).await,
                 Err(e) => {
                     warn!(
@@ -337,8 +399,8 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
                 manifest: None,
                 reason: Some(code),
             };
-            let _ = publish_event(&shared, &event).await;
-            match dead_letter(&shared, &delivery, code, &detail).await {
+            let _ = publish_event(&shared, &channels, &event).await;
+            match dead_letter(&shared, &channels, &delivery, code, &detail).await {
                 Ok(()) => ack(&delivery).await,
                 // Could not park it with a reason: let the broker dead-letter it.
                 Err(_) => nack(&delivery, false).await,
@@ -399,6 +461,7 @@ async fn nack(d: &Delivery, requeue: bool) -> Result<(), lapin::Error> {
 
 async fn dead_letter(
     shared: &Shared,
+    channels: &Channels,
     d: &Delivery,
     code: &str,
     detail: &str,
@@ -414,7 +477,7 @@ async fn dead_letter(
         ShortString::from("x-monteur-detail"),
         AMQPValue::LongString(LongString::from(detail.as_str())),
     );
-    let confirm = shared
+    let confirm = channels
         .dead
         .basic_publish(
             w.dead_letter_exchange.as_str().into(),
@@ -454,7 +517,7 @@ fn storage_outcome(e: StorageError) -> Outcome {
     }
 }
 
-async fn run_job(shared: &Arc<Shared>, job: &Job) -> Outcome {
+async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcome {
     let w = &shared.config.worker;
     let key = match shared.keys.active_key(&job.tenant) {
         Ok(k) => k,
@@ -479,7 +542,7 @@ async fn run_job(shared: &Arc<Shared>, job: &Job) -> Outcome {
         reason: None,
     };
     // Progress is informational: a lost one changes nothing.
-    let _ = publish_event(shared, &started).await;
+    let _ = publish_event(shared, channels, &started).await;
     match shared.storage.exists(&manifest_key, p).await {
         Ok(true) => {
             return Outcome::Done {

@@ -125,7 +125,11 @@ fn spawn(n: &Names, keyring: &std::path::Path, env: &[(String, String)]) -> Chil
         .env("MONTEUR_STORAGE__ACCESS_KEY_ENV", "MONTEUR_TEST_KEY_ID")
         .env("MONTEUR_STORAGE__SECRET_KEY_ENV", "MONTEUR_TEST_SECRET")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(if std::env::var_os("MONTEUR_TEST_WORKER_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -544,9 +548,44 @@ async fn ten_kill_9s_mid_job_lose_nothing_and_duplicate_nothing() {
     let mut finished: Vec<&String> = done.keys().collect();
     finished.sort();
     assert_eq!(finished, ids.iter().collect::<Vec<_>>(), "lost jobs");
-    // Exactly one manifest and one set of outputs per job.
+    assert_one_manifest_and_output_set_each(&n, &ids).await;
+    // Nothing a killed worker wrote survives in the scratch folder: the next
+    // worker to start sweeps it.
+    w.kill_and_restart();
+    let dead_scratch = || -> Vec<String> {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("monteur-job-"))
+            .filter(|name| {
+                name.split('-')
+                    .nth(2)
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            })
+            .collect()
+    };
+    let mut leftovers = dead_scratch();
+    for _ in 0..100 {
+        if leftovers.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        leftovers = dead_scratch();
+    }
+    assert!(
+        leftovers.is_empty(),
+        "dead workers' scratch left: {leftovers:?}"
+    );
+    drop(w);
+    cleanup(&n).await;
+}
+
+/// Exactly one manifest and one set of outputs per job, nothing stray.
+async fn assert_one_manifest_and_output_set_each(n: &Names, ids: &[String]) {
     let client = s3::ready_client().await;
-    for id in &ids {
+    for id in ids {
         let listed = client
             .list_objects_v2()
             .bucket(s3::bucket())
@@ -581,35 +620,124 @@ async fn ten_kill_9s_mid_job_lose_nothing_and_duplicate_nothing() {
         stored.sort();
         assert_eq!(stored, listed_outputs, "{id}: stray or missing outputs");
     }
-    // Nothing a killed worker wrote survives in the scratch folder: the next
-    // worker to start sweeps it.
-    w.kill_and_restart();
-    let dead_scratch = || -> Vec<String> {
-        std::fs::read_dir("/dev/shm")
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| name.starts_with("monteur-job-"))
-            .filter(|name| {
-                name.split('-')
-                    .nth(2)
-                    .and_then(|p| p.parse::<u32>().ok())
-                    .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
-            })
-            .collect()
-    };
-    let mut leftovers = dead_scratch();
-    for _ in 0..100 {
-        if leftovers.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        leftovers = dead_scratch();
+}
+
+/// A TCP relay to the broker whose connections can all be cut at once.
+struct Relay {
+    port: u16,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start(target: &'static str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, rx) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let mut rx = rx.clone();
+                // Only cuts after this connection opened close it.
+                rx.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut ri, mut wi) = inbound.into_split();
+                    let (mut ro, mut wo) = outbound.into_split();
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
+                        _ = tokio::io::copy(&mut ro, &mut wi) => {}
+                        _ = rx.changed() => {}
+                    }
+                    // Dropping the halves closes both sockets mid-stream.
+                });
+            }
+        });
+        Self { port, cut }
     }
-    assert!(
-        leftovers.is_empty(),
-        "dead workers' scratch left: {leftovers:?}"
+
+    fn cut_all(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_cuts_resume_consumption_and_prefetch_holds() {
+    let relay = Relay::start("127.0.0.1:5672").await;
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", relay.port);
+    let mut w = start_worker_with(
+        "cut",
+        &[
+            ("MONTEUR_WORKER__AMQP_URL", url.as_str()),
+            ("MONTEUR_WORKER__DELIVERY_LIMIT", "100"),
+        ],
     );
+    let n = w.names.clone();
+    let conn = rabbitmq::connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut events = events_queue(&ch, &n).await;
+    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
+    put_input(&n, "talk.mp4", &input, Encryption::Client).await;
+    let signer = Key::new("sig-1", SIGNING_KEY);
+    let ids: Vec<String> = (0..4).map(|i| format!("c{i}")).collect();
+    for id in &ids {
+        let j = job(&n, id, "talk.mp4", Encryption::Client);
+        publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
+    }
+    let mut done: HashMap<String, usize> = HashMap::new();
+    let mut in_flight: std::collections::HashSet<String> = Default::default();
+    let (mut cuts, mut most_in_flight) = (0, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while (cuts < 5 || done.len() < ids.len()) && std::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(1500), events.next()).await {
+            Ok(Some(Ok(d))) => {
+                d.ack(BasicAckOptions::default()).await.unwrap();
+                let e: Value = serde_json::from_slice(&d.data).unwrap();
+                let id = e["job_id"].as_str().unwrap().to_string();
+                if e["event"] == "started" {
+                    in_flight.insert(id);
+                    most_in_flight = most_in_flight.max(in_flight.len());
+                    if cuts < 5 {
+                        // Cut mid-job: a job takes over a second here.
+                        tokio::time::sleep(Duration::from_millis(400)).await;
+                        relay.cut_all();
+                        // Jobs of the cut connection are redelivered on the next.
+                        in_flight.clear();
+                        cuts += 1;
+                    }
+                    continue;
+                }
+                assert_eq!(e["event"], "completed", "{e}");
+                in_flight.remove(&id);
+                *done.entry(id).or_default() += 1;
+            }
+            Ok(other) => panic!("events stream ended: {other:?}"),
+            Err(_) => {}
+        }
+    }
+    eprintln!(
+        "{cuts} broker cuts; most jobs in flight at once: {most_in_flight}; completions: {done:?}"
+    );
+    assert_eq!(cuts, 5);
+    let mut finished: Vec<&String> = done.keys().collect();
+    finished.sort();
+    assert_eq!(finished, ids.iter().collect::<Vec<_>>(), "lost jobs");
+    assert!(
+        most_in_flight <= 1,
+        "prefetch 1 broken: {most_in_flight} in flight"
+    );
+    // The worker is still consuming through the relay after the last cut.
+    let j = job(&n, "after", "talk.mp4", Encryption::Client);
+    publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
+    let e = next_event(&mut events).await;
+    assert_eq!(
+        (e["event"].as_str(), e["job_id"].as_str()),
+        (Some("completed"), Some("after"))
+    );
+    w.kill_and_restart();
     drop(w);
     cleanup(&n).await;
 }
