@@ -76,6 +76,11 @@ fn start_worker(test: &str) -> Worker {
 }
 
 fn start_worker_with(test: &str, env: &[(&str, &str)]) -> Worker {
+    start_worker_on(names(test), env)
+}
+
+/// A worker on existing queues (several workers can share them).
+fn start_worker_on(n: Names, env: &[(&str, &str)]) -> Worker {
     let dir = tempfile::tempdir().unwrap();
     let b64 = |k: &[u8]| base64::engine::general_purpose::STANDARD.encode(k);
     let keyring = dir.path().join("keys.json");
@@ -89,7 +94,6 @@ fn start_worker_with(test: &str, env: &[(&str, &str)]) -> Worker {
         ),
     )
     .unwrap();
-    let n = names(test);
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -739,5 +743,124 @@ async fn broker_cuts_resume_consumption_and_prefetch_holds() {
     );
     w.kill_and_restart();
     drop(w);
+    cleanup(&n).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_workers_share_a_queue_without_duplicate_work() {
+    let first = start_worker("three");
+    let n = first.names.clone();
+    let conn = rabbitmq::connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut events = events_queue(&ch, &n).await;
+    let others = [
+        start_worker_on(n.clone(), &[]),
+        start_worker_on(n.clone(), &[]),
+    ];
+    let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
+    put_input(&n, "clip.mkv", &input, Encryption::Client).await;
+    let signer = Key::new("sig-1", SIGNING_KEY);
+    let ids: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
+    for id in &ids {
+        let j = job(&n, id, "clip.mkv", Encryption::Client);
+        publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
+    }
+    let (mut started, mut completed): (HashMap<String, usize>, HashMap<String, usize>) =
+        Default::default();
+    while completed.len() < ids.len() {
+        let d = tokio::time::timeout(Duration::from_secs(90), events.next())
+            .await
+            .expect("no event within 90 s")
+            .unwrap()
+            .unwrap();
+        d.ack(BasicAckOptions::default()).await.unwrap();
+        let e: Value = serde_json::from_slice(&d.data).unwrap();
+        let id = e["job_id"].as_str().unwrap().to_string();
+        match e["event"].as_str() {
+            Some("started") => *started.entry(id).or_default() += 1,
+            Some("completed") => *completed.entry(id).or_default() += 1,
+            _ => panic!("{e}"),
+        }
+    }
+    // Each job was started once and completed once: no worker repeated
+    // another's work.
+    assert!(started.values().all(|&c| c == 1), "started: {started:?}");
+    assert!(
+        completed.values().all(|&c| c == 1),
+        "completed: {completed:?}"
+    );
+    assert_one_manifest_and_output_set_each(&n, &ids).await;
+    drop(others);
+    drop(first);
+    cleanup(&n).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_running_job_finish_then_exits_zero() {
+    let mut w = start_worker("term");
+    let n = w.names.clone();
+    let conn = rabbitmq::connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut events = events_queue(&ch, &n).await;
+    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
+    put_input(&n, "talk.mp4", &input, Encryption::Client).await;
+    let signer = Key::new("sig-1", SIGNING_KEY);
+    for id in ["s0", "s1"] {
+        let j = job(&n, id, "talk.mp4", Encryption::Client);
+        publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
+    }
+    // Wait for the first job to start, then ask the worker to stop.
+    loop {
+        let d = tokio::time::timeout(Duration::from_secs(60), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        d.ack(BasicAckOptions::default()).await.unwrap();
+        let e: Value = serde_json::from_slice(&d.data).unwrap();
+        if e["event"] == "started" {
+            break;
+        }
+    }
+    let pid = w.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let e = next_event(&mut events).await;
+    assert_eq!(
+        (e["event"].as_str(), e["job_id"].as_str()),
+        (Some("completed"), Some("s0"))
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = w.child.wait().unwrap();
+        (status, w)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.code(), Some(0), "exit status after SIGTERM");
+    // The second job was never taken: it waits in the queue for the next worker.
+    let q = ch
+        .queue_declare(
+            n.queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(q.message_count(), 1);
+    drop(status);
     cleanup(&n).await;
 }
