@@ -864,3 +864,143 @@ async fn sigterm_lets_the_running_job_finish_then_exits_zero() {
     drop(status);
     cleanup(&n).await;
 }
+
+/// A TCP relay in front of the S3 server that misbehaves on demand: the first
+/// request of each of the first `refuse` connections gets `503 Service
+/// Unavailable`, and the first `cut` responses longer than 256 KiB are cut
+/// off mid-body.
+struct S3Relay {
+    port: u16,
+    /// Faults still to inject: (503s, cuts).
+    left: (
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ),
+}
+
+impl S3Relay {
+    async fn start(refuse: usize, cut: usize) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let target = s3::endpoint()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refuse = Arc::new(AtomicUsize::new(refuse));
+        let cut = Arc::new(AtomicUsize::new(cut));
+        let left = (refuse.clone(), cut.clone());
+        let take = |n: &AtomicUsize| {
+            n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                .is_ok()
+        };
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let (refuse, cut, target) = (refuse.clone(), cut.clone(), target.clone());
+                tokio::spawn(async move {
+                    // The first request's head (forwarded unless refused).
+                    let mut head = vec![0u8; 8192];
+                    let Ok(n) = inbound.read(&mut head).await else {
+                        return;
+                    };
+                    head.truncate(n);
+                    if take(&refuse) {
+                        let _ = inbound
+                            .write_all(
+                                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                            )
+                            .await;
+                        return;
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    if outbound.write_all(&head).await.is_err() {
+                        return;
+                    }
+                    let (mut ri, mut wi) = inbound.into_split();
+                    let (mut ro, mut wo) = outbound.into_split();
+                    let up = tokio::io::copy(&mut ri, &mut wo);
+                    let down = async {
+                        let mut buf = vec![0u8; 65536];
+                        let mut sent = 0usize;
+                        let mut armed = true;
+                        loop {
+                            let n = match ro.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            sent += n;
+                            if armed && sent > 256 * 1024 {
+                                armed = false;
+                                if take(&cut) {
+                                    // Mid-body: the client sees a reset.
+                                    break;
+                                }
+                            }
+                            if wi.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = up => {}
+                        () = down => {}
+                    }
+                });
+            }
+        });
+        Self { port, left }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_faults_are_retried_and_never_corrupt() {
+    // More 503s than the SDK's own three attempts, and two bodies cut.
+    let relay = S3Relay::start(4, 2).await;
+    let endpoint = format!("http://127.0.0.1:{}", relay.port);
+    let w = start_worker_with(
+        "s3faults",
+        &[("MONTEUR_STORAGE__ENDPOINT", endpoint.as_str())],
+    );
+    let n = w.names.clone();
+    let conn = rabbitmq::connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut events = events_queue(&ch, &n).await;
+    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
+    assert!(input.len() > 1 << 20);
+    put_input(&n, "talk.mp4", &input, Encryption::Client).await;
+    let signer = Key::new("sig-1", SIGNING_KEY);
+    let j = job(&n, "f0", "talk.mp4", Encryption::Client);
+    publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
+    let e = next_event(&mut events).await;
+    assert_eq!(
+        (e["event"].as_str(), e["job_id"].as_str()),
+        (Some("completed"), Some("f0"))
+    );
+    // The result is the one an undisturbed run gives.
+    let scenes: Value = serde_json::from_slice(
+        &get_output(
+            &format!("{}out/f0/scenes.json", n.prefix),
+            Encryption::Client,
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(scenes["source"]["frames"], 720, "{scenes}");
+    assert_one_manifest_and_output_set_each(&n, &["f0".to_string()]).await;
+    // Every fault was actually served.
+    let ordering = std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(
+        (relay.left.0.load(ordering), relay.left.1.load(ordering)),
+        (0, 0),
+        "faults not injected"
+    );
+    drop(w);
+    cleanup(&n).await;
+}
