@@ -70,6 +70,10 @@ pub struct WorkerConfig {
     pub segment_bytes: u32,
     /// Larger inputs are refused.
     pub max_input_bytes: u64,
+    /// `/healthz`, `/readyz` and `/metrics` listen here; empty disables.
+    pub http_addr: String,
+    /// Liveness fails once the broker has been unreachable this long.
+    pub recovery_stall_s: u64,
 }
 
 impl Default for WorkerConfig {
@@ -90,6 +94,8 @@ impl Default for WorkerConfig {
             scratch_dir: "/dev/shm".into(),
             segment_bytes: 1 << 20,
             max_input_bytes: 4 << 30,
+            http_addr: "0.0.0.0:9464".into(),
+            recovery_stall_s: 60,
         }
     }
 }
@@ -108,6 +114,12 @@ impl WorkerConfig {
         }
         if !(1..=1000).contains(&self.delivery_limit) {
             p.push("worker.delivery_limit must be 1 to 1000".into());
+        }
+        if !self.http_addr.is_empty() && self.http_addr.parse::<std::net::SocketAddr>().is_err() {
+            p.push(format!(
+                "worker.http_addr `{}` is not an address:port",
+                self.http_addr
+            ));
         }
         if !(4096..=(64 << 20)).contains(&self.segment_bytes) {
             p.push("worker.segment_bytes must be 4 KiB to 64 MiB".into());

@@ -31,6 +31,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::crypto::{CryptoError, KeyProvider, Keyring};
+use crate::health::{Health, Metrics};
 use crate::job::{self, Job};
 use crate::process::{Engine, ProcessError, run_process};
 use crate::progress::Silent;
@@ -46,6 +47,8 @@ pub enum DaemonError {
     Keyring(#[from] CryptoError),
     #[error("worker.keyring is not set: `monteur worker` needs tenant keys")]
     NoKeyring,
+    #[error("health endpoint: {0}")]
+    Http(String),
 }
 
 /// How a job ended, for the event and the acknowledgement.
@@ -95,6 +98,7 @@ struct Shared {
     storage: Storage,
     keys: Keyring,
     engine: Mutex<Engine>,
+    metrics: Metrics,
 }
 
 /// One broker connection's publishing channels (both with confirms).
@@ -239,11 +243,24 @@ pub async fn run(
     }
     let keys = Keyring::load(Path::new(&w.keyring))?;
     sweep_scratch(Path::new(&w.scratch_dir));
+    let health = Arc::new(Health::new(Duration::from_secs(w.recovery_stall_s)));
+    let metrics = Metrics::new(w.concurrency).map_err(|e| DaemonError::Http(e.to_string()))?;
+    if !w.http_addr.is_empty() {
+        let addr = w
+            .http_addr
+            .parse()
+            .map_err(|_| DaemonError::Http(format!("bad address {}", w.http_addr)))?;
+        let bound = crate::health::serve(addr, Arc::clone(&health), metrics.clone())
+            .await
+            .map_err(|e| DaemonError::Http(format!("{addr}: {e}")))?;
+        info!(addr = %bound, "health and metrics endpoint up");
+    }
     let shared = Arc::new(Shared {
         storage: Storage::new(&config.storage),
         engine: Mutex::new(Engine::new(config.clone())),
         config,
         keys,
+        metrics,
     });
     let tag = format!("monteur-{}", std::process::id());
     let mut running = tokio::task::JoinSet::new();
@@ -261,6 +278,7 @@ pub async fn run(
             // deployment error, better seen at once than retried forever.
             Err(e) if first => return Err(e.into()),
             Err(e) => {
+                health.disconnected();
                 warn!(error = %e, pause_s = pause.as_secs(), "broker unreachable; retrying");
                 tokio::select! {
                     () = &mut shutdown => return Ok(()),
@@ -272,6 +290,7 @@ pub async fn run(
         };
         first = false;
         pause = Duration::from_secs(1);
+        health.connected();
         info!(
             queue = w.queue.as_str(),
             region = w.region.as_str(),
@@ -298,6 +317,7 @@ pub async fn run(
         if !lost {
             break session;
         }
+        health.disconnected();
         // Deliveries of the lost connection can no longer be acked: the
         // broker redelivers them. Their async parts stop here; a decode
         // already running finishes on its thread and is dropped, and holds
@@ -305,6 +325,7 @@ pub async fn run(
         running.abort_all();
         while running.join_next().await.is_some() {}
     };
+    health.stopping();
     info!(in_flight = running.len(), "stopping: no new jobs");
     let _ = session
         .consume
@@ -357,6 +378,24 @@ async fn publish_event(
 }
 
 async fn handle(shared: Arc<Shared>, channels: Arc<Channels>, delivery: Delivery) {
+    let began = std::time::Instant::now();
+    shared.metrics.in_flight.inc();
+    let label = handle_one(&shared, &channels, &delivery).await;
+    shared.metrics.in_flight.dec();
+    shared.metrics.jobs.with_label_values(&[label]).inc();
+    shared
+        .metrics
+        .job_seconds
+        .with_label_values(&[label])
+        .observe(began.elapsed().as_secs_f64());
+}
+
+/// Handles one delivery; returns the outcome label for the metrics.
+async fn handle_one(
+    shared: &Arc<Shared>,
+    channels: &Channels,
+    delivery: &Delivery,
+) -> &'static str {
     let verified = job::verify(&delivery.data, &shared.keys, &shared.config.worker.region);
     let job_id = verified.as_ref().ok().map(|j| j.job_id.clone());
     let outcome = match verified {
@@ -364,13 +403,14 @@ async fn handle(shared: Arc<Shared>, channels: Arc<Channels>, delivery: Delivery
             code: r.code(),
             detail: r.to_string(),
         },
-        Ok(job) => run_job(&shared, &channels, &job).await,
+        Ok(job) => run_job(shared, channels, &job).await,
     };
-    let result = match outcome {
+    let (result, label) = match outcome {
         Outcome::Done {
             manifest,
             duplicate,
         } => {
+            let label = if duplicate { "duplicate" } else { "completed" };
             info!(job_id = job_id.as_deref(), duplicate, "job completed");
             let event = Event {
                 schema: "monteur.event.v1",
@@ -379,16 +419,17 @@ async fn handle(shared: Arc<Shared>, channels: Arc<Channels>, delivery: Delivery
                 manifest: Some(&manifest),
                 reason: None,
             };
-            match publish_event(&shared, &channels, &event).await {
-                Ok(()) => ack(&delivery).await,
+            let r = match publish_event(shared, channels, &event).await {
+                Ok(()) => ack(delivery).await,
                 Err(e) => {
                     warn!(
                         error = e.as_str(),
                         "completion event not confirmed; retrying the job"
                     );
-                    nack(&delivery, true).await
+                    nack(delivery, true).await
                 }
-            }
+            };
+            (r, label)
         }
         Outcome::Refused { code, detail } => {
             warn!(job_id = job_id.as_deref(), reason = code, "job refused");
@@ -399,15 +440,16 @@ async fn handle(shared: Arc<Shared>, channels: Arc<Channels>, delivery: Delivery
                 manifest: None,
                 reason: Some(code),
             };
-            let _ = publish_event(&shared, &channels, &event).await;
-            match dead_letter(&shared, &channels, &delivery, code, &detail).await {
-                Ok(()) => ack(&delivery).await,
+            let _ = publish_event(shared, channels, &event).await;
+            let r = match dead_letter(shared, channels, delivery, code, &detail).await {
+                Ok(()) => ack(delivery).await,
                 // Could not park it with a reason: let the broker dead-letter it.
-                Err(_) => nack(&delivery, false).await,
-            }
+                Err(_) => nack(delivery, false).await,
+            };
+            (r, "refused")
         }
         Outcome::Retry { detail } => {
-            let attempts = delivery_count(&delivery);
+            let attempts = delivery_count(delivery);
             let pause = Duration::from_secs((1u64 << attempts.min(6)).min(60));
             warn!(
                 job_id = job_id.as_deref(),
@@ -416,12 +458,13 @@ async fn handle(shared: Arc<Shared>, channels: Arc<Channels>, delivery: Delivery
                 "retryable failure"
             );
             tokio::time::sleep(pause).await;
-            nack(&delivery, true).await
+            (nack(delivery, true).await, "retried")
         }
     };
     if let Err(e) = result {
         warn!(error = %e, "acknowledgement failed; the broker will redeliver");
     }
+    label
 }
 
 fn delivery_count(d: &Delivery) -> u32 {

@@ -12,6 +12,7 @@
 //!   write-once manifests.
 //! - [`daemon`]: `monteur worker`: RabbitMQ jobs through the same
 //!   `run_process` path, idempotent under redelivery.
+//! - [`health`]: the daemon's `/healthz`, `/readyz` and `/metrics`.
 //! - [`process`]: one job on a local file: probe, analyse, write the outputs
 //!   and a report. The daemon will run the very same code path.
 //! - [`progress`]: progress display, a bar on a terminal and plain log lines
@@ -24,6 +25,7 @@
 pub mod config;
 pub mod crypto;
 pub mod daemon;
+pub mod health;
 pub mod job;
 pub mod process;
 pub mod progress;

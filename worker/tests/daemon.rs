@@ -121,6 +121,8 @@ fn spawn(n: &Names, keyring: &std::path::Path, env: &[(String, String)]) -> Chil
         .env("MONTEUR_WORKER__REGION", REGION)
         .env("MONTEUR_WORKER__KEYRING", keyring)
         .env("MONTEUR_WORKER__SEGMENT_BYTES", "65536")
+        // Parallel tests: any free port unless the test names one.
+        .env("MONTEUR_WORKER__HTTP_ADDR", "127.0.0.1:0")
         .env("MONTEUR_STORAGE__ENDPOINT", s3::endpoint())
         .env("MONTEUR_STORAGE__REGION", "garage")
         .env("MONTEUR_STORAGE__BUCKET", s3::bucket())
@@ -630,6 +632,8 @@ async fn assert_one_manifest_and_output_set_each(n: &Names, ids: &[String]) {
 struct Relay {
     port: u16,
     cut: tokio::sync::watch::Sender<u64>,
+    /// While set, new connections are dropped at once (broker unreachable).
+    blocked: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Relay {
@@ -637,8 +641,14 @@ impl Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (cut, rx) = tokio::sync::watch::channel(0u64);
+        let blocked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_blocked = blocked.clone();
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
+                if is_blocked.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
                 let mut rx = rx.clone();
                 // Only cuts after this connection opened close it.
                 rx.borrow_and_update();
@@ -657,7 +667,11 @@ impl Relay {
                 });
             }
         });
-        Self { port, cut }
+        Self { port, cut, blocked }
+    }
+
+    fn block(&self, on: bool) {
+        self.blocked.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn cut_all(&self) {
@@ -669,11 +683,15 @@ impl Relay {
 async fn broker_cuts_resume_consumption_and_prefetch_holds() {
     let relay = Relay::start("127.0.0.1:5672").await;
     let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", relay.port);
+    let http = free_port();
+    let http_addr = format!("127.0.0.1:{http}");
     let mut w = start_worker_with(
         "cut",
         &[
             ("MONTEUR_WORKER__AMQP_URL", url.as_str()),
             ("MONTEUR_WORKER__DELIVERY_LIMIT", "100"),
+            ("MONTEUR_WORKER__HTTP_ADDR", http_addr.as_str()),
+            ("MONTEUR_WORKER__RECOVERY_STALL_S", "2"),
         ],
     );
     let n = w.names.clone();
@@ -733,6 +751,29 @@ async fn broker_cuts_resume_consumption_and_prefetch_holds() {
         most_in_flight <= 1,
         "prefetch 1 broken: {most_in_flight} in flight"
     );
+    assert_one_manifest_and_output_set_each(&n, &ids).await;
+    let (status, metrics) = http_get(http, "/metrics").await;
+    assert_eq!(status, 200);
+    let completed = metric(&metrics, "monteur_jobs_total{outcome=\"completed\"}");
+    assert!(completed >= ids.len() as f64, "{metrics}");
+    assert_eq!(metric(&metrics, "monteur_jobs_capacity"), 1.0);
+
+    // An unreachable broker: not ready at once, not alive after the stall limit.
+    relay.block(true);
+    relay.cut_all();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(http_get(http, "/readyz").await.0, 503);
+    assert_eq!(http_get(http, "/healthz").await.0, 503);
+    relay.block(false);
+    let mut recovered = false;
+    for _ in 0..300 {
+        if http_get(http, "/healthz").await.0 == 200 && http_get(http, "/readyz").await.0 == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "worker did not recover once the broker was back");
     // The worker is still consuming through the relay after the last cut.
     let j = job(&n, "after", "talk.mp4", Encryption::Client);
     publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
@@ -1003,4 +1044,45 @@ async fn storage_faults_are_retried_and_never_corrupt() {
     );
     drop(w);
     cleanup(&n).await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP GET: status code and body.
+async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return (0, String::new());
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return (0, String::new());
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of one sample in Prometheus text.
+fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).map(str::trim))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
 }
