@@ -430,6 +430,20 @@ async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() 
     missing.job_id = "missing".into();
     missing.input = format!("{}in/absent.mkv", n.prefix);
     let truncated = job(&n, "truncated", "cut.mp4", Encryption::Client);
+    // A ciphertext with one byte flipped in its body: fails authentication.
+    let mut sealed = stream::seal(keyring().active_key("acme").unwrap(), 65536, &input).unwrap();
+    let at = sealed.len() / 2;
+    sealed[at] ^= 0x01;
+    s3::ready_client()
+        .await
+        .put_object()
+        .bucket(s3::bucket())
+        .key(format!("{}in/tampered.mkv", n.prefix))
+        .body(ByteStream::from(sealed))
+        .send()
+        .await
+        .unwrap();
+    let tampered = job(&n, "tampered", "tampered.mkv", Encryption::Client);
     let v: Value = serde_json::from_str(&good_text).unwrap();
     let cases: Vec<(&str, String)> = vec![
         ("malformed", "{not json".into()),
@@ -448,6 +462,7 @@ async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() 
         ("wrong_region", envelope(&region, &signer)),
         ("input_unreadable", envelope(&missing, &signer)),
         ("bad_media", envelope(&truncated, &signer)),
+        ("corrupt_input", envelope(&tampered, &signer)),
     ];
     for (_, body) in &cases {
         publish(&ch, &n.queue, body.as_bytes()).await;
@@ -488,6 +503,18 @@ async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() 
         *want.entry(r.to_string()).or_default() += 1;
     }
     assert_eq!(got, want);
+    // Refused jobs leave no output behind.
+    let client = s3::ready_client().await;
+    for id in ["tampered", "truncated"] {
+        let listed = client
+            .list_objects_v2()
+            .bucket(s3::bucket())
+            .prefix(format!("{}out/{id}/", n.prefix))
+            .send()
+            .await
+            .unwrap();
+        assert!(listed.contents().is_empty(), "{id} left outputs");
+    }
     drop(w);
     cleanup(&n).await;
 }
