@@ -18,6 +18,9 @@ pub enum PipelineError {
     NoVideo,
     #[error("input has no audio stream")]
     NoAudio,
+    /// Valid media this worker will not process (absurd dimensions, ...).
+    #[error("input refused: {0}")]
+    Refused(String),
     #[error("probing the input timed out after {0:?}")]
     ProbeTimeout(Duration),
     #[error("decoding failed: {0}")]

@@ -72,6 +72,22 @@ impl MediaInfo {
     pub fn primary_video(&self) -> Option<&VideoStream> {
         self.video.iter().find(|v| !v.is_image)
     }
+
+    /// Refuses pictures larger than `max_side` pixels on a side before any
+    /// decode: a crafted header must not make the worker allocate gigabytes.
+    pub fn check_limits(&self, max_side: u32) -> Result<(), PipelineError> {
+        match self
+            .video
+            .iter()
+            .find(|v| v.width > max_side || v.height > max_side)
+        {
+            Some(v) => Err(PipelineError::Refused(format!(
+                "video is {}x{}, above the {max_side}-pixel limit",
+                v.width, v.height
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Reads the container and stream layout of a local file.
@@ -228,4 +244,40 @@ fn missing_media_type(details: &str) -> Option<&str> {
 /// the fourth field is the readable part.
 fn describe_missing(details: &str) -> String {
     details.split('|').nth(3).unwrap_or(details).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn video(width: u32, height: u32) -> VideoStream {
+        VideoStream {
+            stream_id: None,
+            codec: "H.264".into(),
+            width,
+            height,
+            frame_rate: Some((30, 1)),
+            pixel_aspect: (1, 1),
+            is_image: false,
+        }
+    }
+
+    #[test]
+    fn absurd_dimensions_are_refused_before_decoding() {
+        let mut info = MediaInfo {
+            container: None,
+            duration: None,
+            video: vec![video(7680, 4320)],
+            audio: Vec::new(),
+            subtitles: 0,
+            seekable: true,
+            notes: Vec::new(),
+        };
+        assert!(info.check_limits(8192).is_ok());
+        info.video.push(video(60_000, 60_000));
+        let e = info.check_limits(8192).unwrap_err();
+        assert!(e.is_permanent());
+        assert!(e.to_string().contains("60000x60000"), "{e}");
+    }
 }

@@ -264,6 +264,8 @@ pub struct AnalysisConfig {
     pub probe_timeout_s: f64,
     /// Seconds without a decoded frame before a decode is declared stalled.
     pub stall_timeout_s: f64,
+    /// Inputs whose pictures exceed this many pixels on a side are refused.
+    pub max_side: u32,
 }
 
 impl Default for AnalysisConfig {
@@ -275,6 +277,8 @@ impl Default for AnalysisConfig {
             batch_frames: a.batch_frames,
             probe_timeout_s: 15.0,
             stall_timeout_s: a.stall_timeout.as_secs_f64(),
+            // 8K UHD fits; a crafted 60000x60000 header does not.
+            max_side: 8192,
         }
     }
 }

@@ -168,6 +168,7 @@ pub fn run_process(
     for note in &media.notes {
         warn!(note = note.as_str(), "input note");
     }
+    media.check_limits(config.analysis.max_side)?;
     std::fs::create_dir_all(out_dir).map_err(|source| ProcessError::Output {
         path: out_dir.to_path_buf(),
         source,
