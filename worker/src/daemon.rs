@@ -688,22 +688,12 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
         let Some(name) = f.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
         };
-        let data = match std::fs::read(f) {
-            Ok(d) => zeroize::Zeroizing::new(d),
-            Err(e) => {
-                return Outcome::Retry {
-                    detail: e.to_string(),
-                };
-            }
-        };
         let key = format!("{}{name}", job.output_prefix);
-        if let Err(e) = shared.storage.put(&key, &data, p).await {
-            return storage_outcome(e);
-        }
-        outputs.push(ManifestEntry {
-            key,
-            bytes: data.len() as u64,
-        });
+        let bytes = match shared.storage.put_file(&key, f, p).await {
+            Ok(b) => b,
+            Err(e) => return storage_outcome(e),
+        };
+        outputs.push(ManifestEntry { key, bytes });
     }
     drop(scratch);
     let manifest = Manifest {

@@ -89,15 +89,15 @@ pub struct Protection<'a> {
 }
 
 impl Storage {
+    /// A client whose credentials come from the environment variables the
+    /// config names.
     pub fn new(cfg: &StorageConfig) -> Self {
         let var = |name: &str| std::env::var(name).unwrap_or_default();
-        let credentials = Credentials::new(
-            var(&cfg.access_key_env),
-            var(&cfg.secret_key_env),
-            None,
-            None,
-            "monteur-env",
-        );
+        Self::with_credentials(cfg, &var(&cfg.access_key_env), &var(&cfg.secret_key_env))
+    }
+
+    pub fn with_credentials(cfg: &StorageConfig, key_id: &str, secret: &str) -> Self {
+        let credentials = Credentials::new(key_id, secret, None, None, "monteur-env");
         let mut b = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(cfg.region.clone()))
@@ -183,14 +183,70 @@ impl Storage {
             req.send().await.map_err(classify)?;
             return Ok(());
         }
-        self.multipart(key, &body, p).await
+        let mut chunks = body.chunks(PART).map(<[u8]>::to_vec);
+        self.multipart(key, p, &mut || Ok(chunks.next())).await
     }
 
+    /// Uploads the file at `path`, encrypted as `p` says, reading and
+    /// encrypting it part by part: memory stays at about two parts whatever
+    /// the file's size. Returns the plaintext size.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        p: Protection<'_>,
+    ) -> Result<u64, StorageError> {
+        use std::io::Read as _;
+        let io = |e: std::io::Error| StorageError::Refused(format!("reading an output: {e}"));
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        if size <= PART as u64 {
+            let data = Zeroizing::new(std::fs::read(path).map_err(io)?);
+            self.put(key, &data, p).await?;
+            return Ok(size);
+        }
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut encryptor = match p.mode {
+            Encryption::Client => Some(stream::Encryptor::new(p.key, p.segment_bytes)?),
+            Encryption::SseC => None,
+        };
+        let mut pending: Vec<u8> = encryptor
+            .as_ref()
+            .map(|e| e.header().to_vec())
+            .unwrap_or_default();
+        let mut buf = Zeroizing::new(vec![0u8; 4 << 20]);
+        let mut done = false;
+        let mut next = || -> Result<Option<Vec<u8>>, StorageError> {
+            while !done && pending.len() < PART {
+                let n = file.read(&mut buf).map_err(io)?;
+                if n == 0 {
+                    done = true;
+                    if let Some(e) = encryptor.take() {
+                        e.finish(&mut pending)?;
+                    }
+                } else if let Some(e) = encryptor.as_mut() {
+                    e.push(&buf[..n], &mut pending)?;
+                } else {
+                    pending.extend_from_slice(&buf[..n]);
+                }
+            }
+            if pending.is_empty() {
+                return Ok(None);
+            }
+            let take = pending.len().min(PART);
+            let rest = pending.split_off(take);
+            Ok(Some(std::mem::replace(&mut pending, rest)))
+        };
+        self.multipart(key, p, &mut next).await?;
+        Ok(size)
+    }
+
+    /// A multipart upload of the parts `next_part` yields (all but the last
+    /// at least 5 MiB), aborted if anything fails.
     async fn multipart(
         &self,
         key: &str,
-        body: &[u8],
         p: Protection<'_>,
+        next_part: &mut (dyn FnMut() -> Result<Option<Vec<u8>>, StorageError> + Send),
     ) -> Result<(), StorageError> {
         let sse = (p.mode == Encryption::SseC).then(|| crypto::sse_c(p.key));
         let mut create = self
@@ -211,8 +267,9 @@ impl Storage {
             .to_string();
         let result = async {
             let mut parts = Vec::new();
-            for (i, chunk) in body.chunks(PART).enumerate() {
-                let n = i as i32 + 1;
+            let mut n = 0i32;
+            while let Some(chunk) = next_part()? {
+                n += 1;
                 let mut req = self
                     .client
                     .upload_part()
@@ -220,7 +277,7 @@ impl Storage {
                     .key(key)
                     .upload_id(&id)
                     .part_number(n)
-                    .body(ByteStream::from(chunk.to_vec()));
+                    .body(ByteStream::from(chunk));
                 if let Some((alg, k, md5)) = &sse {
                     req = req
                         .sse_customer_algorithm(*alg)
