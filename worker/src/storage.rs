@@ -125,32 +125,57 @@ impl Storage {
         keys: &dyn KeyProvider,
         limit: u64,
     ) -> Result<Zeroizing<Vec<u8>>, StorageError> {
-        let mut req = self.client.get_object().bucket(&self.bucket).key(key);
-        if p.mode == Encryption::SseC {
-            let (alg, k, md5) = crypto::sse_c(p.key);
-            req = req
-                .sse_customer_algorithm(alg)
-                .sse_customer_key(k.as_str())
-                .sse_customer_key_md5(md5);
-        }
-        let out = req.send().await.map_err(classify)?;
-        let size = out.content_length().unwrap_or(0).max(0) as u64;
-        if size > limit {
-            return Err(StorageError::TooLarge { size, limit });
-        }
-        let mut body = out.body;
-        let mut data = Zeroizing::new(Vec::with_capacity(size as usize));
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| StorageError::Transient(format!("body cut: {e}")))?
-        {
-            data.extend_from_slice(&chunk);
-            if data.len() as u64 > limit {
-                return Err(StorageError::TooLarge {
-                    size: data.len() as u64,
-                    limit,
-                });
+        // A body cut mid-stream resumes where it stopped, from the same
+        // version of the object (`If-Match` on its ETag), a few times.
+        let mut data = Zeroizing::new(Vec::new());
+        let mut etag: Option<String> = None;
+        let mut resumes = 0;
+        loop {
+            let mut req = self.client.get_object().bucket(&self.bucket).key(key);
+            if p.mode == Encryption::SseC {
+                let (alg, k, md5) = crypto::sse_c(p.key);
+                req = req
+                    .sse_customer_algorithm(alg)
+                    .sse_customer_key(k.as_str())
+                    .sse_customer_key_md5(md5);
+            }
+            if let Some(tag) = &etag {
+                req = req.range(format!("bytes={}-", data.len())).if_match(tag);
+            }
+            let out = req.send().await.map_err(classify)?;
+            if etag.is_none() {
+                let size = out.content_length().unwrap_or(0).max(0) as u64;
+                if size > limit {
+                    return Err(StorageError::TooLarge { size, limit });
+                }
+                data.reserve(size as usize);
+                etag = out.e_tag().map(str::to_string);
+            }
+            let mut body = out.body;
+            let cut = loop {
+                match body.try_next().await {
+                    Ok(Some(chunk)) => {
+                        data.extend_from_slice(&chunk);
+                        if data.len() as u64 > limit {
+                            return Err(StorageError::TooLarge {
+                                size: data.len() as u64,
+                                limit,
+                            });
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            match cut {
+                None => break,
+                Some(e) if resumes >= 5 || etag.is_none() => {
+                    return Err(StorageError::Transient(format!("body cut: {e}")));
+                }
+                Some(e) => {
+                    resumes += 1;
+                    tracing::warn!(error = %e, received = data.len(), resumes, "input body cut; resuming");
+                }
             }
         }
         match p.mode {

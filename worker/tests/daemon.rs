@@ -1025,7 +1025,7 @@ impl S3Relay {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn storage_faults_are_retried_and_never_corrupt() {
+async fn storage_faults_are_resumed_or_retried_and_never_corrupt() {
     // More 503s than the SDK's own three attempts, and two bodies cut.
     let relay = S3Relay::start(4, 2).await;
     let endpoint = format!("http://127.0.0.1:{}", relay.port);
