@@ -1113,3 +1113,76 @@ fn metric(text: &str, sample: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(-1.0)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sigint_exits_at_once_and_the_job_goes_back() {
+    let mut w = start_worker("int2");
+    let n = w.names.clone();
+    let conn = rabbitmq::connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut events = events_queue(&ch, &n).await;
+    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
+    put_input(&n, "talk.mp4", &input, Encryption::Client).await;
+    let j = job(&n, "i0", "talk.mp4", Encryption::Client);
+    publish(
+        &ch,
+        &n.queue,
+        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
+    )
+    .await;
+    loop {
+        let d = tokio::time::timeout(Duration::from_secs(60), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        d.ack(BasicAckOptions::default()).await.unwrap();
+        let e: Value = serde_json::from_slice(&d.data).unwrap();
+        if e["event"] == "started" {
+            break;
+        }
+    }
+    let pid = w.child.id().to_string();
+    let int = || Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(int().success());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(int().success());
+    let began = std::time::Instant::now();
+    let (code, w) = tokio::task::spawn_blocking(move || {
+        let status = w.child.wait().unwrap();
+        (status.code(), w)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(130), "forced exit status");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "did not exit at once"
+    );
+    // The unfinished job is back in the queue for another worker.
+    let mut count = 0;
+    for _ in 0..50 {
+        let q = ch
+            .queue_declare(
+                n.queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        count = q.message_count();
+        if count == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count, 1, "job not handed back");
+    drop(w);
+    cleanup(&n).await;
+}
