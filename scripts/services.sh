@@ -67,7 +67,16 @@ TOML
     done
     garage status >/dev/null 2>&1 || die "Garage did not answer within 30 s (see $GARAGE_DIR/garage.log)"
   fi
-  if ! garage layout show 2>/dev/null | grep -q 'dc1'; then
+  # Read the layout whole before matching: `garage layout show | grep -q`
+  # under pipefail fails whenever grep exits before garage finishes writing
+  # (SIGPIPE), and re-applying an applied layout is an error.
+  local layout="" i
+  for ((i = 0; i < 20; i++)); do
+    layout=$(garage layout show 2>/dev/null) && break
+    sleep 0.5
+  done
+  [ -n "$layout" ] || die "Garage did not report its cluster layout"
+  if ! grep -q 'dc1' <<<"$layout"; then
     local node
     node=$(garage node id -q 2>/dev/null | cut -d@ -f1)
     [ -n "$node" ] || die "could not read the Garage node id"
