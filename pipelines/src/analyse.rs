@@ -145,9 +145,7 @@ pub fn analyse(
 
     let path = crate::probe::canonical(path)?;
     let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("filesrc")
-        .property("location", path.to_string_lossy().as_ref())
-        .build()?;
+    let src = crate::source::element_for(&path)?;
     let decodebin = gst::ElementFactory::make("decodebin").build()?;
     pipeline.add_many([&src, &decodebin])?;
     src.link(&decodebin)?;

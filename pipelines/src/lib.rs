@@ -13,6 +13,8 @@
 //! - [`cutplan`]: pure logic deciding which frames an automatic edit keeps
 //!   (silence or speech, scene alignment, target length): `cutplan.json`.
 //! - [`timeline`]: the plan as OpenTimelineIO, CMX 3600 EDL and FCPXML.
+//! - [`source`]: `monteursrc`, random-access reads of inputs that are not
+//!   files (objects in storage), behind a path-shaped handle.
 //! - [`render`]: a second graph that plays the plan through the encoders
 //!   into `render.mp4`, captions retimed, muxed and optionally burned in.
 //!
@@ -26,6 +28,7 @@ mod error;
 pub mod probe;
 pub mod render;
 pub mod scenes;
+pub mod source;
 pub mod timeline;
 
 pub use analyse::{
@@ -39,5 +42,6 @@ pub use scenes::{SceneSettings, ScenesDocument, detect_scenes};
 
 /// Initialises GStreamer once per process; later calls are cheap.
 pub fn init() -> Result<(), PipelineError> {
-    gstreamer::init().map_err(|e| PipelineError::Init(e.to_string()))
+    gstreamer::init().map_err(|e| PipelineError::Init(e.to_string()))?;
+    source::register_element()
 }

@@ -641,9 +641,7 @@ pub fn render(
 
     let path = crate::probe::canonical(input)?;
     let decode = gst::Pipeline::with_name("render-decode");
-    let src = gst::ElementFactory::make("filesrc")
-        .property("location", path.to_string_lossy().as_ref())
-        .build()?;
+    let src = crate::source::element_for(&path)?;
     let decodebin = make("decodebin")?;
     decode.add_many([&src, &decodebin])?;
     src.link(&decodebin)?;

@@ -1,0 +1,347 @@
+//! Inputs that are not files: a GStreamer source element, `monteursrc`, that
+//! reads any [`RandomAccess`] byte source (an object in S3 read by ranged
+//! GETs and decrypted segment by segment, say) with random access, so
+//! demuxers can seek (an MP4 whose index sits at its end) and nothing has to
+//! be held whole in memory or written to disk.
+//!
+//! A source is registered under a path-shaped handle (`monteur://<n>`) that
+//! [`probe`](crate::probe), [`analyse`](crate::analyse) and
+//! [`render`](crate::render) accept wherever they accept a file path; the
+//! handle is valid while its [`Registered`] guard lives.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gstreamer as gst;
+use gstreamer_base as gst_base;
+
+use crate::PipelineError;
+
+/// Bytes readable at any offset, from any thread.
+pub trait RandomAccess: Send + Sync {
+    /// Total length in bytes.
+    fn size(&self) -> u64;
+    /// Fills `buf` from `offset`; returns how many bytes were read (fewer
+    /// only at the end).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, String>;
+}
+
+const SCHEME: &str = "monteur";
+
+fn registry() -> &'static Mutex<HashMap<String, Arc<dyn RandomAccess>>> {
+    static R: OnceLock<Mutex<HashMap<String, Arc<dyn RandomAccess>>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// A registered source; dropping it unregisters the handle.
+pub struct Registered {
+    uri: String,
+}
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered")
+            .field("uri", &self.uri)
+            .finish()
+    }
+}
+
+impl Registered {
+    /// The handle to pass where a file path is expected.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(&self.uri)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut r) = registry().lock() {
+            r.remove(&self.uri);
+        }
+    }
+}
+
+/// Registers `source` and returns its handle.
+pub fn register(source: Arc<dyn RandomAccess>) -> Registered {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let uri = format!("{SCHEME}://{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    if let Ok(mut r) = registry().lock() {
+        r.insert(uri.clone(), source);
+    }
+    Registered { uri }
+}
+
+/// The URI of `path` when it is a registered source's handle.
+pub(crate) fn stream_uri(path: &Path) -> Option<String> {
+    let s = path.to_str()?;
+    s.starts_with("monteur://").then(|| s.to_string())
+}
+
+/// The source element for `path`: `filesrc` for a file, `monteursrc` for a
+/// registered source's handle.
+pub(crate) fn element_for(path: &Path) -> Result<gst::Element, PipelineError> {
+    match stream_uri(path) {
+        Some(uri) => Ok(gst::ElementFactory::make("monteursrc")
+            .property("uri", uri)
+            .build()?),
+        None => Ok(gst::ElementFactory::make("filesrc")
+            .property("location", path.to_string_lossy().as_ref())
+            .build()?),
+    }
+}
+
+/// Registers the `monteursrc` element (once per process).
+pub(crate) fn register_element() -> Result<(), PipelineError> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        gst::Element::register(
+            None,
+            "monteursrc",
+            gst::Rank::PRIMARY,
+            MonteurSrc::static_type(),
+        )
+        .map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(PipelineError::Init)
+}
+
+glib::wrapper! {
+    pub struct MonteurSrc(ObjectSubclass<imp::MonteurSrc>)
+        @extends gst_base::BaseSrc, gst::Element, gst::Object,
+        @implements gst::URIHandler;
+}
+
+mod imp {
+    use super::*;
+    use gst_base::prelude::BaseSrcExt as _;
+
+    #[derive(Default)]
+    pub struct MonteurSrc {
+        uri: Mutex<Option<String>>,
+        source: Mutex<Option<Arc<dyn RandomAccess>>>,
+    }
+
+    impl std::fmt::Debug for MonteurSrc {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("MonteurSrc").finish_non_exhaustive()
+        }
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for MonteurSrc {
+        const NAME: &'static str = "MonteurSrc";
+        type Type = super::MonteurSrc;
+        type ParentType = gst_base::BaseSrc;
+        type Interfaces = (gst::URIHandler,);
+    }
+
+    impl ObjectImpl for MonteurSrc {
+        fn properties() -> &'static [glib::ParamSpec] {
+            static P: OnceLock<Vec<glib::ParamSpec>> = OnceLock::new();
+            P.get_or_init(|| {
+                vec![
+                    glib::ParamSpecString::builder("uri")
+                        .nick("URI")
+                        .blurb("monteur://<n> of a registered source")
+                        .build(),
+                ]
+            })
+        }
+
+        fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+            if pspec.name() == "uri"
+                && let Ok(uri) = value.get::<Option<String>>()
+                && let Ok(mut u) = self.uri.lock()
+            {
+                *u = uri;
+            }
+        }
+
+        fn property(&self, _id: usize, _pspec: &glib::ParamSpec) -> glib::Value {
+            self.uri.lock().ok().and_then(|u| u.clone()).to_value()
+        }
+
+        fn constructed(&self) {
+            self.parent_constructed();
+            // Byte offsets, so demuxers can pull at random.
+            self.obj().set_format(gst::Format::Bytes);
+        }
+    }
+
+    impl GstObjectImpl for MonteurSrc {}
+
+    impl ElementImpl for MonteurSrc {
+        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+            static M: OnceLock<gst::subclass::ElementMetadata> = OnceLock::new();
+            Some(M.get_or_init(|| {
+                gst::subclass::ElementMetadata::new(
+                    "monteur source",
+                    "Source/File",
+                    "Reads a registered random-access byte source",
+                    "monteur",
+                )
+            }))
+        }
+
+        fn pad_templates() -> &'static [gst::PadTemplate] {
+            static T: OnceLock<Vec<gst::PadTemplate>> = OnceLock::new();
+            T.get_or_init(|| {
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &gst::Caps::new_any(),
+                )
+                .map(|t| vec![t])
+                .unwrap_or_default()
+            })
+        }
+    }
+
+    impl BaseSrcImpl for MonteurSrc {
+        fn start(&self) -> Result<(), gst::ErrorMessage> {
+            let uri = self
+                .uri
+                .lock()
+                .ok()
+                .and_then(|u| u.clone())
+                .ok_or_else(|| gst::error_msg!(gst::ResourceError::NotFound, ["no uri set"]))?;
+            let source = registry()
+                .lock()
+                .ok()
+                .and_then(|r| r.get(&uri).cloned())
+                .ok_or_else(|| {
+                    gst::error_msg!(gst::ResourceError::NotFound, ["{uri} is not registered"])
+                })?;
+            if let Ok(mut s) = self.source.lock() {
+                *s = Some(source);
+            }
+            Ok(())
+        }
+
+        fn stop(&self) -> Result<(), gst::ErrorMessage> {
+            if let Ok(mut s) = self.source.lock() {
+                *s = None;
+            }
+            Ok(())
+        }
+
+        fn is_seekable(&self) -> bool {
+            true
+        }
+
+        fn size(&self) -> Option<u64> {
+            self.source.lock().ok()?.as_ref().map(|s| s.size())
+        }
+
+        fn fill(
+            &self,
+            offset: u64,
+            length: u32,
+            buffer: &mut gst::BufferRef,
+        ) -> Result<gst::FlowSuccess, gst::FlowError> {
+            let source = self
+                .source
+                .lock()
+                .ok()
+                .and_then(|s| s.clone())
+                .ok_or(gst::FlowError::Flushing)?;
+            let size = source.size();
+            if offset >= size {
+                return Err(gst::FlowError::Eos);
+            }
+            let want = (u64::from(length)).min(size - offset) as usize;
+            let read = {
+                let mut map = buffer.map_writable().map_err(|_| gst::FlowError::Error)?;
+                let slice = &mut map.as_mut_slice()[..want];
+                match source.read_at(offset, slice) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::ResourceError::Read,
+                            ["reading the input failed: {}", e]
+                        );
+                        return Err(gst::FlowError::Error);
+                    }
+                }
+            };
+            buffer.set_size(read);
+            buffer.set_offset(offset);
+            buffer.set_offset_end(offset + read as u64);
+            Ok(gst::FlowSuccess::Ok)
+        }
+    }
+
+    impl URIHandlerImpl for MonteurSrc {
+        const URI_TYPE: gst::URIType = gst::URIType::Src;
+
+        fn protocols() -> &'static [&'static str] {
+            &[SCHEME]
+        }
+
+        fn uri(&self) -> Option<String> {
+            self.uri.lock().ok().and_then(|u| u.clone())
+        }
+
+        fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
+            if !uri.starts_with("monteur://") {
+                return Err(glib::Error::new(
+                    gst::URIError::BadUri,
+                    "not a monteur:// URI",
+                ));
+            }
+            if let Ok(mut u) = self.uri.lock() {
+                *u = Some(uri.to_string());
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    struct Bytes(Vec<u8>);
+    impl RandomAccess for Bytes {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, String> {
+            let from = (offset as usize).min(self.0.len());
+            let n = buf.len().min(self.0.len() - from);
+            buf[..n].copy_from_slice(&self.0[from..from + n]);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn handles_unregister_when_dropped() {
+        let r = register(Arc::new(Bytes(vec![1, 2, 3])));
+        let path = r.path();
+        assert!(stream_uri(&path).is_some());
+        assert!(
+            registry()
+                .lock()
+                .unwrap()
+                .contains_key(path.to_str().unwrap())
+        );
+        drop(r);
+        assert!(
+            !registry()
+                .lock()
+                .unwrap()
+                .contains_key(path.to_str().unwrap())
+        );
+        assert!(stream_uri(Path::new("/tmp/clip.mp4")).is_none());
+    }
+}
