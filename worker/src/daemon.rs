@@ -12,7 +12,6 @@
 //! messages are republished to the dead-letter exchange with their reason in
 //! the `x-monteur-reason` header (confirmed), then acknowledged.
 
-use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -596,14 +595,17 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
         Ok(false) => {}
         Err(e) => return storage_outcome(e),
     }
-    let input = match shared
+    // The input is read in blocks by ranged GETs as the decoder asks for
+    // them: memory stays bounded and no plaintext touches a disk.
+    let reader = match shared
         .storage
-        .get(&job.input, &job.tenant, p, &shared.keys, w.max_input_bytes)
+        .open_reader(&job.input, &job.tenant, p, &shared.keys, w.max_input_bytes)
         .await
     {
-        Ok(d) => d,
+        Ok(r) => Arc::new(r),
         Err(e) => return storage_outcome(e),
     };
+    let handle = monteur_pipelines::source::register(reader.clone());
     let tasks = match job.task_set() {
         Ok(t) => t,
         Err(r) => {
@@ -631,12 +633,7 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
     // Decoding and inference are CPU-bound and blocking: off the runtime, so
     // heartbeats and other deliveries stay live.
     let work = tokio::task::spawn_blocking(move || -> Result<Vec<PathBuf>, ProcessError> {
-        let memfd = in_memory_file(&input).map_err(|e| ProcessError::Output {
-            path: PathBuf::from("memfd"),
-            source: e,
-        })?;
-        drop(input);
-        let path = PathBuf::from(format!("/proc/self/fd/{}", memfd.as_raw_fd()));
+        let path = handle.path();
         let mut engine = match shared2.engine.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -670,6 +667,8 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
                 detail: format!("job panicked: {join}"),
             };
         }
+        // A failed read says more than the decoder's error it caused.
+        Ok(Ok(Err(_))) if let Some(e) = reader.failure() => return storage_outcome(e),
         Ok(Ok(Err(e))) if e.is_permanent() => {
             return Outcome::Refused {
                 code: "bad_media",
@@ -747,13 +746,4 @@ fn apply_options(config: &mut Config, job: &Job) {
     if let Some(b) = job.options.burn_captions {
         config.render.burn_captions = b;
     }
-}
-
-/// The input as an anonymous in-memory file: GStreamer reads it by path
-/// (`/proc/self/fd/N`) and seeks in it freely; nothing reaches a disk.
-fn in_memory_file(data: &[u8]) -> std::io::Result<std::fs::File> {
-    let fd = rustix::fs::memfd_create("monteur-input", rustix::fs::MemfdFlags::CLOEXEC)?;
-    let mut file = std::fs::File::from(fd);
-    std::io::Write::write_all(&mut file, data)?;
-    Ok(file)
 }

@@ -402,3 +402,193 @@ impl Storage {
         }
     }
 }
+
+/// An object read in blocks by ranged GETs (pinned to one version with
+/// `If-Match`), decrypted block by block in client mode: the input side of a
+/// job, with memory bounded by a few blocks whatever the object's size.
+pub struct ObjectReader {
+    storage: Storage,
+    key: String,
+    etag: String,
+    total: u64,
+    sse: Option<(&'static str, Zeroizing<String>, String)>,
+    header: Option<stream::Header>,
+    size: u64,
+    block: u64,
+    runtime: tokio::runtime::Handle,
+    cache: std::sync::Mutex<Vec<(u64, Block)>>,
+    failure: std::sync::Mutex<Option<StorageError>>,
+}
+
+/// One decrypted block, shared between the cache and a reader.
+type Block = std::sync::Arc<Zeroizing<Vec<u8>>>;
+
+/// Blocks kept decrypted: the demuxer reads mostly forwards, with jumps to
+/// an index at the end of the file.
+const CACHED_BLOCKS: usize = 4;
+/// Block size in SSE-C mode (client mode uses the object's segments).
+const SSE_BLOCK: u64 = 4 << 20;
+
+impl std::fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Opens `key` for random access: reads its size and ETag and, in client
+    /// mode, its header (unwrapping the data key with the tenant's key).
+    pub async fn open_reader(
+        &self,
+        key: &str,
+        tenant: &str,
+        p: Protection<'_>,
+        keys: &dyn KeyProvider,
+        limit: u64,
+    ) -> Result<ObjectReader, StorageError> {
+        let sse = (p.mode == Encryption::SseC).then(|| crypto::sse_c(p.key));
+        let mut head = self.client.head_object().bucket(&self.bucket).key(key);
+        if let Some((alg, k, md5)) = &sse {
+            head = head
+                .sse_customer_algorithm(*alg)
+                .sse_customer_key(k.as_str())
+                .sse_customer_key_md5(md5);
+        }
+        let meta = head.send().await.map_err(classify)?;
+        let total = meta.content_length().unwrap_or(0).max(0) as u64;
+        if total > limit {
+            return Err(StorageError::TooLarge { size: total, limit });
+        }
+        let etag = meta.e_tag().unwrap_or_default().to_string();
+        let mut reader = ObjectReader {
+            storage: self.clone(),
+            key: key.to_string(),
+            etag,
+            total,
+            sse,
+            header: None,
+            size: total,
+            block: SSE_BLOCK,
+            runtime: tokio::runtime::Handle::current(),
+            cache: std::sync::Mutex::new(Vec::new()),
+            failure: std::sync::Mutex::new(None),
+        };
+        if p.mode == Encryption::Client {
+            // The header is at most a few hundred bytes.
+            let start = reader.get_range(0, total.min(4096)).await?;
+            let header = stream::Header::parse(&start, tenant, keys)?;
+            reader.size = header.plaintext_len(total)?;
+            reader.block = u64::from(header.segment_size);
+            reader.header = Some(header);
+        }
+        Ok(reader)
+    }
+}
+
+impl ObjectReader {
+    async fn get_range(&self, start: u64, end: u64) -> Result<Vec<u8>, StorageError> {
+        let mut last = None;
+        // A body cut mid-block is fetched again (the block is small).
+        for _ in 0..3 {
+            let mut req = self
+                .storage
+                .client
+                .get_object()
+                .bucket(&self.storage.bucket)
+                .key(&self.key)
+                .range(format!("bytes={start}-{}", end.saturating_sub(1)));
+            if !self.etag.is_empty() {
+                req = req.if_match(&self.etag);
+            }
+            if let Some((alg, k, md5)) = &self.sse {
+                req = req
+                    .sse_customer_algorithm(*alg)
+                    .sse_customer_key(k.as_str())
+                    .sse_customer_key_md5(md5);
+            }
+            let out = req.send().await.map_err(classify)?;
+            match out.body.collect().await {
+                Ok(b) => return Ok(b.into_bytes().to_vec()),
+                Err(e) => {
+                    tracing::warn!(error = %e, start, "input block cut; fetching it again");
+                    last = Some(StorageError::Transient(format!("body cut: {e}")));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| StorageError::Transient("body cut".into())))
+    }
+
+    /// Plaintext block `i`, from the cache or storage.
+    fn block(&self, i: u64) -> Result<Block, StorageError> {
+        if let Ok(cache) = self.cache.lock()
+            && let Some((_, b)) = cache.iter().find(|(n, _)| *n == i)
+        {
+            return Ok(b.clone());
+        }
+        let plain = match &self.header {
+            None => {
+                let start = i * self.block;
+                let end = (start + self.block).min(self.total);
+                self.runtime.block_on(self.get_range(start, end))?
+            }
+            Some(h) => {
+                let (a, b) = h.segment_range(i, self.total);
+                let mut segment = self.runtime.block_on(self.get_range(a, b))?;
+                let last = i + 1 == h.segments(self.total);
+                h.open_segment(i, last, &mut segment)?;
+                segment
+            }
+        };
+        let block = std::sync::Arc::new(Zeroizing::new(plain));
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHED_BLOCKS {
+                cache.remove(0);
+            }
+            cache.push((i, block.clone()));
+        }
+        Ok(block)
+    }
+
+    /// What made a read fail, if one did: the job's outcome depends on it
+    /// (a storage outage is retried, tampered data is refused).
+    pub fn failure(&self) -> Option<StorageError> {
+        self.failure.lock().ok().and_then(|mut f| f.take())
+    }
+}
+
+impl monteur_pipelines::source::RandomAccess for ObjectReader {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, String> {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            if at >= self.size {
+                break;
+            }
+            let i = at / self.block;
+            let block = match self.block(i) {
+                Ok(b) => b,
+                Err(e) => {
+                    let text = e.to_string();
+                    if let Ok(mut f) = self.failure.lock() {
+                        *f = Some(e);
+                    }
+                    return Err(text);
+                }
+            };
+            let from = (at - i * self.block) as usize;
+            let n = (buf.len() - done).min(block.len().saturating_sub(from));
+            if n == 0 {
+                break;
+            }
+            buf[done..done + n].copy_from_slice(&block[from..from + n]);
+            done += n;
+        }
+        Ok(done)
+    }
+}
