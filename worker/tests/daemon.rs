@@ -390,10 +390,14 @@ async fn completes_a_job_with_sse_c() {
 }
 
 fn reason(d: &lapin::message::Delivery) -> String {
+    header(d, "x-monteur-reason")
+}
+
+fn header(d: &lapin::message::Delivery, name: &str) -> String {
     d.properties
         .headers()
         .as_ref()
-        .and_then(|h| h.inner().get("x-monteur-reason").cloned())
+        .and_then(|h| h.inner().get(name).cloned())
         .and_then(|v| match v {
             AMQPValue::LongString(s) => Some(s.to_string()),
             _ => None,
@@ -444,6 +448,26 @@ async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() 
         .await
         .unwrap();
     let tampered = job(&n, "tampered", "tampered.mkv", Encryption::Client);
+    // A valid one-frame video of absurd size (9000x9000 PNG in Matroska,
+    // 240 KB): refused before any decode.
+    let huge_file = tempfile::tempdir().unwrap();
+    let huge_path = huge_file.path().join("huge.mkv");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("color=c=black:s=9000x9000:d=0.04:r=25")
+        .args(["-frames:v", "1", "-c:v", "png"])
+        .arg(&huge_path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    put_input(
+        &n,
+        "huge.mkv",
+        &std::fs::read(&huge_path).unwrap(),
+        Encryption::Client,
+    )
+    .await;
+    let huge = job(&n, "huge", "huge.mkv", Encryption::Client);
     let v: Value = serde_json::from_str(&good_text).unwrap();
     let cases: Vec<(&str, String)> = vec![
         ("malformed", "{not json".into()),
@@ -463,6 +487,7 @@ async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() 
         ("input_unreadable", envelope(&missing, &signer)),
         ("bad_media", envelope(&truncated, &signer)),
         ("corrupt_input", envelope(&tampered, &signer)),
+        ("bad_media", envelope(&huge, &signer)),
     ];
     for (_, body) in &cases {
         publish(&ch, &n.queue, body.as_bytes()).await;
@@ -489,6 +514,7 @@ async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() 
         .await
         .unwrap();
     let mut got: HashMap<String, usize> = HashMap::new();
+    let mut details = Vec::new();
     for _ in 0..cases.len() {
         let d = tokio::time::timeout(Duration::from_secs(30), dead.next())
             .await
@@ -496,8 +522,15 @@ async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() 
             .unwrap()
             .unwrap();
         *got.entry(reason(&d)).or_default() += 1;
+        details.push(header(&d, "x-monteur-detail"));
         d.ack(BasicAckOptions::default()).await.unwrap();
     }
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("9000x9000") && d.contains("limit")),
+        "the oversized video was not refused for its size: {details:?}"
+    );
     let mut want: HashMap<String, usize> = HashMap::new();
     for (r, _) in &cases {
         *want.entry(r.to_string()).or_default() += 1;
@@ -505,7 +538,7 @@ async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() 
     assert_eq!(got, want);
     // Refused jobs leave no output behind.
     let client = s3::ready_client().await;
-    for id in ["tampered", "truncated"] {
+    for id in ["tampered", "truncated", "huge"] {
         let listed = client
             .list_objects_v2()
             .bucket(s3::bucket())
