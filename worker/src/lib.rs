@@ -17,7 +17,10 @@
 //!   and a report. The daemon will run the very same code path.
 //! - [`progress`]: progress display, a bar on a terminal and plain log lines
 //!   elsewhere.
-//! - [`telemetry`]: the `tracing` subscriber.
+//! - [`scrub`]: what diagnostics may say: an allowlist of fields, keyed
+//!   pseudonyms for identifiers, free text scrubbed of e-mails, addresses,
+//!   URLs, object keys and key material.
+//! - [`telemetry`]: the `tracing` subscriber, every event through [`scrub`].
 //!
 //! `main.rs` only parses the command line, wires these together and maps errors
 //! to exit codes.
@@ -29,6 +32,7 @@ pub mod health;
 pub mod job;
 pub mod process;
 pub mod progress;
+pub mod scrub;
 pub mod storage;
 pub mod tasks;
 pub mod telemetry;

@@ -55,13 +55,22 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The daemon's errors are diagnostics about other people's data: they are
+    // scrubbed like its logs. The CLI's are about the caller's own files.
+    let daemon = matches!(cli.command, Command::Worker);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let text = format!("{e:#}");
+            let text = if daemon {
+                monteur_worker::scrub::scrub_text(&text)
+            } else {
+                text
+            };
             // One line, the whole cause chain: what scripts and people read.
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("monteur: error: {e:#}");
+                eprintln!("monteur: error: {text}");
             }
             ExitCode::FAILURE
         }

@@ -134,7 +134,13 @@ fn spawn(n: &Names, keyring: &std::path::Path, env: &[(String, String)]) -> Chil
         .stderr(if std::env::var_os("MONTEUR_TEST_WORKER_LOG").is_some() {
             Stdio::inherit()
         } else {
-            Stdio::null()
+            // Every run of this worker appends to one log the canary reads.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(keyring.with_file_name("worker.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null())
         });
     for (k, v) in env {
         cmd.env(k, v);
@@ -1218,4 +1224,104 @@ async fn a_second_sigint_exits_at_once_and_the_job_goes_back() {
     assert_eq!(count, 1, "job not handed back");
     drop(w);
     cleanup(&n).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn canary_identifiers_never_reach_the_logs() {
+    let w = start_worker("canary");
+    let n = w.names.clone();
+    let conn = rabbitmq::connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut events = events_queue(&ch, &n).await;
+    let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
+    let signer = Key::new("sig-1", SIGNING_KEY);
+    // Planted: e-mail addresses in object keys, marked job ids, and a tampered
+    // input whose failure text travels through the logs.
+    put_input(
+        &n,
+        "john.doe@example.com/clip.mkv",
+        &input,
+        Encryption::Client,
+    )
+    .await;
+    let mut tampered = stream::seal(keyring().active_key("acme").unwrap(), 65536, &input).unwrap();
+    let mid = tampered.len() / 2;
+    tampered[mid] ^= 1;
+    s3::ready_client()
+        .await
+        .put_object()
+        .bucket(s3::bucket())
+        .key(format!("{}in/mary.major@example.org/bad.mkv", n.prefix))
+        .body(ByteStream::from(tampered))
+        .send()
+        .await
+        .unwrap();
+    let ok = job(
+        &n,
+        "canaryzq81ok",
+        "john.doe@example.com/clip.mkv",
+        Encryption::Client,
+    );
+    let bad = job(
+        &n,
+        "canaryzq81bad",
+        "mary.major@example.org/bad.mkv",
+        Encryption::Client,
+    );
+    let missing = job(
+        &n,
+        "canaryzq81gone",
+        "jane.roe@example.net/none.mkv",
+        Encryption::Client,
+    );
+    let mut forged = job(&n, "canaryzq81forged", "clip.mkv", Encryption::Client);
+    forged.input = "tenants/acme/ceo@example.com/secret-plans.mkv".into();
+    for body in [
+        envelope(&ok, &signer),
+        envelope(&bad, &signer),
+        envelope(&missing, &signer),
+        envelope(&forged, &Key::new("sig-1", [3; 32])),
+    ] {
+        publish(&ch, &n.queue, body.as_bytes()).await;
+    }
+    let mut seen = 0;
+    while seen < 4 {
+        next_event(&mut events).await;
+        seen += 1;
+    }
+    // stderr is unbuffered: everything said so far is in the file.
+    let log = std::fs::read_to_string(w.keyring.with_file_name("worker.log")).unwrap();
+    let n2 = w.names.clone();
+    drop(w);
+    assert!(
+        log.contains("job completed") && log.contains("job refused"),
+        "{log}"
+    );
+    let b64 = |k: &[u8]| base64::engine::general_purpose::STANDARD.encode(k);
+    let planted = [
+        "canaryzq81".to_string(),
+        "example.com".into(),
+        "example.org".into(),
+        "example.net".into(),
+        "john.doe".into(),
+        "mary.major".into(),
+        "jane.roe".into(),
+        "secret-plans".into(),
+        "tenants/acme".into(),
+        b64(&TENANT_KEY),
+        b64(&SIGNING_KEY),
+    ];
+    for p in &planted {
+        assert!(
+            !log.contains(p.as_str()),
+            "`{p}` leaked into the log:\n{log}"
+        );
+    }
+    // Correlation still works: the completed job's pseudonym appears twice
+    // (its start and its end), and no pseudonym is the id itself.
+    assert!(log.contains("job_id=p:"), "{log}");
+    cleanup(&n2).await;
 }
