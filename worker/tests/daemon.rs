@@ -1227,8 +1227,13 @@ async fn a_second_sigint_exits_at_once_and_the_job_goes_back() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn canary_identifiers_never_reach_the_logs() {
-    let w = start_worker("canary");
+async fn canary_identifiers_never_reach_the_logs_or_metrics() {
+    let http = free_port();
+    let http_addr = format!("127.0.0.1:{http}");
+    let w = start_worker_with(
+        "canary",
+        &[("MONTEUR_WORKER__HTTP_ADDR", http_addr.as_str())],
+    );
     let n = w.names.clone();
     let conn = rabbitmq::connect().await;
     let ch = conn.create_channel().await.unwrap();
@@ -1292,8 +1297,11 @@ async fn canary_identifiers_never_reach_the_logs() {
         next_event(&mut events).await;
         seen += 1;
     }
-    // stderr is unbuffered: everything said so far is in the file.
-    let log = std::fs::read_to_string(w.keyring.with_file_name("worker.log")).unwrap();
+    // stderr is unbuffered: everything said so far is in the file. The
+    // metrics text is searched as well.
+    let (status, metrics) = http_get(http, "/metrics").await;
+    assert_eq!(status, 200);
+    let log = std::fs::read_to_string(w.keyring.with_file_name("worker.log")).unwrap() + &metrics;
     let n2 = w.names.clone();
     drop(w);
     assert!(
