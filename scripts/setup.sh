@@ -24,7 +24,7 @@ if [ -r /etc/os-release ]; then
   fi
 fi
 PACKAGES=(
-  pkg-config gcc unzip ca-certificates python3 python3-venv time
+  pkg-config gcc unzip ca-certificates python3 python3-venv time procps
   # GStreamer 1.22: headers for gstreamer-rs, and the decoders/encoders we use.
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad

@@ -3,9 +3,11 @@
 //! every request and S3 encrypts) or client-side segmented AEAD (the worker
 //! encrypts; S3 only ever sees ciphertext).
 //!
-//! Large artifacts go up as multipart uploads, aborted on any failure so no
-//! orphaned parts stay behind; the job manifest is written with
-//! `If-None-Match: *`, so exactly one attempt of a job can complete it.
+//! Inputs are read in blocks by ranged GETs ([`ObjectReader`]); outputs go
+//! up from their files, part by part through the encryptor
+//! ([`Storage::put_file`], multipart aborted on any failure so no orphaned
+//! parts stay behind); the job manifest is written with `If-None-Match: *`,
+//! so exactly one attempt of a job can complete it.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
@@ -73,6 +75,29 @@ where
     }
 }
 
+/// SSE-C request headers: algorithm, key (wiped when dropped), key MD5.
+type SseHeaders = (&'static str, Zeroizing<String>, String);
+
+/// The SSE-C headers `p` needs, if any: every request on an SSE-C object
+/// (GET, HEAD, PUT, multipart create and parts) must carry them.
+fn sse(p: Protection<'_>) -> Option<SseHeaders> {
+    (p.mode == Encryption::SseC).then(|| crypto::sse_c(p.key))
+}
+
+/// Adds `sse`'s headers to any S3 request builder (each operation has its
+/// own builder type, with the same three setters).
+macro_rules! with_sse {
+    ($req:expr, $sse:expr) => {
+        match $sse {
+            Some((alg, key, md5)) => $req
+                .sse_customer_algorithm(*alg)
+                .sse_customer_key(key.as_str())
+                .sse_customer_key_md5(md5.as_str()),
+            None => $req,
+        }
+    };
+}
+
 /// The bucket, through one S3 client.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -115,101 +140,39 @@ impl Storage {
         }
     }
 
-    /// Reads a whole object into memory (wiped when dropped), decrypting and
-    /// authenticating it in client mode.
-    pub async fn get(
+    /// One PUT of `data`, encrypted as `p` says; with `once`, only if `key`
+    /// does not exist yet (`Ok(false)` when another attempt wrote it first).
+    async fn put_object(
         &self,
         key: &str,
-        tenant: &str,
+        data: &[u8],
         p: Protection<'_>,
-        keys: &dyn KeyProvider,
-        limit: u64,
-    ) -> Result<Zeroizing<Vec<u8>>, StorageError> {
-        // A body cut mid-stream resumes where it stopped, from the same
-        // version of the object (`If-Match` on its ETag), a few times.
-        let mut data = Zeroizing::new(Vec::new());
-        let mut etag: Option<String> = None;
-        let mut resumes = 0;
-        loop {
-            let mut req = self.client.get_object().bucket(&self.bucket).key(key);
-            if p.mode == Encryption::SseC {
-                let (alg, k, md5) = crypto::sse_c(p.key);
-                req = req
-                    .sse_customer_algorithm(alg)
-                    .sse_customer_key(k.as_str())
-                    .sse_customer_key_md5(md5);
-            }
-            if let Some(tag) = &etag {
-                req = req.range(format!("bytes={}-", data.len())).if_match(tag);
-            }
-            let out = req.send().await.map_err(classify)?;
-            if etag.is_none() {
-                let size = out.content_length().unwrap_or(0).max(0) as u64;
-                if size > limit {
-                    return Err(StorageError::TooLarge { size, limit });
-                }
-                data.reserve(size as usize);
-                etag = out.e_tag().map(str::to_string);
-            }
-            let mut body = out.body;
-            let cut = loop {
-                match body.try_next().await {
-                    Ok(Some(chunk)) => {
-                        data.extend_from_slice(&chunk);
-                        if data.len() as u64 > limit {
-                            return Err(StorageError::TooLarge {
-                                size: data.len() as u64,
-                                limit,
-                            });
-                        }
-                    }
-                    Ok(None) => break None,
-                    Err(e) => break Some(e),
-                }
-            };
-            match cut {
-                None => break,
-                Some(e) if resumes >= 5 || etag.is_none() => {
-                    return Err(StorageError::Transient(format!("body cut: {e}")));
-                }
-                Some(e) => {
-                    resumes += 1;
-                    tracing::warn!(error = %e, received = data.len(), resumes, "input body cut; resuming");
-                }
-            }
-        }
-        match p.mode {
-            Encryption::SseC => Ok(data),
-            Encryption::Client => Ok(Zeroizing::new(stream::open(&data, tenant, keys)?)),
-        }
-    }
-
-    /// Writes `data` to `key`, encrypted as `p` says; multipart above one
-    /// part, aborted on failure.
-    pub async fn put(&self, key: &str, data: &[u8], p: Protection<'_>) -> Result<(), StorageError> {
+        once: bool,
+    ) -> Result<bool, StorageError> {
         let body = match p.mode {
             Encryption::Client => stream::seal(p.key, p.segment_bytes, data)?,
             Encryption::SseC => data.to_vec(),
         };
-        if body.len() <= PART {
-            let mut req = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .body(ByteStream::from(body));
-            if p.mode == Encryption::SseC {
-                let (alg, k, md5) = crypto::sse_c(p.key);
-                req = req
-                    .sse_customer_algorithm(alg)
-                    .sse_customer_key(k.as_str())
-                    .sse_customer_key_md5(md5);
-            }
-            req.send().await.map_err(classify)?;
-            return Ok(());
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body));
+        if once {
+            req = req.if_none_match("*");
         }
-        let mut chunks = body.chunks(PART).map(<[u8]>::to_vec);
-        self.multipart(key, p, &mut || Ok(chunks.next())).await
+        match with_sse!(req, &sse(p)).send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(s))
+                if once
+                    && (s.raw().status().as_u16() == 412
+                        || s.err().code() == Some("PreconditionFailed")) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
     }
 
     /// Uploads the file at `path`, encrypted as `p` says, reading and
@@ -226,7 +189,7 @@ impl Storage {
         let size = std::fs::metadata(path).map_err(io)?.len();
         if size <= PART as u64 {
             let data = Zeroizing::new(std::fs::read(path).map_err(io)?);
-            self.put(key, &data, p).await?;
+            self.put_object(key, &data, p, false).await?;
             return Ok(size);
         }
         let mut file = std::fs::File::open(path).map_err(io)?;
@@ -273,19 +236,13 @@ impl Storage {
         p: Protection<'_>,
         next_part: &mut (dyn FnMut() -> Result<Option<Vec<u8>>, StorageError> + Send),
     ) -> Result<(), StorageError> {
-        let sse = (p.mode == Encryption::SseC).then(|| crypto::sse_c(p.key));
-        let mut create = self
+        let sse = sse(p);
+        let create = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key);
-        if let Some((alg, k, md5)) = &sse {
-            create = create
-                .sse_customer_algorithm(*alg)
-                .sse_customer_key(k.as_str())
-                .sse_customer_key_md5(md5);
-        }
-        let upload = create.send().await.map_err(classify)?;
+        let upload = with_sse!(create, &sse).send().await.map_err(classify)?;
         let id = upload
             .upload_id()
             .ok_or_else(|| StorageError::Refused("no upload id".into()))?
@@ -295,7 +252,7 @@ impl Storage {
             let mut n = 0i32;
             while let Some(chunk) = next_part()? {
                 n += 1;
-                let mut req = self
+                let req = self
                     .client
                     .upload_part()
                     .bucket(&self.bucket)
@@ -303,13 +260,7 @@ impl Storage {
                     .upload_id(&id)
                     .part_number(n)
                     .body(ByteStream::from(chunk));
-                if let Some((alg, k, md5)) = &sse {
-                    req = req
-                        .sse_customer_algorithm(*alg)
-                        .sse_customer_key(k.as_str())
-                        .sse_customer_key_md5(md5);
-                }
-                let out = req.send().await.map_err(classify)?;
+                let out = with_sse!(req, &sse).send().await.map_err(classify)?;
                 parts.push(
                     CompletedPart::builder()
                         .part_number(n)
@@ -355,47 +306,13 @@ impl Storage {
         data: &[u8],
         p: Protection<'_>,
     ) -> Result<bool, StorageError> {
-        let body = match p.mode {
-            Encryption::Client => stream::seal(p.key, p.segment_bytes, data)?,
-            Encryption::SseC => data.to_vec(),
-        };
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .if_none_match("*")
-            .body(ByteStream::from(body));
-        if p.mode == Encryption::SseC {
-            let (alg, k, md5) = crypto::sse_c(p.key);
-            req = req
-                .sse_customer_algorithm(alg)
-                .sse_customer_key(k.as_str())
-                .sse_customer_key_md5(md5);
-        }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(s))
-                if s.raw().status().as_u16() == 412
-                    || s.err().code() == Some("PreconditionFailed") =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(classify(e)),
-        }
+        self.put_object(key, data, p, true).await
     }
 
     /// Whether `key` exists (the manifest of a finished job).
     pub async fn exists(&self, key: &str, p: Protection<'_>) -> Result<bool, StorageError> {
-        let mut req = self.client.head_object().bucket(&self.bucket).key(key);
-        if p.mode == Encryption::SseC {
-            let (alg, k, md5) = crypto::sse_c(p.key);
-            req = req
-                .sse_customer_algorithm(alg)
-                .sse_customer_key(k.as_str())
-                .sse_customer_key_md5(md5);
-        }
-        match req.send().await {
+        let req = self.client.head_object().bucket(&self.bucket).key(key);
+        match with_sse!(req, &sse(p)).send().await {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(s)) if s.raw().status().as_u16() == 404 => Ok(false),
             Err(e) => Err(classify(e)),
@@ -411,7 +328,7 @@ pub struct ObjectReader {
     key: String,
     etag: String,
     total: u64,
-    sse: Option<(&'static str, Zeroizing<String>, String)>,
+    sse: Option<SseHeaders>,
     header: Option<stream::Header>,
     size: u64,
     block: u64,
@@ -448,15 +365,9 @@ impl Storage {
         keys: &dyn KeyProvider,
         limit: u64,
     ) -> Result<ObjectReader, StorageError> {
-        let sse = (p.mode == Encryption::SseC).then(|| crypto::sse_c(p.key));
-        let mut head = self.client.head_object().bucket(&self.bucket).key(key);
-        if let Some((alg, k, md5)) = &sse {
-            head = head
-                .sse_customer_algorithm(*alg)
-                .sse_customer_key(k.as_str())
-                .sse_customer_key_md5(md5);
-        }
-        let meta = head.send().await.map_err(classify)?;
+        let sse = sse(p);
+        let head = self.client.head_object().bucket(&self.bucket).key(key);
+        let meta = with_sse!(head, &sse).send().await.map_err(classify)?;
         let total = meta.content_length().unwrap_or(0).max(0) as u64;
         if total > limit {
             return Err(StorageError::TooLarge { size: total, limit });
@@ -502,13 +413,7 @@ impl ObjectReader {
             if !self.etag.is_empty() {
                 req = req.if_match(&self.etag);
             }
-            if let Some((alg, k, md5)) = &self.sse {
-                req = req
-                    .sse_customer_algorithm(*alg)
-                    .sse_customer_key(k.as_str())
-                    .sse_customer_key_md5(md5);
-            }
-            let out = req.send().await.map_err(classify)?;
+            let out = with_sse!(req, &self.sse).send().await.map_err(classify)?;
             match out.body.collect().await {
                 Ok(b) => return Ok(b.into_bytes().to_vec()),
                 Err(e) => {

@@ -178,6 +178,49 @@ fn keyring() -> Keyring {
     k
 }
 
+/// A publishing channel (with confirms) and the worker's events, once it
+/// is up.
+async fn listen(n: &Names) -> (lapin::Connection, Channel, lapin::Consumer) {
+    let conn = rabbitmq::connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let events = events_queue(&ch, n).await;
+    (conn, ch, events)
+}
+
+/// Waits for the next `started` event (skipping others).
+async fn wait_started(events: &mut lapin::Consumer) {
+    loop {
+        let d = tokio::time::timeout(Duration::from_secs(60), events.next())
+            .await
+            .expect("no job started within 60 s")
+            .unwrap()
+            .unwrap();
+        d.ack(BasicAckOptions::default()).await.unwrap();
+        let e: Value = serde_json::from_slice(&d.data).unwrap();
+        if e["event"] == "started" {
+            return;
+        }
+    }
+}
+
+/// Messages ready in `queue`.
+async fn ready_messages(ch: &Channel, queue: &str) -> u32 {
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+    .message_count()
+}
+
 /// Waits until the worker has declared its queue, then binds a queue of ours
 /// to its events exchange.
 async fn events_queue(ch: &Channel, n: &Names) -> lapin::Consumer {
@@ -323,12 +366,7 @@ async fn get_output(key: &str, mode: Encryption) -> Vec<u8> {
 
 async fn happy_path(mode: Encryption, test: &str) {
     let w = start_worker(test);
-    let conn = rabbitmq::connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let mut events = events_queue(&ch, &w.names).await;
+    let (_conn, ch, mut events) = listen(&w.names).await;
     let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
     put_input(&w.names, "clip.mkv", &input, mode).await;
     let j = job(&w.names, "job-1", "clip.mkv", mode);
@@ -415,12 +453,7 @@ fn header(d: &lapin::message::Delivery, name: &str) -> String {
 async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() {
     let w = start_worker("bad");
     let n = w.names.clone();
-    let conn = rabbitmq::connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let mut events = events_queue(&ch, &n).await;
+    let (_conn, ch, mut events) = listen(&n).await;
     let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
     put_input(&n, "good.mkv", &input, Encryption::Client).await;
     // Half of an MP4 whose index sits at its end: not decodable media.
@@ -563,12 +596,7 @@ async fn ten_kill_9s_mid_job_lose_nothing_and_duplicate_nothing() {
     // Redeliveries after each kill count against the delivery limit.
     let mut w = start_worker_with("kill", &[("MONTEUR_WORKER__DELIVERY_LIMIT", "100")]);
     let n = w.names.clone();
-    let conn = rabbitmq::connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let mut events = events_queue(&ch, &n).await;
+    let (_conn, ch, mut events) = listen(&n).await;
     // 24 s of 720p: long enough per job that most kills land mid-job.
     let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
     put_input(&n, "talk.mp4", &input, Encryption::Client).await;
@@ -761,12 +789,7 @@ async fn broker_cuts_resume_consumption_and_prefetch_holds() {
         ],
     );
     let n = w.names.clone();
-    let conn = rabbitmq::connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let mut events = events_queue(&ch, &n).await;
+    let (_conn, ch, mut events) = listen(&n).await;
     let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
     put_input(&n, "talk.mp4", &input, Encryption::Client).await;
     let signer = Key::new("sig-1", SIGNING_KEY);
@@ -857,12 +880,7 @@ async fn broker_cuts_resume_consumption_and_prefetch_holds() {
 async fn three_workers_share_a_queue_without_duplicate_work() {
     let first = start_worker("three");
     let n = first.names.clone();
-    let conn = rabbitmq::connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let mut events = events_queue(&ch, &n).await;
+    let (_conn, ch, mut events) = listen(&n).await;
     let others = [
         start_worker_on(n.clone(), &[]),
         start_worker_on(n.clone(), &[]),
@@ -909,12 +927,7 @@ async fn three_workers_share_a_queue_without_duplicate_work() {
 async fn sigterm_lets_the_running_job_finish_then_exits_zero() {
     let mut w = start_worker("term");
     let n = w.names.clone();
-    let conn = rabbitmq::connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let mut events = events_queue(&ch, &n).await;
+    let (_conn, ch, mut events) = listen(&n).await;
     let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
     put_input(&n, "talk.mp4", &input, Encryption::Client).await;
     let signer = Key::new("sig-1", SIGNING_KEY);
@@ -922,19 +935,7 @@ async fn sigterm_lets_the_running_job_finish_then_exits_zero() {
         let j = job(&n, id, "talk.mp4", Encryption::Client);
         publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
     }
-    // Wait for the first job to start, then ask the worker to stop.
-    loop {
-        let d = tokio::time::timeout(Duration::from_secs(60), events.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        d.ack(BasicAckOptions::default()).await.unwrap();
-        let e: Value = serde_json::from_slice(&d.data).unwrap();
-        if e["event"] == "started" {
-            break;
-        }
-    }
+    wait_started(&mut events).await;
     let pid = w.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -956,18 +957,7 @@ async fn sigterm_lets_the_running_job_finish_then_exits_zero() {
     .unwrap();
     assert_eq!(status.0.code(), Some(0), "exit status after SIGTERM");
     // The second job was never taken: it waits in the queue for the next worker.
-    let q = ch
-        .queue_declare(
-            n.queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(q.message_count(), 1);
+    assert_eq!(ready_messages(&ch, &n.queue).await, 1);
     drop(status);
     cleanup(&n).await;
 }
@@ -1073,12 +1063,7 @@ async fn storage_faults_are_resumed_or_retried_and_never_corrupt() {
         &[("MONTEUR_STORAGE__ENDPOINT", endpoint.as_str())],
     );
     let n = w.names.clone();
-    let conn = rabbitmq::connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let mut events = events_queue(&ch, &n).await;
+    let (_conn, ch, mut events) = listen(&n).await;
     let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
     assert!(input.len() > 1 << 20);
     put_input(&n, "talk.mp4", &input, Encryption::Client).await;
@@ -1157,12 +1142,7 @@ fn metric(text: &str, sample: &str) -> f64 {
 async fn a_second_sigint_exits_at_once_and_the_job_goes_back() {
     let mut w = start_worker("int2");
     let n = w.names.clone();
-    let conn = rabbitmq::connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let mut events = events_queue(&ch, &n).await;
+    let (_conn, ch, mut events) = listen(&n).await;
     let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
     put_input(&n, "talk.mp4", &input, Encryption::Client).await;
     let j = job(&n, "i0", "talk.mp4", Encryption::Client);
@@ -1172,18 +1152,7 @@ async fn a_second_sigint_exits_at_once_and_the_job_goes_back() {
         envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
     )
     .await;
-    loop {
-        let d = tokio::time::timeout(Duration::from_secs(60), events.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        d.ack(BasicAckOptions::default()).await.unwrap();
-        let e: Value = serde_json::from_slice(&d.data).unwrap();
-        if e["event"] == "started" {
-            break;
-        }
-    }
+    wait_started(&mut events).await;
     let pid = w.child.id().to_string();
     let int = || Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(int().success());
@@ -1204,18 +1173,7 @@ async fn a_second_sigint_exits_at_once_and_the_job_goes_back() {
     // The unfinished job is back in the queue for another worker.
     let mut count = 0;
     for _ in 0..50 {
-        let q = ch
-            .queue_declare(
-                n.queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        count = q.message_count();
+        count = ready_messages(&ch, &n.queue).await;
         if count == 1 {
             break;
         }
@@ -1235,12 +1193,7 @@ async fn canary_identifiers_never_reach_the_logs_or_metrics() {
         &[("MONTEUR_WORKER__HTTP_ADDR", http_addr.as_str())],
     );
     let n = w.names.clone();
-    let conn = rabbitmq::connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let mut events = events_queue(&ch, &n).await;
+    let (_conn, ch, mut events) = listen(&n).await;
     let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
     let signer = Key::new("sig-1", SIGNING_KEY);
     // Planted: e-mail addresses in object keys, marked job ids, and a tampered
