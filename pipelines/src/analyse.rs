@@ -2,7 +2,7 @@
 //! analysis size, to the frame kernels.
 //!
 //! ```text
-//! filesrc → decodebin ─ video (selected stream) → queue → videoscale → videoconvert(GRAY8) → appsink
+//! filesrc|monteursrc → decodebin ─ video (selected stream) → queue → videoscale → videoconvert(GRAY8) → appsink
 //!                     └ anything else (not decoded) → fakesink
 //! ```
 //! Scaling comes before conversion: converting a full-size frame to GRAY8 first

@@ -1,7 +1,7 @@
 //! Render: GStreamer plays a cut plan into `render.mp4`.
 //!
 //! ```text
-//! decode:  filesrc → decodebin ─ video → queue → videoconvert(I420) → appsink ─┐
+//! decode:  filesrc|monteursrc → decodebin ─ video → queue → videoconvert(I420) → appsink ─┐
 //!                              └ audio → queue → audioconvert → audioresample  │ router
 //!                                        (F32 stereo 48 kHz) → appsink ────────┤ (retimes,
 //! encode:  appsrc(video) → [textoverlay ← appsrc(cues)] → x264enc ─┐           │  trims)

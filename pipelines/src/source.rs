@@ -39,6 +39,19 @@ fn registry() -> &'static Mutex<HashMap<String, Arc<dyn RandomAccess>>> {
     R.get_or_init(Default::default)
 }
 
+/// What each handle stands for (an object key), for outputs that name their
+/// source, such as timeline exports.
+fn names() -> &'static Mutex<HashMap<String, String>> {
+    static N: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    N.get_or_init(Default::default)
+}
+
+/// The name `path` was registered under, when it is a source's handle.
+pub fn name_of(path: &Path) -> Option<String> {
+    let uri = stream_uri(path)?;
+    names().lock().ok()?.get(&uri).cloned()
+}
+
 /// A registered source; dropping it unregisters the handle.
 pub struct Registered {
     uri: String,
@@ -64,15 +77,22 @@ impl Drop for Registered {
         if let Ok(mut r) = registry().lock() {
             r.remove(&self.uri);
         }
+        if let Ok(mut n) = names().lock() {
+            n.remove(&self.uri);
+        }
     }
 }
 
-/// Registers `source` and returns its handle.
-pub fn register(source: Arc<dyn RandomAccess>) -> Registered {
+/// Registers `source`, known as `name` (its object key, say), and returns
+/// its handle.
+pub fn register(source: Arc<dyn RandomAccess>, name: &str) -> Registered {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let uri = format!("{SCHEME}://{}", NEXT.fetch_add(1, Ordering::Relaxed));
     if let Ok(mut r) = registry().lock() {
         r.insert(uri.clone(), source);
+    }
+    if let Ok(mut n) = names().lock() {
+        n.insert(uri.clone(), name.to_string());
     }
     Registered { uri }
 }
@@ -326,9 +346,10 @@ mod tests {
 
     #[test]
     fn handles_unregister_when_dropped() {
-        let r = register(Arc::new(Bytes(vec![1, 2, 3])));
+        let r = register(Arc::new(Bytes(vec![1, 2, 3])), "tenants/a/in/x.mp4");
         let path = r.path();
         assert!(stream_uri(&path).is_some());
+        assert_eq!(name_of(&path).as_deref(), Some("tenants/a/in/x.mp4"));
         assert!(
             registry()
                 .lock()

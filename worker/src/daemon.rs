@@ -605,7 +605,7 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
         Ok(r) => Arc::new(r),
         Err(e) => return storage_outcome(e),
     };
-    let handle = monteur_pipelines::source::register(reader.clone());
+    let handle = monteur_pipelines::source::register(reader.clone(), &job.input);
     let tasks = match job.task_set() {
         Ok(t) => t,
         Err(r) => {

@@ -512,13 +512,24 @@ fn whole_source(media: &MediaInfo) -> CutPlan {
 
 /// How the timeline exports name and locate the source.
 fn source_media(input: &Path, media: &MediaInfo) -> SourceMedia {
-    let name = input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "source".into());
-    let url = std::fs::canonicalize(input)
-        .map(|p| format!("file://{}", p.display()))
-        .unwrap_or_else(|_| name.clone());
+    // An input streamed from storage is named by its object key: the
+    // editor's media lives beside the timeline in the same bucket.
+    let (name, url) = match pipelines::source::name_of(input) {
+        Some(key) => (
+            key.rsplit('/').next().unwrap_or(key.as_str()).to_string(),
+            key.clone(),
+        ),
+        None => {
+            let name = input
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "source".into());
+            let url = std::fs::canonicalize(input)
+                .map(|p| format!("file://{}", p.display()))
+                .unwrap_or_else(|_| name.clone());
+            (name, url)
+        }
+    };
     let video = media.primary_video();
     let audio = media.audio.first();
     SourceMedia {

@@ -369,7 +369,8 @@ async fn happy_path(mode: Encryption, test: &str) {
     let (_conn, ch, mut events) = listen(&w.names).await;
     let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
     put_input(&w.names, "clip.mkv", &input, mode).await;
-    let j = job(&w.names, "job-1", "clip.mkv", mode);
+    let mut j = job(&w.names, "job-1", "clip.mkv", mode);
+    j.tasks = vec!["scenes".into(), "autocut".into()];
     publish(
         &ch,
         &w.names.queue,
@@ -390,6 +391,16 @@ async fn happy_path(mode: Encryption, test: &str) {
     let scenes_key = keys.iter().find(|k| k.ends_with("scenes.json")).unwrap();
     let scenes: Value = serde_json::from_slice(&get_output(scenes_key, mode).await).unwrap();
     assert_eq!(scenes["source"]["frames"], 60, "{scenes}");
+    // The timeline exports point at the input object, not at a local handle.
+    let edl_key = keys.iter().find(|k| k.ends_with("cutplan.edl")).unwrap();
+    let edl = String::from_utf8(get_output(edl_key, mode).await).unwrap();
+    assert!(edl.contains("* FROM CLIP NAME: clip.mkv"), "{edl}");
+    let otio_key = keys.iter().find(|k| k.ends_with("cutplan.otio")).unwrap();
+    let otio = String::from_utf8(get_output(otio_key, mode).await).unwrap();
+    assert!(
+        otio.contains(&format!("\"{}in/clip.mkv\"", w.names.prefix)),
+        "{otio}"
+    );
     // Stored bytes are not the plaintext: in client mode S3 holds ciphertext.
     if mode == Encryption::Client {
         let raw = s3::ready_client()

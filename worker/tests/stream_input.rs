@@ -41,7 +41,7 @@ fn a_registered_source_probes_and_analyses_like_its_file() {
         data: std::fs::read(&file).unwrap(),
         read: AtomicU64::new(0),
     });
-    let handle = source::register(counted.clone());
+    let handle = source::register(counted.clone(), "testvideo.mp4");
     let timeout = Duration::from_secs(30);
     let from_file = probe(&file, timeout).unwrap();
     let from_stream = probe(&handle.path(), timeout).unwrap();
