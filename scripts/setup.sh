@@ -35,6 +35,9 @@ PACKAGES=(
   ffmpeg espeak-ng sox pocketsphinx-testdata
   # The broker the tests talk to.
   rabbitmq-server
+  # A real Prometheus scrapes the worker in the tests; promtool checks the
+  # exposition, the alert rules and their unit tests (2.42 on Debian 12).
+  prometheus
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

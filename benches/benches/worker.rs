@@ -53,7 +53,9 @@ struct Bench {
     _dir: tempfile::TempDir,
     ch: Channel,
     events: Consumer,
-    names: [String; 4],
+    /// Jobs queue, dead-letter exchange and queue, events exchange, audit
+    /// exchange and queue (one name).
+    names: [String; 5],
     prefix: String,
 }
 
@@ -73,6 +75,7 @@ impl Bench {
             format!("monteur.{id}.dlx"),
             format!("monteur.{id}.dead"),
             format!("monteur.{id}.events"),
+            format!("monteur.{id}.audit"),
         ];
         let dir = tempfile::tempdir().map_err(err)?;
         let b64 = |k: &[u8]| base64::engine::general_purpose::STANDARD.encode(k);
@@ -96,6 +99,8 @@ impl Bench {
             .env("MONTEUR_WORKER__DEAD_LETTER_EXCHANGE", &names[1])
             .env("MONTEUR_WORKER__DEAD_LETTER_QUEUE", &names[2])
             .env("MONTEUR_WORKER__EVENTS_EXCHANGE", &names[3])
+            .env("MONTEUR_WORKER__AUDIT_EXCHANGE", &names[4])
+            .env("MONTEUR_WORKER__AUDIT_QUEUE", &names[4])
             .env("MONTEUR_WORKER__KEYRING", &keyring)
             .env("MONTEUR_WORKER__HTTP_ADDR", "127.0.0.1:0")
             .env("MONTEUR_STORAGE__ENDPOINT", s3::endpoint())
@@ -247,13 +252,13 @@ impl Bench {
     }
 
     async fn stop(self) {
-        for q in [&self.names[0], &self.names[2]] {
+        for q in [&self.names[0], &self.names[2], &self.names[4]] {
             let _ = self
                 .ch
                 .queue_delete(q.as_str().into(), Default::default())
                 .await;
         }
-        for x in [&self.names[1], &self.names[3]] {
+        for x in [&self.names[1], &self.names[3], &self.names[4]] {
             let _ = self
                 .ch
                 .exchange_delete(x.as_str().into(), Default::default())

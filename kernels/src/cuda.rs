@@ -41,11 +41,19 @@ const THREADS: u32 = 256;
 /// True when the CUDA driver loads and reports at least one device. Never
 /// panics, whatever the machine has.
 pub fn cuda_available() -> bool {
+    cuda_device_count() > 0
+}
+
+/// CUDA devices the driver reports; 0 without a driver. Never panics.
+pub fn cuda_device_count() -> usize {
     // SAFETY: only tries to dlopen the driver library; no CUDA call is made.
     if !unsafe { cudarc::driver::sys::is_culib_present() } {
-        return false;
+        return 0;
     }
-    matches!(catch_unwind(CudaContext::device_count), Ok(Ok(n)) if n > 0)
+    match catch_unwind(CudaContext::device_count) {
+        Ok(Ok(n)) if n > 0 => n as usize,
+        _ => 0,
+    }
 }
 
 /// True when the NVRTC library can be loaded (it compiles the kernels).

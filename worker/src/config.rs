@@ -35,6 +35,7 @@ pub struct Config {
     pub models: ModelsConfig,
     pub worker: WorkerConfig,
     pub storage: StorageConfig,
+    pub diagnostics: DiagnosticsConfig,
 }
 
 /// `[worker]`: the daemon (`monteur worker`).
@@ -49,6 +50,10 @@ pub struct WorkerConfig {
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
     pub events_exchange: String,
+    /// Audit events (key use, purges) go to this exchange, into this queue:
+    /// a sink apart from diagnostics, which may carry identifiers.
+    pub audit_exchange: String,
+    pub audit_queue: String,
     /// The region this worker serves; jobs for another are refused unread.
     pub region: String,
     /// Jobs in flight at once (the prefetch).
@@ -84,6 +89,8 @@ impl Default for WorkerConfig {
             dead_letter_exchange: "monteur.dlx".into(),
             dead_letter_queue: "monteur.jobs.dead".into(),
             events_exchange: "monteur.events".into(),
+            audit_exchange: "monteur.audit".into(),
+            audit_queue: "monteur.audit".into(),
             region: "local".into(),
             concurrency: 1,
             delivery_limit: 5,
@@ -125,6 +132,59 @@ impl WorkerConfig {
             p.push("worker.segment_bytes must be 4 KiB to 64 MiB".into());
         }
         p
+    }
+}
+
+/// `[diagnostics]`: what the worker keeps about itself (crash reports) and
+/// how long, and how its log pseudonyms rotate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiagnosticsConfig {
+    /// Folder for crash reports (scrubbed, one JSON file per panic); empty
+    /// keeps them in the log only.
+    pub dir: String,
+    /// Files in `dir` older than this are deleted (at start, then every
+    /// `sweep_interval_s`). The privacy policy caps it at 90.
+    pub retention_days: u32,
+    pub sweep_interval_s: u64,
+    /// The secret behind log pseudonyms is replaced this often, so a
+    /// pseudonym links events of one period only.
+    pub pseudonym_rotation_s: u64,
+}
+
+/// The privacy policy's limit on keeping diagnostics (P5).
+pub const MAX_RETENTION_DAYS: u32 = 90;
+
+impl Default for DiagnosticsConfig {
+    fn default() -> Self {
+        Self {
+            dir: String::new(),
+            retention_days: 30,
+            sweep_interval_s: 3600,
+            pseudonym_rotation_s: 86_400,
+        }
+    }
+}
+
+impl DiagnosticsConfig {
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(1..=MAX_RETENTION_DAYS).contains(&self.retention_days) {
+            p.push(format!(
+                "diagnostics.retention_days must be 1 to {MAX_RETENTION_DAYS} (the privacy policy's limit)"
+            ));
+        }
+        if self.sweep_interval_s == 0 {
+            p.push("diagnostics.sweep_interval_s must be at least 1".into());
+        }
+        if self.pseudonym_rotation_s == 0 {
+            p.push("diagnostics.pseudonym_rotation_s must be at least 1".into());
+        }
+        p
+    }
+
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retention_days) * 86_400)
     }
 }
 
@@ -381,10 +441,11 @@ impl Config {
             models: section(&mut table, "models", &mut errors),
             worker: section(&mut table, "worker", &mut errors),
             storage: section(&mut table, "storage", &mut errors),
+            diagnostics: section(&mut table, "diagnostics", &mut errors),
         };
         for unknown in table.keys() {
             errors.push(format!(
-                "unknown section or key `{unknown}` (sections: log, analysis, scenes, captions, autocut, render, models, worker, storage)"
+                "unknown section or key `{unknown}` (sections: log, analysis, scenes, captions, autocut, render, models, worker, storage, diagnostics)"
             ));
         }
         errors.extend(config.problems());
@@ -411,6 +472,7 @@ impl Config {
         p.extend(self.render.problems());
         p.extend(self.models.problems());
         p.extend(self.worker.problems());
+        p.extend(self.diagnostics.problems());
         p
     }
 }
@@ -544,6 +606,26 @@ mod tests {
         assert!(all.contains("analysis.width"), "{all}");
         assert!(all.contains("analysis.batch_frames"), "{all}");
         assert_eq!(errs.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn diagnostics_retention_is_capped_at_ninety_days() {
+        let env = |d: &str| {
+            [(
+                "MONTEUR_DIAGNOSTICS__RETENTION_DAYS".to_string(),
+                d.to_string(),
+            )]
+        };
+        assert_eq!(
+            Config::load(None, env("90"))
+                .unwrap()
+                .diagnostics
+                .retention_days,
+            90
+        );
+        let errs = Config::load(None, env("91")).unwrap_err().0.join("\n");
+        assert!(errs.contains("retention_days must be 1 to 90"), "{errs}");
+        assert!(Config::load(None, env("0")).is_err());
     }
 
     #[test]

@@ -10,7 +10,12 @@
 //! queue with at-least-once dead-lettering to `dead_letter_exchange`, a
 //! delivery limit and a consumer timeout above the job deadline. Refused
 //! messages are republished to the dead-letter exchange with their reason in
-//! the `x-monteur-reason` header (confirmed), then acknowledged.
+//! the `x-monteur-reason` header (confirmed), then acknowledged. Key use and
+//! purges are announced to the audit exchange (confirmed) before they happen.
+//!
+//! Two kinds of job share the queue: `monteur.job.v1` (process an input) and
+//! `monteur.purge.v1` (delete everything under a tenant or project prefix,
+//! then publish a `purged` event with the counts: the completion record).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -28,13 +33,15 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::{info, warn};
 
+use crate::audit::{Action, AuditEvent};
 use crate::config::Config;
 use crate::crypto::{CryptoError, KeyProvider, Keyring};
-use crate::health::{Health, Metrics};
-use crate::job::{self, Job};
-use crate::process::{Engine, ProcessError, run_process};
-use crate::progress::Silent;
-use crate::storage::{Protection, Storage, StorageError};
+use crate::health::Health;
+use crate::job::{self, Job, Purge, Request};
+use crate::metrics::Metrics;
+use crate::process::{Engine, ProcessError, ProcessOutcome, run_process};
+use crate::progress::ProgressReporter;
+use crate::storage::{Protection, PurgeReport, Storage, StorageError};
 
 /// Why the daemon could not start or keep running (a job's own failure is
 /// not one: it is reported and the daemon serves on).
@@ -56,6 +63,7 @@ enum Outcome {
         manifest: String,
         duplicate: bool,
     },
+    Purged(PurgeReport),
     /// Dead-letter with this reason code and message.
     Refused {
         code: &'static str,
@@ -76,6 +84,28 @@ struct Event<'a> {
     manifest: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// A purge's completion record: the prefix and what was removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    objects_deleted: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uploads_aborted: Option<u64>,
+}
+
+impl<'a> Event<'a> {
+    fn new(event: &'a str, job_id: Option<&'a str>) -> Self {
+        Self {
+            schema: "monteur.event.v1",
+            event,
+            job_id,
+            manifest: None,
+            reason: None,
+            prefix: None,
+            objects_deleted: None,
+            uploads_aborted: None,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -98,6 +128,10 @@ struct Shared {
     keys: Keyring,
     engine: Mutex<Engine>,
     metrics: Metrics,
+    /// This worker in audit records.
+    actor: String,
+    /// Jobs' frame kernels run on a GPU.
+    gpu: bool,
 }
 
 /// One broker connection's publishing channels (both with confirms).
@@ -105,6 +139,7 @@ struct Channels {
     events: Channel,
     /// Publishes to the dead-letter exchange.
     dead: Channel,
+    audit: Channel,
 }
 
 /// One connection to the broker, consuming.
@@ -129,6 +164,10 @@ async fn connect(w: &crate::config::WorkerConfig, tag: &str) -> Result<Session, 
         .await?;
     let dead = conn.create_channel().await?;
     dead.confirm_select(ConfirmSelectOptions::default()).await?;
+    let audit = conn.create_channel().await?;
+    audit
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     let consumer = consume
         .basic_consume(
             w.queue.as_str().into(),
@@ -140,7 +179,11 @@ async fn connect(w: &crate::config::WorkerConfig, tag: &str) -> Result<Session, 
     Ok(Session {
         conn,
         consume,
-        channels: Arc::new(Channels { events, dead }),
+        channels: Arc::new(Channels {
+            events,
+            dead,
+            audit,
+        }),
         consumer,
     })
 }
@@ -159,14 +202,16 @@ async fn declare(channel: &Channel, c: &crate::config::WorkerConfig) -> Result<(
             FieldTable::default(),
         )
         .await?;
-    channel
-        .exchange_declare(
-            c.events_exchange.as_str().into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
+    for exchange in [&c.events_exchange, &c.audit_exchange] {
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+    }
     let quorum = |extra: Vec<(&str, AMQPValue)>| {
         let mut t = FieldTable::default();
         t.insert(
@@ -187,6 +232,23 @@ async fn declare(channel: &Channel, c: &crate::config::WorkerConfig) -> Result<(
             c.dead_letter_queue.as_str().into(),
             queue_opts,
             quorum(Vec::new()),
+        )
+        .await?;
+    // Audit events are kept even when nobody reads them yet.
+    channel
+        .queue_declare(
+            c.audit_queue.as_str().into(),
+            queue_opts,
+            quorum(Vec::new()),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            c.audit_queue.as_str().into(),
+            c.audit_exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
         )
         .await?;
     channel
@@ -244,6 +306,10 @@ pub async fn run(
     sweep_scratch(Path::new(&w.scratch_dir));
     let health = Arc::new(Health::new(Duration::from_secs(w.recovery_stall_s)));
     let metrics = Metrics::new(w.concurrency).map_err(|e| DaemonError::Http(e.to_string()))?;
+    let devices = monteur_kernels::cuda::cuda_device_count();
+    metrics.gpu_devices.set(devices as i64);
+    let gpu = devices > 0 && config.analysis.backend != "cpu";
+    spawn_retention_sweep(&config.diagnostics);
     if !w.http_addr.is_empty() {
         let addr = w
             .http_addr
@@ -260,6 +326,8 @@ pub async fn run(
         config,
         keys,
         metrics,
+        actor: crate::audit::actor(),
+        gpu,
     });
     let tag = format!("monteur-{}", std::process::id());
     let mut running = tokio::task::JoinSet::new();
@@ -287,9 +355,13 @@ pub async fn run(
                 continue;
             }
         };
+        if !first {
+            shared.metrics.reconnects.inc();
+        }
         first = false;
         pause = Duration::from_secs(1);
         health.connected();
+        shared.metrics.broker_connected.set(1);
         info!(
             queue = w.queue.as_str(),
             region = w.region.as_str(),
@@ -317,6 +389,7 @@ pub async fn run(
             break session;
         }
         health.disconnected();
+        shared.metrics.broker_connected.set(0);
         // Deliveries of the lost connection can no longer be acked: the
         // broker redelivers them. Their async parts stop here; a decode
         // already running finishes on its thread and is dropped, and holds
@@ -325,6 +398,7 @@ pub async fn run(
         while running.join_next().await.is_some() {}
     };
     health.stopping();
+    shared.metrics.broker_connected.set(0);
     info!(in_flight = running.len(), "stopping: no new jobs");
     let _ = session
         .consume
@@ -378,32 +452,71 @@ async fn publish_event(
 
 async fn handle(shared: Arc<Shared>, channels: Arc<Channels>, delivery: Delivery) {
     let began = std::time::Instant::now();
-    shared.metrics.in_flight.inc();
-    let label = handle_one(&shared, &channels, &delivery).await;
-    shared.metrics.in_flight.dec();
-    shared.metrics.jobs.with_label_values(&[label]).inc();
-    shared
-        .metrics
-        .job_seconds
-        .with_label_values(&[label])
+    let m = &shared.metrics;
+    m.in_flight.inc();
+    if let Some(published) = delivery.properties.timestamp() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        // Whole seconds (AMQP's resolution); a producer clock ahead of ours
+        // reads as no wait rather than a negative one.
+        m.queue_wait.observe(now.saturating_sub(*published) as f64);
+    }
+    let (kind, label) = handle_one(&shared, &channels, &delivery).await;
+    m.in_flight.dec();
+    m.touch();
+    m.jobs.with_label_values(&[kind, label]).inc();
+    m.job_seconds
+        .with_label_values(&[kind, label])
         .observe(began.elapsed().as_secs_f64());
 }
 
-/// Handles one delivery; returns the outcome label for the metrics.
+/// Handles one delivery; returns the kind and outcome labels for the metrics.
 async fn handle_one(
     shared: &Arc<Shared>,
     channels: &Channels,
     delivery: &Delivery,
-) -> &'static str {
+) -> (&'static str, &'static str) {
+    let m = &shared.metrics;
+    let verifying = std::time::Instant::now();
     let verified = job::verify(&delivery.data, &shared.keys, &shared.config.worker.region);
-    let job_id = verified.as_ref().ok().map(|j| j.job_id.clone());
-    let outcome = match verified {
+    m.stage("verify", verifying.elapsed().as_secs_f64());
+    let kind = verified.as_ref().map(Request::kind).unwrap_or("invalid");
+    let job_id = verified.as_ref().ok().map(|r| r.job_id().to_string());
+    // From here on, these never appear in a diagnostic, whatever text
+    // carries them (a decoder's error, a panic message).
+    let _known = verified.as_ref().ok().map(|r| {
+        crate::scrub::KnownIdentifiers::register(match r {
+            Request::Process(j) => vec![
+                j.job_id.as_str(),
+                j.tenant.as_str(),
+                j.input.as_str(),
+                j.output_prefix.as_str(),
+            ],
+            Request::Purge(p) => vec![p.job_id.as_str(), p.tenant.as_str(), p.prefix.as_str()],
+        })
+    });
+    let outcome = match &verified {
         Err(r) => Outcome::Refused {
             code: r.code(),
             detail: r.to_string(),
         },
-        Ok(job) => run_job(shared, channels, &job).await,
+        Ok(Request::Process(job)) => run_job(shared, channels, job).await,
+        Ok(Request::Purge(purge)) => run_purge(shared, channels, purge).await,
     };
+    // Tasks of a process job that did not complete count as failed.
+    if let Ok(Request::Process(job)) = &verified
+        && !matches!(outcome, Outcome::Done { .. })
+    {
+        for t in &job.tasks {
+            if let Ok(set) = t.parse::<crate::TaskSet>() {
+                for task in set.iter() {
+                    m.tasks.with_label_values(&[task.name(), "failed"]).inc();
+                }
+            }
+        }
+    }
     let (result, label) = match outcome {
         Outcome::Done {
             manifest,
@@ -412,32 +525,42 @@ async fn handle_one(
             let label = if duplicate { "duplicate" } else { "completed" };
             info!(job_id = job_id.as_deref(), duplicate, "job completed");
             let event = Event {
-                schema: "monteur.event.v1",
-                event: "completed",
-                job_id: job_id.as_deref(),
                 manifest: Some(&manifest),
-                reason: None,
+                ..Event::new("completed", job_id.as_deref())
             };
-            let r = match publish_event(shared, channels, &event).await {
-                Ok(()) => ack(delivery).await,
-                Err(e) => {
-                    warn!(
-                        error = e.as_str(),
-                        "completion event not confirmed; retrying the job"
-                    );
-                    nack(delivery, true).await
-                }
+            (
+                confirm_then_ack(shared, channels, delivery, &event).await,
+                label,
+            )
+        }
+        Outcome::Purged(report) => {
+            info!(
+                job_id = job_id.as_deref(),
+                objects = report.objects,
+                uploads = report.uploads,
+                "purge completed"
+            );
+            let prefix = match &verified {
+                Ok(Request::Purge(p)) => Some(p.prefix.as_str()),
+                _ => None,
             };
-            (r, label)
+            let event = Event {
+                prefix,
+                objects_deleted: Some(report.objects),
+                uploads_aborted: Some(report.uploads),
+                ..Event::new("purged", job_id.as_deref())
+            };
+            (
+                confirm_then_ack(shared, channels, delivery, &event).await,
+                "completed",
+            )
         }
         Outcome::Refused { code, detail } => {
             warn!(job_id = job_id.as_deref(), reason = code, "job refused");
+            m.dead_letters.with_label_values(&[code]).inc();
             let event = Event {
-                schema: "monteur.event.v1",
-                event: "failed",
-                job_id: job_id.as_deref(),
-                manifest: None,
                 reason: Some(code),
+                ..Event::new("failed", job_id.as_deref())
             };
             let _ = publish_event(shared, channels, &event).await;
             let r = match dead_letter(shared, channels, delivery, code, &detail).await {
@@ -463,7 +586,117 @@ async fn handle_one(
     if let Err(e) = result {
         warn!(error = %e, "acknowledgement failed; the broker will redeliver");
     }
-    label
+    (kind, label)
+}
+
+/// Publishes a job's final event and acknowledges the job once the broker
+/// has confirmed the event; otherwise hands the job back.
+async fn confirm_then_ack(
+    shared: &Shared,
+    channels: &Channels,
+    delivery: &Delivery,
+    event: &Event<'_>,
+) -> Result<(), lapin::Error> {
+    match publish_event(shared, channels, event).await {
+        Ok(()) => ack(delivery).await,
+        Err(e) => {
+            warn!(
+                error = e.as_str(),
+                "final event not confirmed; retrying the job"
+            );
+            nack(delivery, true).await
+        }
+    }
+}
+
+/// Publishes an audit event and waits for the broker's confirmation.
+/// Mandatory: an event no queue takes (the audit queue deleted or unbound)
+/// comes back, and counts as not recorded.
+async fn audit(shared: &Shared, channels: &Channels, event: &AuditEvent<'_>) -> Result<(), String> {
+    let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+    let confirm = channels
+        .audit
+        .basic_publish(
+            shared.config.worker.audit_exchange.as_str().into(),
+            event.action.name().into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            &body,
+            BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into()),
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    if confirm.is_nack() {
+        return Err("the audit sink refused the event".into());
+    }
+    if confirm.take_message().is_some() {
+        return Err("no audit queue took the event".into());
+    }
+    shared
+        .metrics
+        .audit_events
+        .with_label_values(&[event.action.name()])
+        .inc();
+    Ok(())
+}
+
+/// Deletes everything under the purge's prefix. Announced to the audit sink
+/// before a single deletion, and its result recorded there too.
+async fn run_purge(shared: &Arc<Shared>, channels: &Channels, purge: &Purge) -> Outcome {
+    let record = |action| AuditEvent {
+        prefix: Some(&purge.prefix),
+        ..AuditEvent::new(action, &shared.actor, &purge.tenant, &purge.job_id)
+    };
+    if let Err(e) = audit(shared, channels, &record(Action::PurgeStarted)).await {
+        return Outcome::Retry {
+            detail: format!("audit sink: {e}"),
+        };
+    }
+    let started = std::time::Instant::now();
+    let result = shared.storage.purge_prefix(&purge.prefix).await;
+    shared
+        .metrics
+        .stage("purge", started.elapsed().as_secs_f64());
+    match result {
+        Ok(report) => {
+            shared.metrics.purged_objects.inc_by(report.objects);
+            shared.metrics.purged_uploads.inc_by(report.uploads);
+            let done = AuditEvent {
+                objects_deleted: Some(report.objects),
+                uploads_aborted: Some(report.uploads),
+                ..record(Action::PurgeCompleted)
+            };
+            match audit(shared, channels, &done).await {
+                Ok(()) => Outcome::Purged(report),
+                // Redone on redelivery: a purge is idempotent.
+                Err(e) => Outcome::Retry {
+                    detail: format!("audit sink: {e}"),
+                },
+            }
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let failed = AuditEvent {
+                error: Some(&text),
+                ..record(Action::PurgeFailed)
+            };
+            let _ = audit(shared, channels, &failed).await;
+            if e.is_permanent() {
+                Outcome::Refused {
+                    code: "purge_refused",
+                    detail: text,
+                }
+            } else {
+                Outcome::Retry { detail: text }
+            }
+        }
+    }
 }
 
 fn delivery_count(d: &Delivery) -> u32 {
@@ -576,15 +809,18 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
         segment_bytes: w.segment_bytes,
     };
     let manifest_key = format!("{}manifest.json", job.output_prefix);
-    let started = Event {
-        schema: "monteur.event.v1",
-        event: "started",
-        job_id: Some(&job.job_id),
-        manifest: None,
-        reason: None,
+    // No key is used before the audit sink has the record of it.
+    let key_use = AuditEvent {
+        key_id: Some(&key.id),
+        ..AuditEvent::new(Action::KeyUse, &shared.actor, &job.tenant, &job.job_id)
     };
+    if let Err(e) = audit(shared, channels, &key_use).await {
+        return Outcome::Retry {
+            detail: format!("audit sink: {e}"),
+        };
+    }
     // Progress is informational: a lost one changes nothing.
-    let _ = publish_event(shared, channels, &started).await;
+    let _ = publish_event(shared, channels, &Event::new("started", Some(&job.job_id))).await;
     match shared.storage.exists(&manifest_key, p).await {
         Ok(true) => {
             return Outcome::Done {
@@ -597,6 +833,7 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
     }
     // The input is read in blocks by ranged GETs as the decoder asks for
     // them: memory stays bounded and no plaintext touches a disk.
+    let fetching = std::time::Instant::now();
     let reader = match shared
         .storage
         .open_reader(&job.input, &job.tenant, p, &shared.keys, w.max_input_bytes)
@@ -605,6 +842,24 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
         Ok(r) => Arc::new(r),
         Err(e) => return storage_outcome(e),
     };
+    shared
+        .metrics
+        .stage("fetch", fetching.elapsed().as_secs_f64());
+    let outcome = process_input(shared, job, p, &manifest_key, &reader).await;
+    shared.metrics.input_bytes.inc_by(reader.fetched());
+    outcome
+}
+
+/// The part of a process job after its input is open: decode and analyse,
+/// upload the artifacts, then the manifest.
+async fn process_input(
+    shared: &Arc<Shared>,
+    job: &Job,
+    p: Protection<'_>,
+    manifest_key: &str,
+    reader: &Arc<crate::storage::ObjectReader>,
+) -> Outcome {
+    let w = &shared.config.worker;
     let handle = monteur_pipelines::source::register(reader.clone(), &job.input);
     let tasks = match job.task_set() {
         Ok(t) => t,
@@ -632,17 +887,25 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
     let deadline = Duration::from_secs(w.job_deadline_s);
     // Decoding and inference are CPU-bound and blocking: off the runtime, so
     // heartbeats and other deliveries stay live.
-    let work = tokio::task::spawn_blocking(move || -> Result<Vec<PathBuf>, ProcessError> {
+    let gpu = shared.gpu.then(|| GpuJob::new(&shared.metrics));
+    let work = tokio::task::spawn_blocking(move || -> Result<Done, ProcessError> {
         let path = handle.path();
         let mut engine = match shared2.engine.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
+        failpoint("job.panic", &job2.job_id, || {
+            format!(
+                "cannot open {} for tenant {} ({})",
+                job2.input, job2.tenant, job2.job_id
+            )
+        });
         let saved = engine.config.clone();
         apply_options(&mut engine.config, &job2);
-        let result = run_process(&mut engine, &path, &out_dir, &tasks, &mut Silent);
+        let mut alive = Liveness(shared2.metrics.clone());
+        let result = run_process(&mut engine, &path, &out_dir, &tasks, &mut alive);
         engine.config = saved;
-        result?;
+        let outcome = result?;
         let mut files: Vec<PathBuf> = std::fs::read_dir(&out_dir)
             .map_err(|e| ProcessError::Output {
                 path: out_dir.clone(),
@@ -652,19 +915,24 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
             .filter(|p| p.is_file())
             .collect();
         files.sort();
-        Ok(files)
+        Ok(Done { outcome, files })
     });
-    let files = match tokio::time::timeout(deadline, work).await {
+    let result = tokio::time::timeout(deadline, work).await;
+    drop(gpu);
+    let Done { outcome, files } = match result {
         Err(_) => {
             return Outcome::Refused {
                 code: "deadline_exceeded",
                 detail: format!("job ran past {} s", w.job_deadline_s),
             };
         }
-        Ok(Err(join)) => {
+        // The panic hook has logged it, scrubbed, and written the crash
+        // report; its text may name the job's data, so it stays out of the
+        // dead-letter header.
+        Ok(Err(_)) => {
             return Outcome::Refused {
                 code: "worker_panic",
-                detail: format!("job panicked: {join}"),
+                detail: "the job panicked; see the worker's crash report".into(),
             };
         }
         // A failed read says more than the decoder's error it caused.
@@ -680,8 +948,10 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
                 detail: e.to_string(),
             };
         }
-        Ok(Ok(Ok(files))) => files,
+        Ok(Ok(Ok(done))) => done,
     };
+    shared.metrics.record_process(&outcome);
+    let uploading = std::time::Instant::now();
     let mut outputs = Vec::new();
     for f in &files {
         let Some(name) = f.file_name().map(|n| n.to_string_lossy().into_owned()) else {
@@ -692,6 +962,8 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
             Ok(b) => b,
             Err(e) => return storage_outcome(e),
         };
+        shared.metrics.output_bytes.inc_by(bytes);
+        shared.metrics.output(&name);
         outputs.push(ManifestEntry { key, bytes });
     }
     drop(scratch);
@@ -701,13 +973,92 @@ async fn run_job(shared: &Arc<Shared>, channels: &Channels, job: &Job) -> Outcom
         outputs,
     };
     let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-    match shared.storage.put_once(&manifest_key, &body, p).await {
+    let result = shared.storage.put_once(manifest_key, &body, p).await;
+    shared
+        .metrics
+        .stage("upload", uploading.elapsed().as_secs_f64());
+    match result {
         Ok(created) => Outcome::Done {
-            manifest: manifest_key,
+            manifest: manifest_key.to_string(),
             duplicate: !created,
         },
         Err(e) => storage_outcome(e),
     }
+}
+
+/// What a job's blocking part hands back.
+struct Done {
+    outcome: ProcessOutcome,
+    files: Vec<PathBuf>,
+}
+
+/// Counts a job as running on the GPU for as long as it lives.
+struct GpuJob(Metrics);
+
+impl GpuJob {
+    fn new(m: &Metrics) -> Self {
+        m.gpu_jobs.inc();
+        Self(m.clone())
+    }
+}
+
+impl Drop for GpuJob {
+    fn drop(&mut self) {
+        self.0.gpu_jobs.dec();
+    }
+}
+
+/// A job's decode progress, as the stalled-consumer signal.
+struct Liveness(Metrics);
+
+impl ProgressReporter for Liveness {
+    fn update(&mut self, _: monteur_pipelines::Progress) {
+        self.0.touch();
+    }
+
+    fn finish(&mut self) {
+        self.0.touch();
+    }
+}
+
+/// Test-only fault injection, compiled in only with the `failpoints` cargo
+/// feature (the test suites turn it on; release builds never have it).
+/// `MONTEUR_FAILPOINTS=job.panic=<job id>` panics inside that job with its
+/// identifiers in the message, as a careless `expect` would: the canary test
+/// checks that none of them survive into logs or crash reports.
+#[cfg(feature = "failpoints")]
+fn failpoint(name: &str, job_id: &str, message: impl FnOnce() -> String) {
+    let armed = std::env::var("MONTEUR_FAILPOINTS").is_ok_and(|v| {
+        v.split(',')
+            .any(|f| f.split_once('=') == Some((name, job_id)))
+    });
+    if armed {
+        panic!("failpoint {name}: {}", message());
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn failpoint(_: &str, _: &str, _: impl FnOnce() -> String) {}
+
+/// Deletes expired diagnostic files every `sweep_interval_s` (the first
+/// sweep ran in `telemetry::init`).
+fn spawn_retention_sweep(d: &crate::config::DiagnosticsConfig) {
+    if d.dir.is_empty() {
+        return;
+    }
+    let (dir, max_age) = (PathBuf::from(&d.dir), d.retention());
+    let every = Duration::from_secs(d.sweep_interval_s);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let (dir, max_age) = (dir.clone(), max_age);
+            let _ =
+                tokio::task::spawn_blocking(move || crate::telemetry::sweep_expired(&dir, max_age))
+                    .await;
+        }
+    });
 }
 
 /// Removes what killed workers left in the scratch folder: a job's outputs,

@@ -4,8 +4,8 @@
 //! Liveness fails when the broker connection has been down, with recovery
 //! failing, for longer than `worker.recovery_stall_s`: a worker that cannot
 //! reconnect is restarted by Kubernetes rather than idling forever.
-//! Readiness is "consuming". Metric labels are bounded sets (outcomes, task
-//! names), never identifiers.
+//! Readiness is "consuming", never "idle": Kubernetes removes not-ready pods
+//! first on scale-in, so readiness must not say how busy a worker is.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +16,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+
+use crate::metrics::Metrics;
 
 /// Liveness and readiness state, shared with the consume loop.
 #[derive(Debug)]
@@ -58,61 +59,6 @@ impl Health {
             .lock()
             .map(|d| d.is_none_or(|since| since.elapsed() < self.stall_limit))
             .unwrap_or(false)
-    }
-}
-
-/// The daemon's metrics, in their own registry.
-#[derive(Debug, Clone)]
-pub struct Metrics {
-    registry: Registry,
-    /// Jobs by outcome: completed, duplicate, refused, retried.
-    pub jobs: IntCounterVec,
-    /// Seconds from delivery to acknowledgement, by outcome.
-    pub job_seconds: HistogramVec,
-    pub in_flight: IntGauge,
-    pub capacity: IntGauge,
-}
-
-impl Metrics {
-    pub fn new(capacity: u16) -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let jobs = IntCounterVec::new(
-            Opts::new("monteur_jobs_total", "Jobs handled, by outcome."),
-            &["outcome"],
-        )?;
-        let job_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "monteur_job_duration_seconds",
-                "Time from delivery to acknowledgement, by outcome.",
-            )
-            .buckets(vec![
-                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
-            ]),
-            &["outcome"],
-        )?;
-        let in_flight = IntGauge::new("monteur_jobs_in_flight", "Jobs being worked on.")?;
-        let cap = IntGauge::new(
-            "monteur_jobs_capacity",
-            "Jobs this worker takes at once (its prefetch).",
-        )?;
-        cap.set(i64::from(capacity));
-        registry.register(Box::new(jobs.clone()))?;
-        registry.register(Box::new(job_seconds.clone()))?;
-        registry.register(Box::new(in_flight.clone()))?;
-        registry.register(Box::new(cap.clone()))?;
-        Ok(Self {
-            registry,
-            jobs,
-            job_seconds,
-            in_flight,
-            capacity: cap,
-        })
-    }
-
-    fn render(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        out
     }
 }
 

@@ -1,5 +1,7 @@
-//! Job messages: the versioned `monteur.job.v1` schema, its HMAC-SHA256
-//! signature, and every check made before a single byte of footage is read.
+//! Job messages: the versioned `monteur.job.v1` (process) and
+//! `monteur.purge.v1` (delete a tenant's or project's artifacts) schemas,
+//! their HMAC-SHA256 signature, and every check made before a single byte of
+//! footage is read or deleted.
 //!
 //! A message is a JSON envelope `{"schema", "key_id", "signature", "job"}`.
 //! The signature is HMAC-SHA256 (hex) over the exact bytes of the `job`
@@ -17,13 +19,14 @@ use crate::crypto::KeyProvider;
 use crate::tasks::TaskSet;
 
 pub const JOB_SCHEMA: &str = "monteur.job.v1";
+pub const PURGE_SCHEMA: &str = "monteur.purge.v1";
 
 /// Why a message was refused. `code()` is the dead-letter reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("message is not a monteur job envelope: {0}")]
     Malformed(String),
-    #[error("unsupported schema `{0}` (expected monteur.job.v1)")]
+    #[error("unsupported schema `{0}` (expected monteur.job.v1 or monteur.purge.v1)")]
     Schema(String),
     #[error("message is not signed")]
     Unsigned,
@@ -120,7 +123,54 @@ impl Job {
 
     /// The prefix every object of this tenant lives under.
     pub fn tenant_prefix(&self) -> String {
-        format!("tenants/{}/", self.tenant)
+        tenant_prefix(&self.tenant)
+    }
+}
+
+fn tenant_prefix(tenant: &str) -> String {
+    format!("tenants/{tenant}/")
+}
+
+/// A validated purge: delete every object under `prefix` (the tenant's own
+/// prefix or a folder inside it, such as one project), unfinished multipart
+/// uploads included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Purge {
+    pub job_id: String,
+    pub tenant: String,
+    pub region: String,
+    pub prefix: String,
+}
+
+/// A verified message: what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Process(Job),
+    Purge(Purge),
+}
+
+impl Request {
+    pub fn job_id(&self) -> &str {
+        match self {
+            Request::Process(j) => &j.job_id,
+            Request::Purge(p) => &p.job_id,
+        }
+    }
+
+    pub fn tenant(&self) -> &str {
+        match self {
+            Request::Process(j) => &j.tenant,
+            Request::Purge(p) => &p.tenant,
+        }
+    }
+
+    /// The `kind` metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Process(_) => "process",
+            Request::Purge(_) => "purge",
+        }
     }
 }
 
@@ -170,19 +220,35 @@ pub fn sign(job_json: &str, key: &crate::crypto::Key) -> String {
 
 /// Builds a signed envelope for `job` (tests and tools).
 pub fn envelope(job: &Job, key: &crate::crypto::Key) -> String {
-    let text = serde_json::to_string(job).unwrap_or_default();
+    signed(
+        JOB_SCHEMA,
+        &serde_json::to_string(job).unwrap_or_default(),
+        key,
+    )
+}
+
+/// Builds a signed purge envelope (tests and tools).
+pub fn purge_envelope(purge: &Purge, key: &crate::crypto::Key) -> String {
+    signed(
+        PURGE_SCHEMA,
+        &serde_json::to_string(purge).unwrap_or_default(),
+        key,
+    )
+}
+
+fn signed(schema: &str, text: &str, key: &crate::crypto::Key) -> String {
     format!(
-        r#"{{"schema":"{JOB_SCHEMA}","key_id":{},"signature":"{}","job":{text}}}"#,
+        r#"{{"schema":"{schema}","key_id":{},"signature":"{}","job":{text}}}"#,
         serde_json::Value::String(key.id.clone()),
-        sign(&text, key)
+        sign(text, key)
     )
 }
 
 /// Parses, authenticates and validates one message for a worker in `region`.
-pub fn verify(body: &[u8], keys: &dyn KeyProvider, region: &str) -> Result<Job, Rejection> {
+pub fn verify(body: &[u8], keys: &dyn KeyProvider, region: &str) -> Result<Request, Rejection> {
     let env: Envelope<'_> =
         serde_json::from_slice(body).map_err(|e| Rejection::Malformed(e.to_string()))?;
-    if env.schema != JOB_SCHEMA {
+    if env.schema != JOB_SCHEMA && env.schema != PURGE_SCHEMA {
         return Err(Rejection::Schema(env.schema.chars().take(64).collect()));
     }
     let (Some(key_id), Some(signature)) = (env.key_id, env.signature) else {
@@ -203,18 +269,44 @@ pub fn verify(body: &[u8], keys: &dyn KeyProvider, region: &str) -> Result<Job, 
     let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.bytes());
     aws_lc_rs::hmac::verify(&k, env.job.get().as_bytes(), &tag)
         .map_err(|_| Rejection::BadSignature)?;
+    if env.schema == PURGE_SCHEMA {
+        return verify_purge(env.job.get(), region).map(Request::Purge);
+    }
+    verify_job(env.job.get(), region).map(Request::Process)
+}
 
-    let job: Job = serde_json::from_str(env.job.get())
-        .map_err(|e| Rejection::Malformed(format!("job: {e}")))?;
-    identifier("job_id", &job.job_id, 64)?;
-    identifier("tenant", &job.tenant, 64)?;
-    identifier("region", &job.region, 32)?;
-    if job.region != region {
+/// The checks every request shares: identifiers and the region.
+fn common(job_id: &str, tenant: &str, job_region: &str, region: &str) -> Result<(), Rejection> {
+    identifier("job_id", job_id, 64)?;
+    identifier("tenant", tenant, 64)?;
+    identifier("region", job_region, 32)?;
+    if job_region != region {
         return Err(Rejection::WrongRegion {
-            job: job.region.clone(),
+            job: job_region.to_string(),
             worker: region.to_string(),
         });
     }
+    Ok(())
+}
+
+fn verify_purge(text: &str, region: &str) -> Result<Purge, Rejection> {
+    let purge: Purge =
+        serde_json::from_str(text).map_err(|e| Rejection::Malformed(format!("job: {e}")))?;
+    common(&purge.job_id, &purge.tenant, &purge.region, region)?;
+    object_key("prefix", &purge.prefix, &tenant_prefix(&purge.tenant))?;
+    if !purge.prefix.ends_with('/') {
+        return Err(Rejection::InvalidField {
+            field: "prefix",
+            reason: "must end with /".into(),
+        });
+    }
+    Ok(purge)
+}
+
+fn verify_job(text: &str, region: &str) -> Result<Job, Rejection> {
+    let job: Job =
+        serde_json::from_str(text).map_err(|e| Rejection::Malformed(format!("job: {e}")))?;
+    common(&job.job_id, &job.tenant, &job.region, region)?;
     let prefix = job.tenant_prefix();
     object_key("input", &job.input, &prefix)?;
     object_key("output_prefix", &job.output_prefix, &prefix)?;
@@ -274,7 +366,7 @@ mod tests {
         let r = keys();
         assert_eq!(
             verify(send(&job()).as_bytes(), &r, "eu-west").unwrap(),
-            job()
+            Request::Process(job())
         );
         let old = envelope(&job(), &Key::new("sig-2025", [6; 32]));
         assert!(verify(old.as_bytes(), &r, "eu-west").is_ok());
@@ -333,6 +425,41 @@ mod tests {
         let mut absurd = job();
         absurd.options.target_s = Some(1e12);
         assert_eq!(reason(&send(&absurd)), "invalid_field");
+    }
+
+    #[test]
+    fn purges_are_confined_to_the_tenant() {
+        let purge = |prefix: &str| Purge {
+            job_id: "purge-1".into(),
+            tenant: "acme".into(),
+            region: "eu-west".into(),
+            prefix: prefix.into(),
+        };
+        let key = Key::new("sig-2026", [5; 32]);
+        let ok = purge("tenants/acme/projects/p1/");
+        assert_eq!(
+            verify(purge_envelope(&ok, &key).as_bytes(), &keys(), "eu-west").unwrap(),
+            Request::Purge(ok)
+        );
+        let whole = purge("tenants/acme/");
+        assert!(verify(purge_envelope(&whole, &key).as_bytes(), &keys(), "eu-west").is_ok());
+        for (prefix, code) in [
+            ("tenants/", "foreign_object"),
+            ("tenants/acme", "foreign_object"),
+            ("tenants/acmecorp/", "foreign_object"),
+            ("tenants/acme/../globex/", "foreign_object"),
+            ("tenants/acme/projects/p1", "invalid_field"),
+            ("", "foreign_object"),
+        ] {
+            let body = purge_envelope(&purge(prefix), &key);
+            assert_eq!(reason(&body), code, "{prefix}");
+        }
+        // A purge signed with an unknown key, or for another region, is refused.
+        let forged = purge_envelope(&purge("tenants/acme/"), &Key::new("sig-2026", [1; 32]));
+        assert_eq!(reason(&forged), "bad_signature");
+        let mut far = purge("tenants/acme/");
+        far.region = "us-east".into();
+        assert_eq!(reason(&purge_envelope(&far, &key)), "wrong_region");
     }
 
     #[test]

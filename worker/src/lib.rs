@@ -5,14 +5,18 @@
 //!   style files plus `MONTEUR_SECTION__KEY` environment overrides, validated
 //!   with every problem reported at once.
 //! - [`tasks`]: the task names a job or the CLI asks for (`scenes`, ...).
-//! - [`job`]: the signed job message (`monteur.job.v1`) and every check made
-//!   before work starts, each refusal with a machine-readable reason.
+//! - [`job`]: the signed job messages (`monteur.job.v1`, `monteur.purge.v1`)
+//!   and every check made before work starts, each refusal with a
+//!   machine-readable reason.
 //! - [`crypto`]: per-tenant keys, client-side segmented AEAD, SSE-C headers.
+//! - [`audit`]: the audit record of key use and purges, published to a sink
+//!   apart from diagnostics.
 //! - [`storage`]: the object store, encrypted both ways; multipart uploads,
 //!   write-once manifests.
 //! - [`daemon`]: `monteur worker`: RabbitMQ jobs through the same
 //!   `run_process` path, idempotent under redelivery.
 //! - [`health`]: the daemon's `/healthz`, `/readyz` and `/metrics`.
+//! - [`metrics`]: the Prometheus metrics, every label from a fixed set.
 //! - [`process`]: one job on a local file: probe, analyse, write the outputs
 //!   and a report. The daemon will run the very same code path.
 //! - [`progress`]: progress display, a bar on a terminal and plain log lines
@@ -20,16 +24,19 @@
 //! - [`scrub`]: what diagnostics may say: an allowlist of fields, keyed
 //!   pseudonyms for identifiers, free text scrubbed of e-mails, addresses,
 //!   URLs, object keys and key material.
-//! - [`telemetry`]: the `tracing` subscriber, every event through [`scrub`].
+//! - [`telemetry`]: the `tracing` subscriber, every event through [`scrub`];
+//!   scrubbed crash reports and their retention limit.
 //!
 //! `main.rs` only parses the command line, wires these together and maps errors
 //! to exit codes.
 
+pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod health;
 pub mod job;
+pub mod metrics;
 pub mod process;
 pub mod progress;
 pub mod scrub;

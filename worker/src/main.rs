@@ -79,7 +79,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref(), std::env::vars())?;
-    telemetry::init(&config.log);
+    telemetry::init(&config.log, &config.diagnostics);
     match cli.command {
         Command::Process { input, out, tasks } => {
             let tasks = tasks.unwrap_or_else(TaskSet::available);

@@ -93,6 +93,15 @@ pub struct ProcessOutcome {
     pub kept_s: Option<f64>,
     /// The render, when one was made.
     pub render: Option<pipelines::RenderReport>,
+    /// Seconds spent in each stage that ran (`probe`, `decode`, `scenes`,
+    /// `captions`, `autocut`, `render`), in order.
+    pub stages: Vec<StageTime>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StageTime {
+    pub stage: &'static str,
+    pub seconds: f64,
 }
 
 /// What a process keeps across jobs: the configuration and the speech models,
@@ -157,7 +166,9 @@ pub fn run_process(
 ) -> Result<ProcessOutcome, ProcessError> {
     pipelines::init()?;
     let config = engine.config.clone();
+    let probe_started = Instant::now();
     let media = pipelines::probe(input, config.analysis.probe_timeout())?;
+    let probe_s = probe_started.elapsed().as_secs_f64();
     info!(
         container = media.container.as_deref().unwrap_or("unknown"),
         duration_s = media.duration.map(|d| d.as_secs_f64()),
@@ -182,6 +193,10 @@ pub fn run_process(
         cues: 0,
         kept_s: None,
         render: None,
+        stages: vec![StageTime {
+            stage: "probe",
+            seconds: probe_s,
+        }],
     };
     let has_video = media.primary_video().is_some();
     let has_audio = !media.audio.is_empty();
@@ -222,13 +237,19 @@ pub fn run_process(
         })?;
         progress.finish();
         let decode_s = started.elapsed().as_secs_f64();
+        outcome.stages.push(StageTime {
+            stage: "decode",
+            seconds: decode_s,
+        });
         let mut cuts_s = Vec::new();
         let mut cut_frames = Vec::new();
         let mut fps = 0.0;
         if decode_video {
             outcome.backend = Some(analysis.backend);
             outcome.frames = analysis.frames;
+            let detect_started = Instant::now();
             let doc = pipelines::detect_scenes(&analysis, &media, &config.scenes);
+            outcome.stages.push(since("scenes", detect_started));
             info!(
                 frames = analysis.frames,
                 transitions = doc.transitions.len(),
@@ -275,6 +296,7 @@ pub fn run_process(
             write_text(out_dir, CAPTIONS_SRT, &captions::to_srt(&cues))?;
             write_text(out_dir, CAPTIONS_VTT, &captions::to_vtt(&cues))?;
             cues_out = cues;
+            outcome.stages.push(since("captions", started));
             // The decode is the scenes task's when both ran.
             let elapsed =
                 started.elapsed().as_secs_f64() + if want_scenes { 0.0 } else { decode_s };
@@ -342,6 +364,7 @@ pub fn run_process(
                 elapsed,
             ));
             plan = Some(made);
+            outcome.stages.push(since("autocut", started));
         }
     }
     if want_render {
@@ -361,6 +384,7 @@ pub fn run_process(
             &out_dir.join(RENDER_FILE),
         )?;
         outcome.render = Some(report);
+        outcome.stages.push(since("render", started));
         done.push((
             Task::Render,
             vec![RENDER_FILE.into()],
@@ -389,6 +413,13 @@ pub fn run_process(
     }
     write_json(out_dir, REPORT_FILE, &outcome)?;
     Ok(outcome)
+}
+
+fn since(stage: &'static str, started: Instant) -> StageTime {
+    StageTime {
+        stage,
+        seconds: started.elapsed().as_secs_f64(),
+    }
 }
 
 /// `monteur render`: plays a cut plan (`cutplan.json`, perhaps edited by

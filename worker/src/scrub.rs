@@ -3,13 +3,75 @@
 //!
 //! Fail closed: an event field whose name is not on [`ALLOWED`] is dropped.
 //! Fields naming an identifier that operators need to correlate (`job_id`,
-//! `tenant`) become keyed pseudonyms (HMAC-SHA256 under a per-process secret,
-//! first 12 hex digits: stable within a run, unlinkable across runs).
-//! Free text (messages, errors) is scrubbed token by token: e-mail addresses,
-//! IP addresses, URLs, object keys and paths, bearer tokens and anything that
-//! looks like key material are replaced by a marker naming what was there.
+//! `tenant`) become keyed pseudonyms (HMAC-SHA256 under a random secret that
+//! is replaced at every start and every rotation period, first 12 hex digits:
+//! stable within a period, unlinkable across periods and runs).
+//! Free text (messages, errors) is scrubbed in two passes. First, the
+//! identifiers of the jobs in flight ([`KnownIdentifiers`]: job ids, tenant
+//! names, object keys and their file names), which no pattern could tell
+//! from ordinary words, are replaced by `<id>` wherever they appear. Then,
+//! token by token, e-mail addresses, IP addresses, URLs, object keys and
+//! paths, bearer tokens and anything that looks like key material are
+//! replaced by a marker naming what was there.
 
 use std::fmt::Write as _;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Identifiers of the jobs in flight, each with the id of the guard that
+/// registered it.
+static KNOWN: RwLock<Vec<(u64, String)>> = RwLock::new(Vec::new());
+static NEXT_GUARD: AtomicU64 = AtomicU64::new(0);
+
+/// Shorter values are not redacted: they would eat ordinary words.
+const MIN_KNOWN_LEN: usize = 3;
+
+/// While this guard lives, its values are redacted from all free text. The
+/// daemon holds one per job, around the whole job, so a panic message (the
+/// hook runs before unwinding drops the guard) is covered too.
+#[derive(Debug)]
+pub struct KnownIdentifiers {
+    id: u64,
+}
+
+impl KnownIdentifiers {
+    /// Registers `values` (and, for object keys, their last segment: a file
+    /// name is an identifier on its own).
+    pub fn register<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let id = NEXT_GUARD.fetch_add(1, Ordering::Relaxed);
+        let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+        for v in values {
+            let last = v.trim_end_matches('/').rsplit('/').next().unwrap_or(v);
+            for part in [v, last] {
+                if part.len() >= MIN_KNOWN_LEN && !known.iter().any(|(g, k)| *g == id && k == part)
+                {
+                    known.push((id, part.to_string()));
+                }
+            }
+        }
+        // Longest first, so a key is replaced whole before its parts.
+        known.sort_by_key(|k| std::cmp::Reverse(k.1.len()));
+        Self { id }
+    }
+}
+
+impl Drop for KnownIdentifiers {
+    fn drop(&mut self) {
+        let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+        known.retain(|(g, _)| *g != self.id);
+    }
+}
+
+fn redact_known(text: &str) -> std::borrow::Cow<'_, str> {
+    let known = KNOWN.read().unwrap_or_else(|e| e.into_inner());
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for (_, k) in known.iter() {
+        if out.contains(k.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(k.as_str(), "<id>"));
+        }
+    }
+    out
+}
 
 /// Event fields that may leave the process, and how.
 pub const ALLOWED: &[(&str, Kind)] = &[
@@ -72,9 +134,11 @@ pub enum Kind {
 }
 
 /// The rules and the pseudonym secret of one process.
-#[derive(Clone)]
 pub struct Scrubber {
-    key: aws_lc_rs::hmac::Key,
+    /// The rotation period this key belongs to, and the key.
+    key: std::sync::Mutex<(u64, aws_lc_rs::hmac::Key)>,
+    /// Seconds between secrets; 0 never rotates (tests).
+    rotation_s: u64,
 }
 
 impl std::fmt::Debug for Scrubber {
@@ -85,29 +149,63 @@ impl std::fmt::Debug for Scrubber {
 
 impl Default for Scrubber {
     fn default() -> Self {
-        Self::new()
+        Self::new(86_400)
     }
 }
 
+fn random_key() -> aws_lc_rs::hmac::Key {
+    let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+    // Without randomness the pseudonyms only lose their unlinkability
+    // across runs; the scrubbing itself does not depend on it.
+    let _ = aws_lc_rs::rand::fill(secret.as_mut());
+    aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_ref())
+}
+
+fn period(rotation_s: u64) -> u64 {
+    if rotation_s == 0 {
+        return 0;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / rotation_s)
+        .unwrap_or(0)
+}
+
 impl Scrubber {
-    /// A scrubber with a fresh random pseudonym secret.
-    pub fn new() -> Self {
-        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
-        // Without randomness the pseudonyms only lose their unlinkability
-        // across runs; the scrubbing itself does not depend on it.
-        let _ = aws_lc_rs::rand::fill(secret.as_mut());
-        Self::with_secret(&secret)
+    /// A scrubber whose random pseudonym secret is replaced every
+    /// `rotation_s` seconds (wall-clock periods, so a fleet rotates together).
+    pub fn new(rotation_s: u64) -> Self {
+        Self {
+            key: std::sync::Mutex::new((period(rotation_s), random_key())),
+            rotation_s,
+        }
     }
 
+    /// A fixed secret that never rotates (tests, benchmarks).
     pub fn with_secret(secret: &[u8; 32]) -> Self {
         Self {
-            key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret),
+            key: std::sync::Mutex::new((
+                0,
+                aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret),
+            )),
+            rotation_s: 0,
         }
     }
 
     /// A stable, keyed stand-in for an identifier.
     pub fn pseudonym(&self, value: &str) -> String {
-        let tag = aws_lc_rs::hmac::sign(&self.key, value.as_bytes());
+        let now = period(self.rotation_s);
+        let tag = match self.key.lock() {
+            Ok(mut k) => {
+                if k.0 != now {
+                    *k = (now, random_key());
+                }
+                aws_lc_rs::hmac::sign(&k.1, value.as_bytes())
+            }
+            // A poisoned lock (a panic while signing) must not let the raw
+            // value through: a fresh key still hides it.
+            Err(_) => aws_lc_rs::hmac::sign(&random_key(), value.as_bytes()),
+        };
         let mut out = String::from("p:");
         for b in &tag.as_ref()[..6] {
             let _ = write!(out, "{b:02x}");
@@ -167,8 +265,10 @@ fn classify(token: &str) -> Option<&'static str> {
     None
 }
 
-/// Free text with every identifying token replaced by `<kind>`.
+/// Free text with the known identifiers replaced by `<id>` and every other
+/// identifying token by `<kind>`.
 pub fn scrub_text(text: &str) -> String {
+    let text = redact_known(text);
     let mut out = String::with_capacity(text.len());
     let mut after_bearer = false;
     for (i, token) in text.split(' ').enumerate() {
@@ -237,6 +337,27 @@ mod tests {
     }
 
     #[test]
+    fn known_identifiers_are_redacted_while_registered() {
+        let text = "cannot open clip-q7.mkv for tenant zq81corp (job zq81job-1)";
+        assert_eq!(scrub_text(text), text, "nothing registered yet");
+        let guard = KnownIdentifiers::register([
+            "zq81job-1",
+            "zq81corp",
+            "tenants/zq81corp/in/clip-q7.mkv",
+        ]);
+        assert_eq!(
+            scrub_text(text),
+            "cannot open <id> for tenant <id> (job <id>)"
+        );
+        assert_eq!(
+            scrub_text("reading tenants/zq81corp/in/clip-q7.mkv failed"),
+            "reading <id> failed"
+        );
+        drop(guard);
+        assert_eq!(scrub_text(text), text, "released with the job");
+    }
+
+    #[test]
     fn fields_fail_closed_and_identifiers_become_pseudonyms() {
         let s = Scrubber::with_secret(&[7; 32]);
         assert_eq!(s.field("caption_text", "hello world"), None);
@@ -247,6 +368,17 @@ mod tests {
         let other = Scrubber::with_secret(&[8; 32]);
         assert_ne!(a, other.field("job_id", "job-42").unwrap(), "keyed");
         assert_eq!(s.field("frames", "720").unwrap(), "720");
+        let rotating = Scrubber::new(3600);
+        assert_eq!(
+            rotating.pseudonym("job-42"),
+            rotating.pseudonym("job-42"),
+            "stable within a period"
+        );
+        assert_ne!(
+            rotating.pseudonym("job-42"),
+            Scrubber::new(3600).pseudonym("job-42"),
+            "each process draws its own secret"
+        );
         assert_eq!(
             s.field("error", "input tenants/acme/x.mkv unreadable")
                 .unwrap(),

@@ -7,7 +7,9 @@
 //! up from their files, part by part through the encryptor
 //! ([`Storage::put_file`], multipart aborted on any failure so no orphaned
 //! parts stay behind); the job manifest is written with `If-None-Match: *`,
-//! so exactly one attempt of a job can complete it.
+//! so exactly one attempt of a job can complete it. A purge
+//! ([`Storage::purge_prefix`]) deletes every object and aborts every
+//! unfinished upload under a prefix.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
@@ -15,7 +17,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
@@ -97,6 +99,17 @@ macro_rules! with_sse {
         }
     };
 }
+
+/// What a purge removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PurgeReport {
+    pub objects: u64,
+    pub uploads: u64,
+}
+
+/// Listing-and-deleting passes before a purge gives up on a prefix that
+/// keeps filling (a writer racing it); the job is then retried.
+const PURGE_PASSES: usize = 5;
 
 /// The bucket, through one S3 client.
 #[derive(Debug, Clone)]
@@ -335,6 +348,7 @@ pub struct ObjectReader {
     runtime: tokio::runtime::Handle,
     cache: std::sync::Mutex<Vec<(u64, Block)>>,
     failure: std::sync::Mutex<Option<StorageError>>,
+    fetched: std::sync::atomic::AtomicU64,
 }
 
 /// One decrypted block, shared between the cache and a reader.
@@ -385,6 +399,7 @@ impl Storage {
             runtime: tokio::runtime::Handle::current(),
             cache: std::sync::Mutex::new(Vec::new()),
             failure: std::sync::Mutex::new(None),
+            fetched: std::sync::atomic::AtomicU64::new(0),
         };
         if p.mode == Encryption::Client {
             // The header is at most a few hundred bytes.
@@ -415,7 +430,12 @@ impl ObjectReader {
             }
             let out = with_sse!(req, &self.sse).send().await.map_err(classify)?;
             match out.body.collect().await {
-                Ok(b) => return Ok(b.into_bytes().to_vec()),
+                Ok(b) => {
+                    let b = b.into_bytes().to_vec();
+                    self.fetched
+                        .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(b);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, start, "input block cut; fetching it again");
                     last = Some(StorageError::Transient(format!("body cut: {e}")));
@@ -454,6 +474,11 @@ impl ObjectReader {
             cache.push((i, block.clone()));
         }
         Ok(block)
+    }
+
+    /// Bytes fetched from storage so far (block refetches included).
+    pub fn fetched(&self) -> u64 {
+        self.fetched.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What made a read fail, if one did: the job's outcome depends on it
@@ -495,5 +520,118 @@ impl monteur_pipelines::source::RandomAccess for ObjectReader {
             done += n;
         }
         Ok(done)
+    }
+}
+
+impl Storage {
+    /// Deletes every object under `prefix` and aborts every unfinished
+    /// multipart upload there, repeating until a pass finds nothing, so a
+    /// completed purge leaves the prefix empty (privacy policy P9).
+    pub async fn purge_prefix(&self, prefix: &str) -> Result<PurgeReport, StorageError> {
+        let mut report = PurgeReport::default();
+        for _ in 0..PURGE_PASSES {
+            let objects = self.delete_objects_under(prefix).await?;
+            let uploads = self.abort_uploads_under(prefix).await?;
+            report.objects += objects;
+            report.uploads += uploads;
+            if objects == 0 && uploads == 0 {
+                return Ok(report);
+            }
+        }
+        Err(StorageError::Transient(format!(
+            "objects kept appearing under the prefix after {PURGE_PASSES} passes"
+        )))
+    }
+
+    async fn delete_objects_under(&self, prefix: &str) -> Result<u64, StorageError> {
+        let mut deleted = 0;
+        loop {
+            // Each listing starts over: what was listed before is gone.
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .max_keys(1000)
+                .send()
+                .await
+                .map_err(classify)?;
+            let ids = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StorageError::Refused(e.to_string()))?;
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            let n = ids.len() as u64;
+            let delete = Delete::builder()
+                .set_objects(Some(ids))
+                .quiet(true)
+                .build()
+                .map_err(|e| StorageError::Refused(e.to_string()))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(classify)?;
+            if let Some(first) = out.errors().first() {
+                // The error's key is the tenant's object name: left out.
+                return Err(StorageError::Transient(format!(
+                    "{} of {n} deletions failed ({})",
+                    out.errors().len(),
+                    first.code().unwrap_or("no code")
+                )));
+            }
+            deleted += n;
+        }
+    }
+
+    async fn abort_uploads_under(&self, prefix: &str) -> Result<u64, StorageError> {
+        let mut aborted = 0;
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .send()
+                .await
+                .map_err(classify)?;
+            let uploads: Vec<(String, String)> = page
+                .uploads()
+                .iter()
+                .filter_map(|u| Some((u.key()?.to_string(), u.upload_id()?.to_string())))
+                .collect();
+            if uploads.is_empty() {
+                return Ok(aborted);
+            }
+            let before = aborted;
+            for (key, id) in uploads {
+                match self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .upload_id(&id)
+                    .send()
+                    .await
+                {
+                    Ok(_) => aborted += 1,
+                    // Finished or aborted by its writer meanwhile: gone either way.
+                    Err(SdkError::ServiceError(e)) if e.err().code() == Some("NoSuchUpload") => {}
+                    Err(e) => return Err(classify(e)),
+                }
+            }
+            // Only vanished uploads listed: listing again would loop.
+            if aborted == before {
+                return Ok(aborted);
+            }
+        }
     }
 }

@@ -22,10 +22,13 @@ use lapin::{BasicProperties, Channel};
 use monteur_tests::{fixtures, rabbitmq, s3};
 use monteur_worker::crypto::stream;
 use monteur_worker::crypto::{Key, KeyProvider, Keyring};
-use monteur_worker::job::{Encryption, Job, JobOptions, envelope};
+use monteur_worker::job::{Encryption, Job, JobOptions, Purge, envelope, purge_envelope};
 use serde_json::Value;
 
 const TENANT_KEY: [u8; 32] = [0x42; 32];
+/// A second tenant, whose name is planted in the canary test.
+const CANARY_TENANT: &str = "zq81globex";
+const CANARY_KEY: [u8; 32] = [0x43; 32];
 const SIGNING_KEY: [u8; 32] = [0x17; 32];
 const REGION: &str = "test-region";
 
@@ -50,6 +53,8 @@ struct Names {
     dlx: String,
     dlq: String,
     events: String,
+    audit_x: String,
+    audit_q: String,
     prefix: String,
 }
 
@@ -60,6 +65,8 @@ fn names(test: &str) -> Names {
         dlx: format!("monteur.test.{id}.dlx"),
         dlq: format!("monteur.test.{id}.dead"),
         events: format!("monteur.test.{id}.events"),
+        audit_x: format!("monteur.test.{id}.audit"),
+        audit_q: format!("monteur.test.{id}.audit"),
         prefix: format!("tenants/acme/{id}/"),
     }
 }
@@ -87,9 +94,11 @@ fn start_worker_on(n: Names, env: &[(&str, &str)]) -> Worker {
     std::fs::write(
         &keyring,
         format!(
-            r#"{{"tenants": [{{"tenant": "acme", "id": "acme-1", "key": "{}", "active": true}}],
+            r#"{{"tenants": [{{"tenant": "acme", "id": "acme-1", "key": "{}", "active": true}},
+                             {{"tenant": "{CANARY_TENANT}", "id": "{CANARY_TENANT}-1", "key": "{}", "active": true}}],
                 "signing": [{{"id": "sig-1", "key": "{}"}}]}}"#,
             b64(&TENANT_KEY),
+            b64(&CANARY_KEY),
             b64(&SIGNING_KEY)
         ),
     )
@@ -118,6 +127,8 @@ fn spawn(n: &Names, keyring: &std::path::Path, env: &[(String, String)]) -> Chil
         .env("MONTEUR_WORKER__DEAD_LETTER_EXCHANGE", &n.dlx)
         .env("MONTEUR_WORKER__DEAD_LETTER_QUEUE", &n.dlq)
         .env("MONTEUR_WORKER__EVENTS_EXCHANGE", &n.events)
+        .env("MONTEUR_WORKER__AUDIT_EXCHANGE", &n.audit_x)
+        .env("MONTEUR_WORKER__AUDIT_QUEUE", &n.audit_q)
         .env("MONTEUR_WORKER__REGION", REGION)
         .env("MONTEUR_WORKER__KEYRING", keyring)
         .env("MONTEUR_WORKER__SEGMENT_BYTES", "65536")
@@ -160,10 +171,10 @@ impl Worker {
 /// Removes the test's queues and exchanges so runs leave nothing behind.
 async fn cleanup(n: &Names) {
     let ch = rabbitmq::connect().await.create_channel().await.unwrap();
-    for q in [&n.queue, &n.dlq] {
+    for q in [&n.queue, &n.dlq, &n.audit_q] {
         let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
     }
-    for x in [&n.dlx, &n.events] {
+    for x in [&n.dlx, &n.events, &n.audit_x] {
         let _ = ch
             .exchange_delete(x.as_str().into(), Default::default())
             .await;
@@ -174,6 +185,12 @@ fn keyring() -> Keyring {
     let mut k = Keyring::default();
     k.add_tenant_key("acme", Key::new("acme-1", TENANT_KEY), true)
         .unwrap();
+    k.add_tenant_key(
+        CANARY_TENANT,
+        Key::new(format!("{CANARY_TENANT}-1"), CANARY_KEY),
+        true,
+    )
+    .unwrap();
     k.add_signing_key(Key::new("sig-1", SIGNING_KEY));
     k
 }
@@ -318,13 +335,17 @@ fn job(n: &Names, id: &str, input: &str, encryption: Encryption) -> Job {
 }
 
 async fn put_input(n: &Names, name: &str, data: &[u8], mode: Encryption) {
+    put_object_as("acme", &format!("{}in/{name}", n.prefix), data, mode).await;
+}
+
+/// Stores `data` as a client of the platform would, with `tenant`'s key.
+async fn put_object_as(tenant: &str, key: &str, data: &[u8], mode: Encryption) {
     let client = s3::ready_client().await;
-    let key = format!("{}in/{name}", n.prefix);
     let req = client.put_object().bucket(s3::bucket()).key(key);
     match mode {
         Encryption::Client => {
             let k = keyring();
-            let sealed = stream::seal(k.active_key("acme").unwrap(), 65536, data).unwrap();
+            let sealed = stream::seal(k.active_key(tenant).unwrap(), 65536, data).unwrap();
             req.body(ByteStream::from(sealed)).send().await.unwrap();
         }
         Encryption::SseC => {
@@ -854,8 +875,16 @@ async fn broker_cuts_resume_consumption_and_prefetch_holds() {
     assert_one_manifest_and_output_set_each(&n, &ids).await;
     let (status, metrics) = http_get(http, "/metrics").await;
     assert_eq!(status, 200);
-    let completed = metric(&metrics, "monteur_jobs_total{outcome=\"completed\"}");
+    let completed = metric(
+        &metrics,
+        "monteur_jobs_total{kind=\"process\",outcome=\"completed\"}",
+    );
     assert!(completed >= ids.len() as f64, "{metrics}");
+    assert_eq!(
+        metric(&metrics, "monteur_broker_reconnects_total"),
+        5.0,
+        "{metrics}"
+    );
     assert_eq!(metric(&metrics, "monteur_jobs_capacity"), 1.0);
 
     // An unreachable broker: not ready at once, not alive after the stall limit.
@@ -1195,20 +1224,52 @@ async fn a_second_sigint_exits_at_once_and_the_job_goes_back() {
     cleanup(&n).await;
 }
 
+/// Speech from espeak-ng, as a WAV file's bytes.
+fn speech(text: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("speech.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-s", "140", "-w", wav.to_str().unwrap(), text])
+        .status()
+        .unwrap();
+    assert!(status.success(), "espeak-ng failed");
+    std::fs::read(wav).unwrap()
+}
+
+/// Every `.json` crash report in `dir`, concatenated.
+fn crash_reports(dir: &std::path::Path) -> (usize, String) {
+    let mut n = 0;
+    let mut text = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        n += 1;
+        text += &std::fs::read_to_string(e.path()).unwrap();
+        text.push('\n');
+    }
+    (n, text)
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn canary_identifiers_never_reach_the_logs_or_metrics() {
+async fn canary_identifiers_never_reach_the_logs_metrics_or_crash_reports() {
     let http = free_port();
     let http_addr = format!("127.0.0.1:{http}");
+    let diag = tempfile::tempdir().unwrap();
     let w = start_worker_with(
         "canary",
-        &[("MONTEUR_WORKER__HTTP_ADDR", http_addr.as_str())],
+        &[
+            ("MONTEUR_WORKER__HTTP_ADDR", http_addr.as_str()),
+            ("MONTEUR_DIAGNOSTICS__DIR", diag.path().to_str().unwrap()),
+            // The failpoint panics inside this job, with the job's input,
+            // tenant and id in the panic message.
+            ("MONTEUR_FAILPOINTS", "job.panic=canaryzq81panic"),
+        ],
     );
     let n = w.names.clone();
     let (_conn, ch, mut events) = listen(&n).await;
     let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
     let signer = Key::new("sig-1", SIGNING_KEY);
-    // Planted: e-mail addresses in object keys, marked job ids, and a tampered
-    // input whose failure text travels through the logs.
+    // Planted: e-mail addresses in object keys, marked job ids, a tenant
+    // name, a tampered input whose failure text travels through the logs,
+    // and spoken words that become caption text.
     put_input(
         &n,
         "john.doe@example.com/clip.mkv",
@@ -1228,6 +1289,28 @@ async fn canary_identifiers_never_reach_the_logs_or_metrics() {
         .send()
         .await
         .unwrap();
+    let spoken = ["bartholomew", "marmalade", "invoice", "thursday"];
+    let words = speech(
+        "Please send the marmalade invoice to Bartholomew before Thursday. \
+         Bartholomew will pay the invoice on Thursday.",
+    );
+    put_input(
+        &n,
+        "kim.lee@example.com/memo.wav",
+        &words,
+        Encryption::Client,
+    )
+    .await;
+    let globex_prefix = n
+        .prefix
+        .replace("tenants/acme/", &format!("tenants/{CANARY_TENANT}/"));
+    put_object_as(
+        CANARY_TENANT,
+        &format!("{globex_prefix}in/ceo@example.com/panic.mkv"),
+        &input,
+        Encryption::Client,
+    )
+    .await;
     let ok = job(
         &n,
         "canaryzq81ok",
@@ -1248,52 +1331,600 @@ async fn canary_identifiers_never_reach_the_logs_or_metrics() {
     );
     let mut forged = job(&n, "canaryzq81forged", "clip.mkv", Encryption::Client);
     forged.input = "tenants/acme/ceo@example.com/secret-plans.mkv".into();
+    let mut panics = job(&n, "canaryzq81panic", "x", Encryption::Client);
+    panics.tenant = CANARY_TENANT.into();
+    panics.input = format!("{globex_prefix}in/ceo@example.com/panic.mkv");
+    panics.output_prefix = format!("{globex_prefix}out/canaryzq81panic/");
+    let mut captions = job(
+        &n,
+        "canaryzq81words",
+        "kim.lee@example.com/memo.wav",
+        Encryption::Client,
+    );
+    captions.tasks = vec!["captions".into()];
     for body in [
         envelope(&ok, &signer),
         envelope(&bad, &signer),
         envelope(&missing, &signer),
         envelope(&forged, &Key::new("sig-1", [3; 32])),
+        envelope(&panics, &signer),
+        envelope(&captions, &signer),
     ] {
         publish(&ch, &n.queue, body.as_bytes()).await;
     }
-    let mut seen = 0;
-    while seen < 4 {
-        next_event(&mut events).await;
-        seen += 1;
+    let mut ended = HashMap::new();
+    for _ in 0..6 {
+        let e = next_event(&mut events).await;
+        ended.insert(e["job_id"].as_str().unwrap_or("forged").to_string(), e);
     }
+    assert_eq!(ended["canaryzq81ok"]["event"], "completed");
+    assert_eq!(
+        ended["canaryzq81panic"]["reason"], "worker_panic",
+        "{ended:?}"
+    );
+    // The worker served on after the panic: the next job completed.
+    let words_done = &ended["canaryzq81words"];
+    assert_eq!(words_done["event"], "completed", "{words_done}");
+    let manifest: Value = serde_json::from_slice(
+        &get_output(words_done["manifest"].as_str().unwrap(), Encryption::Client).await,
+    )
+    .unwrap();
+    let vtt_key = manifest["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .find(|k| k.ends_with("captions.vtt"))
+        .unwrap();
+    let vtt = String::from_utf8(get_output(vtt_key, Encryption::Client).await)
+        .unwrap()
+        .to_lowercase();
+    let heard: Vec<&str> = spoken.iter().copied().filter(|w| vtt.contains(w)).collect();
+    assert!(
+        heard.len() >= 2,
+        "the captions should carry the planted words, or the check below proves nothing:\n{vtt}"
+    );
+
     // stderr is unbuffered: everything said so far is in the file. The
-    // metrics text is searched as well.
+    // metrics text and the crash reports are searched as well.
     let (status, metrics) = http_get(http, "/metrics").await;
     assert_eq!(status, 200);
-    let log = std::fs::read_to_string(w.keyring.with_file_name("worker.log")).unwrap() + &metrics;
+    let (crashes, crash_text) = crash_reports(diag.path());
+    assert_eq!(crashes, 1, "one panic, one crash report:\n{crash_text}");
+    assert!(
+        crash_text.contains("monteur.crash.v1") && crash_text.contains("failpoint job.panic"),
+        "{crash_text}"
+    );
+    let log = std::fs::read_to_string(w.keyring.with_file_name("worker.log")).unwrap();
     let n2 = w.names.clone();
     drop(w);
     assert!(
-        log.contains("job completed") && log.contains("job refused"),
+        log.contains("job completed") && log.contains("job refused") && log.contains("panic at"),
         "{log}"
     );
+    let everything = format!("{log}\n{metrics}\n{crash_text}").to_lowercase();
     let b64 = |k: &[u8]| base64::engine::general_purpose::STANDARD.encode(k);
-    let planted = [
+    let mut planted = vec![
         "canaryzq81".to_string(),
+        "zq81globex".into(),
         "example.com".into(),
         "example.org".into(),
         "example.net".into(),
         "john.doe".into(),
         "mary.major".into(),
         "jane.roe".into(),
+        "kim.lee".into(),
         "secret-plans".into(),
         "tenants/acme".into(),
-        b64(&TENANT_KEY),
-        b64(&SIGNING_KEY),
+        b64(&TENANT_KEY).to_lowercase(),
+        b64(&CANARY_KEY).to_lowercase(),
+        b64(&SIGNING_KEY).to_lowercase(),
     ];
+    planted.extend(heard.iter().map(|w| w.to_string()));
     for p in &planted {
         assert!(
-            !log.contains(p.as_str()),
-            "`{p}` leaked into the log:\n{log}"
+            !everything.contains(p.as_str()),
+            "`{p}` leaked:\n{log}\n{crash_text}"
         );
     }
-    // Correlation still works: the completed job's pseudonym appears twice
-    // (its start and its end), and no pseudonym is the id itself.
+    // Correlation still works: jobs appear as pseudonyms.
     assert!(log.contains("job_id=p:"), "{log}");
     cleanup(&n2).await;
+}
+
+/// Every message in `queue` now, as JSON (acknowledged).
+async fn drain_json(ch: &Channel, queue: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Some(m) = ch
+        .basic_get(queue.into(), lapin::options::BasicGetOptions::default())
+        .await
+        .unwrap()
+    {
+        m.delivery.ack(BasicAckOptions::default()).await.unwrap();
+        out.push(serde_json::from_slice(&m.delivery.data).unwrap());
+    }
+    out
+}
+
+async fn keys_under(client: &aws_sdk_s3::Client, prefix: &str) -> usize {
+    let mut n = 0;
+    let mut token = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(s3::bucket())
+            .prefix(prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap();
+        n += page.contents().len();
+        token = page.next_continuation_token().map(String::from);
+        if token.is_none() {
+            return n;
+        }
+    }
+}
+
+async fn uploads_under(client: &aws_sdk_s3::Client, prefix: &str) -> usize {
+    client
+        .list_multipart_uploads()
+        .bucket(s3::bucket())
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap()
+        .uploads()
+        .len()
+}
+
+/// Starts a multipart upload under `key` with one part, never completed.
+async fn unfinished_upload(client: &aws_sdk_s3::Client, key: &str) {
+    let up = client
+        .create_multipart_upload()
+        .bucket(s3::bucket())
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    client
+        .upload_part()
+        .bucket(s3::bucket())
+        .key(key)
+        .upload_id(up.upload_id().unwrap())
+        .part_number(1)
+        .body(ByteStream::from(vec![7u8; 1 << 20]))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purge_deletes_a_project_and_its_unfinished_uploads_and_audits_it() {
+    let w = start_worker("purge");
+    let n = w.names.clone();
+    let (_conn, ch, mut events) = listen(&n).await;
+    let client = s3::ready_client().await;
+    let p1 = format!("{}projects/p1/", n.prefix);
+    let p2 = format!("{}projects/p2/", n.prefix);
+    // More objects than one listing page (1000) or one DeleteObjects call.
+    let bodies: Vec<String> = (0..1003)
+        .map(|i| format!("{p1}frames/{i:05}.json"))
+        .collect();
+    for chunk in bodies.chunks(64) {
+        futures_util::future::join_all(chunk.iter().map(|k| {
+            client
+                .put_object()
+                .bucket(s3::bucket())
+                .key(k)
+                .body(ByteStream::from_static(b"{}"))
+                .send()
+        }))
+        .await
+        .into_iter()
+        .for_each(|r| {
+            r.unwrap();
+        });
+    }
+    let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
+    put_object_as(
+        "acme",
+        &format!("{p1}in/clip.mkv"),
+        &input,
+        Encryption::Client,
+    )
+    .await;
+    put_object_as("acme", &format!("{p1}in/sse.mkv"), &input, Encryption::SseC).await;
+    unfinished_upload(&client, &format!("{p1}out/render.mp4")).await;
+    put_object_as(
+        "acme",
+        &format!("{p2}in/clip.mkv"),
+        &input,
+        Encryption::Client,
+    )
+    .await;
+    unfinished_upload(&client, &format!("{p2}out/render.mp4")).await;
+    assert_eq!(keys_under(&client, &p1).await, 1005);
+    assert_eq!(uploads_under(&client, &p1).await, 1);
+
+    let signer = Key::new("sig-1", SIGNING_KEY);
+    let purge = Purge {
+        job_id: "purge-1".into(),
+        tenant: "acme".into(),
+        region: REGION.into(),
+        prefix: p1.clone(),
+    };
+    publish(&ch, &n.queue, purge_envelope(&purge, &signer).as_bytes()).await;
+    let e = next_event(&mut events).await;
+    assert_eq!(e["event"], "purged", "{e}");
+    assert_eq!(e["job_id"], "purge-1");
+    assert_eq!(e["prefix"], p1.as_str());
+    assert_eq!(e["objects_deleted"], 1005, "{e}");
+    assert_eq!(e["uploads_aborted"], 1, "{e}");
+    assert_eq!(
+        keys_under(&client, &p1).await,
+        0,
+        "objects left under the prefix"
+    );
+    assert_eq!(
+        uploads_under(&client, &p1).await,
+        0,
+        "uploads left under the prefix"
+    );
+    // The neighbouring project is untouched.
+    assert_eq!(keys_under(&client, &p2).await, 1);
+    assert_eq!(uploads_under(&client, &p2).await, 1);
+
+    // Redelivered: nothing left to delete, completed again.
+    publish(&ch, &n.queue, purge_envelope(&purge, &signer).as_bytes()).await;
+    let again = next_event(&mut events).await;
+    assert_eq!(again["event"], "purged");
+    assert_eq!(again["objects_deleted"], 0);
+    // Another tenant's prefix, or a forged purge: refused, nothing deleted.
+    let mut foreign = purge.clone();
+    foreign.job_id = "purge-2".into();
+    foreign.prefix = "tenants/globex/".into();
+    publish(&ch, &n.queue, purge_envelope(&foreign, &signer).as_bytes()).await;
+    assert_eq!(next_event(&mut events).await["reason"], "foreign_object");
+    let mut forged = purge.clone();
+    forged.prefix = p2.clone();
+    publish(
+        &ch,
+        &n.queue,
+        purge_envelope(&forged, &Key::new("sig-1", [9; 32])).as_bytes(),
+    )
+    .await;
+    assert_eq!(next_event(&mut events).await["reason"], "bad_signature");
+    assert_eq!(keys_under(&client, &p2).await, 1);
+
+    // The audit sink holds the purge's start and completion, apart from the
+    // events, naming the tenant, job and prefix.
+    let audit = drain_json(&ch, &n.audit_q).await;
+    let actions: Vec<&str> = audit
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "purge.started",
+            "purge.completed",
+            "purge.started",
+            "purge.completed"
+        ],
+        "{audit:?}"
+    );
+    let done = &audit[1];
+    assert_eq!(done["schema"], "monteur.audit.v1");
+    assert_eq!(done["tenant"], "acme");
+    assert_eq!(done["job_id"], "purge-1");
+    assert_eq!(done["prefix"], p1.as_str());
+    assert_eq!(done["objects_deleted"], 1005);
+    assert_eq!(done["uploads_aborted"], 1);
+    assert!(done["actor"].as_str().unwrap().contains('/'));
+    drop(w);
+    cleanup(&n).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_use_is_audited_before_the_key_is_used() {
+    let w = start_worker("keyaudit");
+    let n = w.names.clone();
+    let (_conn, ch, mut events) = listen(&n).await;
+    let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
+    put_input(&n, "clip.mkv", &input, Encryption::SseC).await;
+    let j = job(&n, "audited-1", "clip.mkv", Encryption::SseC);
+    publish(
+        &ch,
+        &n.queue,
+        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
+    )
+    .await;
+    assert_eq!(next_event(&mut events).await["event"], "completed");
+    let audit = drain_json(&ch, &n.audit_q).await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["action"], "key.use");
+    assert_eq!(audit[0]["tenant"], "acme");
+    assert_eq!(audit[0]["job_id"], "audited-1");
+    assert_eq!(audit[0]["key_id"], "acme-1");
+    let text = audit[0].to_string();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(TENANT_KEY);
+    assert!(!text.contains(&b64), "key material in the audit record");
+
+    // With the audit queue gone, no event is recorded: the job waits in
+    // the queue (retried with backoff) instead of using the key unaudited.
+    let admin = rabbitmq::connect().await.create_channel().await.unwrap();
+    admin
+        .queue_delete(n.audit_q.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    let mut j2 = j.clone();
+    j2.job_id = "audited-2".into();
+    j2.output_prefix = format!("{}out/audited-2/", n.prefix);
+    publish(
+        &ch,
+        &n.queue,
+        envelope(&j2, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let client = s3::ready_client().await;
+    assert_eq!(
+        keys_under(&client, &j2.output_prefix).await,
+        0,
+        "the job ran without its audit record"
+    );
+    // The sink back (as the worker declares it): the next attempt records
+    // the key use, then runs.
+    let mut quorum = FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    admin
+        .queue_declare(
+            n.audit_q.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            quorum,
+        )
+        .await
+        .unwrap();
+    admin
+        .queue_bind(
+            n.audit_q.as_str().into(),
+            n.audit_x.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let e = next_event(&mut events).await;
+    assert_eq!(e["event"], "completed", "{e}");
+    assert_eq!(e["job_id"], "audited-2");
+    let audit = drain_json(&ch, &n.audit_q).await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["job_id"], "audited-2");
+    drop(w);
+    cleanup(&n).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_diagnostics_are_deleted_at_start_and_on_schedule() {
+    let diag = tempfile::tempdir().unwrap();
+    let aged = |name: &str, days: u64| {
+        let path = diag.path().join(name);
+        std::fs::write(&path, "{}").unwrap();
+        let when = std::time::SystemTime::now() - Duration::from_secs(days * 86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        path
+    };
+    let old = aged("crash-old.json", 31);
+    let recent = aged("crash-recent.json", 29);
+    let w = start_worker_with(
+        "retention",
+        &[
+            ("MONTEUR_DIAGNOSTICS__DIR", diag.path().to_str().unwrap()),
+            ("MONTEUR_DIAGNOSTICS__RETENTION_DAYS", "30"),
+            ("MONTEUR_DIAGNOSTICS__SWEEP_INTERVAL_S", "1"),
+        ],
+    );
+    let n = w.names.clone();
+    let _ = listen(&n).await;
+    assert!(!old.exists(), "a 31-day-old file survived the start");
+    assert!(recent.exists(), "a 29-day-old file was deleted");
+    // Ages past the limit while the worker runs: the scheduled sweep takes it.
+    let later = aged("crash-later.json", 45);
+    let mut gone = false;
+    for _ in 0..50 {
+        if !later.exists() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the scheduled sweep did not delete an expired file");
+    assert!(recent.exists());
+    // The policy's limit holds: a worker asked to keep 91 days refuses to start.
+    let mut too_long = Command::new(env!("CARGO_BIN_EXE_monteur"))
+        .arg("worker")
+        .env("MONTEUR_DIAGNOSTICS__RETENTION_DAYS", "91")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = too_long.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(too_long.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("retention_days must be 1 to 90"), "{err}");
+    drop(w);
+    cleanup(&n).await;
+}
+
+fn url_encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Asks Prometheus for `query` and sums the values of the result.
+async fn prom_query(port: u16, query: &str) -> Option<f64> {
+    let (status, body) =
+        http_get(port, &format!("/api/v1/query?query={}", url_encode(query))).await;
+    if status != 200 {
+        return None;
+    }
+    let v: Value = serde_json::from_str(body.trim()).ok()?;
+    let result = v["data"]["result"].as_array()?;
+    if result.is_empty() {
+        return None;
+    }
+    Some(
+        result
+            .iter()
+            .filter_map(|r| r["value"][1].as_str()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_prometheus_scrapes_the_worker_and_promtool_accepts_the_metrics() {
+    let http = free_port();
+    let http_addr = format!("127.0.0.1:{http}");
+    let w = start_worker_with("prom", &[("MONTEUR_WORKER__HTTP_ADDR", http_addr.as_str())]);
+    let n = w.names.clone();
+    let (_conn, ch, mut events) = listen(&n).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: monteur\n    static_configs:\n      - targets: ['{http_addr}']\n"
+        ),
+    )
+    .unwrap();
+    let prom_port = free_port();
+    let _prom = Prometheus(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (apt-get install prometheus) must be installed"),
+    );
+    let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
+    put_input(&n, "clip.mkv", &input, Encryption::Client).await;
+    let mut j = job(&n, "prom-1", "clip.mkv", Encryption::Client);
+    j.tasks = vec!["scenes".into(), "autocut".into()];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    ch.basic_publish(
+        "".into(),
+        n.queue.as_str().into(),
+        BasicPublishOptions::default(),
+        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
+        BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_timestamp(now),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    assert_eq!(next_event(&mut events).await["event"], "completed");
+    publish(&ch, &n.queue, b"not a job").await;
+    assert_eq!(next_event(&mut events).await["reason"], "malformed");
+
+    // Prometheus scrapes every second; wait for the job to show.
+    let wanted = [
+        (
+            r#"monteur_jobs_total{kind="process",outcome="completed"}"#,
+            1.0,
+        ),
+        (
+            r#"monteur_jobs_total{kind="invalid",outcome="refused"}"#,
+            1.0,
+        ),
+        (r#"monteur_dead_letters_total{reason="malformed"}"#, 1.0),
+        (r#"monteur_tasks_total{task="scenes",outcome="done"}"#, 1.0),
+        (
+            r#"monteur_stage_duration_seconds_count{stage="decode"}"#,
+            1.0,
+        ),
+        (r#"monteur_queue_wait_seconds_count"#, 1.0),
+        (r#"monteur_frames_analysed_total{backend="cpu"}"#, 60.0),
+        (r#"monteur_outputs_total{format="edl"}"#, 1.0),
+        (r#"monteur_clip_duration_seconds_count"#, 1.0),
+        (r#"monteur_audit_events_total{action="key.use"}"#, 1.0),
+        (r#"monteur_jobs_capacity"#, 1.0),
+        (r#"monteur_broker_connected"#, 1.0),
+        (r#"up{job="monteur"}"#, 1.0),
+    ];
+    let mut last = Vec::new();
+    for _ in 0..60 {
+        last.clear();
+        for (q, want) in wanted {
+            let got = prom_query(prom_port, q).await;
+            if got != Some(want) {
+                last.push(format!("{q} = {got:?}, want {want}"));
+            }
+        }
+        if last.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(last.is_empty(), "Prometheus did not see: {last:?}");
+    let bytes_in = prom_query(prom_port, "monteur_input_bytes_total")
+        .await
+        .unwrap();
+    assert!(bytes_in >= input.len() as f64, "{bytes_in}");
+
+    // promtool lints the exposition (names, units, help texts).
+    let (status, metrics) = http_get(http, "/metrics").await;
+    assert_eq!(status, 200);
+    let mut lint = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(lint.stdin.as_mut().unwrap(), metrics.as_bytes()).unwrap();
+    let out = lint.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(w);
+    cleanup(&n).await;
 }

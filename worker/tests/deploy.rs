@@ -1,0 +1,307 @@
+//! `config/deploy/`: the manifests parse and agree with the worker they
+//! deploy (grace period above the drain deadline, probes on the worker's
+//! endpoints, KEDA counting busy workers' jobs), the alert rules pass
+//! `promtool check rules` and their unit tests, and every metric the alerts
+//! and the dashboard query is one the worker exposes.
+
+// Test-only file: a failed unwrap is the test failure we want to see.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use monteur_worker::Config;
+use monteur_worker::metrics::Metrics;
+use serde_yaml::Value;
+
+fn deploy(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/deploy")
+        .join(file)
+}
+
+/// Every document of a multi-document YAML file.
+fn documents(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(deploy(file)).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+fn kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+fn shipped_config() -> Config {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/monteur.toml");
+    Config::load(Some(&file), []).unwrap()
+}
+
+/// The environment a container sets, as name → value.
+fn env_of(container: &Value) -> Vec<(String, String)> {
+    container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_string(),
+                e["value"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn the_deployment_drains_before_it_is_killed_and_probes_the_right_endpoints() {
+    let docs = documents("worker.yaml");
+    for d in &docs {
+        assert!(
+            d["apiVersion"].is_string() && d["kind"].is_string(),
+            "{d:?}"
+        );
+    }
+    let deployment = kind(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let worker = pod["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "worker")
+        .unwrap();
+    // The worker's config as the pod runs it: the shipped file plus the
+    // MONTEUR_* values the manifest sets.
+    let env = env_of(worker);
+    let config = Config::load(
+        Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/monteur.toml")),
+        env.clone(),
+    )
+    .unwrap();
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        grace > config.worker.drain_deadline_s + 10,
+        "grace {grace} s leaves no room after the {} s drain",
+        config.worker.drain_deadline_s
+    );
+    assert!(
+        deployment["spec"]["replicas"].is_null(),
+        "KEDA owns replicas"
+    );
+    let port = config
+        .worker
+        .http_addr
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .port();
+    let ports = worker["ports"].as_sequence().unwrap();
+    assert!(
+        ports
+            .iter()
+            .any(|p| p["name"] == "metrics" && p["containerPort"].as_u64() == Some(u64::from(port)))
+    );
+    assert_eq!(worker["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(worker["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(worker["livenessProbe"]["httpGet"]["port"], "metrics");
+    // Crash reports go to a mounted folder; the scratch folder is RAM big
+    // enough for renders.
+    let mounts: Vec<&str> = worker["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert!(
+        mounts.contains(&config.diagnostics.dir.as_str()),
+        "{mounts:?}"
+    );
+    assert!(
+        mounts.contains(&config.worker.scratch_dir.as_str()),
+        "{mounts:?}"
+    );
+    let shm = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "shm")
+        .unwrap();
+    assert_eq!(shm["emptyDir"]["medium"], "Memory");
+    // The busy signal: a sidecar sets the pod's deletion cost from the
+    // worker's in-flight gauge, with RBAC to patch pods and nothing more.
+    let sidecar = pod["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "deletion-cost")
+        .unwrap();
+    let script = sidecar["args"][0].as_str().unwrap();
+    assert!(script.contains("controller.kubernetes.io/pod-deletion-cost"));
+    assert!(script.contains("monteur_jobs_in_flight"));
+    assert!(script.contains(&format!("/dev/tcp/127.0.0.1/{port}")));
+    let role = kind(&docs, "Role");
+    assert_eq!(role["rules"][0]["resources"][0], "pods");
+    let verbs: Vec<&str> = role["rules"][0]["verbs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(verbs, ["get", "patch"]);
+}
+
+#[test]
+fn keda_counts_jobs_being_worked_on() {
+    let docs = documents("keda.yaml");
+    let scaled = kind(&docs, "ScaledObject");
+    let deployment = kind(&documents("worker.yaml"), "Deployment").clone();
+    assert_eq!(
+        scaled["spec"]["scaleTargetRef"]["name"],
+        deployment["metadata"]["name"]
+    );
+    let trigger = &scaled["spec"]["triggers"][0];
+    assert_eq!(trigger["type"], "rabbitmq");
+    // The management API counts unacknowledged messages; AMQP would not.
+    assert_eq!(trigger["metadata"]["protocol"], "http");
+    assert_eq!(trigger["metadata"]["mode"], "QueueLength");
+    let config = shipped_config();
+    assert_eq!(
+        trigger["metadata"]["queueName"].as_str().unwrap(),
+        config.worker.queue
+    );
+    assert_eq!(
+        trigger["metadata"]["value"].as_str().unwrap(),
+        config.worker.concurrency.to_string()
+    );
+    let auth = kind(&docs, "TriggerAuthentication");
+    assert_eq!(
+        trigger["authenticationRef"]["name"],
+        auth["metadata"]["name"]
+    );
+    assert!(scaled["spec"]["minReplicaCount"].as_u64().unwrap() >= 1);
+}
+
+/// The metric names the worker exposes (with histogram suffixes).
+fn exposed() -> Vec<String> {
+    let m = Metrics::new(1).unwrap();
+    m.jobs.with_label_values(&["process", "completed"]).inc();
+    m.job_seconds
+        .with_label_values(&["process", "completed"])
+        .observe(1.0);
+    m.tasks.with_label_values(&["scenes", "done"]).inc();
+    m.stage("decode", 1.0);
+    m.frames_analysed.with_label_values(&["cpu"]).inc();
+    m.frames_rendered.with_label_values(&["x264enc"]).inc();
+    m.output("render.mp4");
+    m.dead_letters.with_label_values(&["bad_media"]).inc();
+    m.audit_events.with_label_values(&["key.use"]).inc();
+    String::from_utf8(m.render())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(String::from)
+        .collect()
+}
+
+/// The `monteur_*` names a PromQL expression uses.
+fn referenced(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("monteur_") {
+        let name: String = rest[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[i + name.len()..];
+        out.push(name);
+    }
+    out
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("promtool (apt-get install prometheus)");
+    assert!(
+        out.status.success(),
+        "{cmd:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn alert_rules_pass_promtool_and_their_unit_tests() {
+    let rule = kind(&documents("alerts.yaml"), "PrometheusRule").clone();
+    let groups = &rule["spec"]["groups"];
+    let exposed = exposed();
+    let mut alerts = 0;
+    for g in groups.as_sequence().unwrap() {
+        for r in g["rules"].as_sequence().unwrap() {
+            alerts += 1;
+            let expr = r["expr"].as_str().unwrap();
+            let names = referenced(expr);
+            assert!(!names.is_empty(), "{expr}");
+            for n in names {
+                assert!(
+                    exposed.contains(&n),
+                    "alert uses {n}, which the worker does not expose"
+                );
+            }
+        }
+    }
+    assert!(alerts >= 4);
+    // promtool reads plain rule files: the PrometheusRule's groups, as one.
+    let dir = tempfile::tempdir().unwrap();
+    let mut plain = serde_yaml::Mapping::new();
+    plain.insert("groups".into(), groups.clone());
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_yaml::to_string(&plain).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(
+        deploy("alerts.test.yaml"),
+        dir.path().join("alerts.test.yaml"),
+    )
+    .unwrap();
+    run(Command::new("promtool")
+        .args(["check", "rules", "rules.yaml"])
+        .current_dir(dir.path()));
+    run(Command::new("promtool")
+        .args(["test", "rules", "alerts.test.yaml"])
+        .current_dir(dir.path()));
+}
+
+#[test]
+fn the_dashboard_queries_only_metrics_the_worker_exposes() {
+    let text = std::fs::read_to_string(deploy("dashboard.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let exposed = exposed();
+    let panels = dash["panels"].as_array().unwrap();
+    assert!(panels.len() >= 10);
+    let mut used = std::collections::BTreeSet::new();
+    for p in panels {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for n in referenced(expr) {
+                assert!(exposed.contains(&n), "panel `{}` uses {n}", p["title"]);
+                used.insert(n);
+            }
+        }
+    }
+    // Every documented family appears somewhere on the dashboard.
+    let families: std::collections::BTreeSet<String> = exposed
+        .iter()
+        .map(|n| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .fold(n.clone(), |n, s| {
+                    n.strip_suffix(s).map(String::from).unwrap_or(n)
+                })
+        })
+        .collect();
+    let shown = |f: &String| used.iter().any(|u| u.starts_with(f.as_str()));
+    let missing: Vec<&String> = families.iter().filter(|f| !shown(f)).collect();
+    assert!(missing.is_empty(), "not on the dashboard: {missing:?}");
+}
