@@ -140,6 +140,18 @@ struct Channels {
     /// Publishes to the dead-letter exchange.
     dead: Channel,
     audit: Channel,
+    /// Signalled when one of them was closed by the broker (a channel
+    /// error, such as a deleted exchange): the session is rebuilt, which
+    /// declares the topology again.
+    broken: tokio::sync::Notify,
+}
+
+impl Channels {
+    fn all_open(&self) -> bool {
+        [&self.events, &self.dead, &self.audit]
+            .iter()
+            .all(|c| c.status().connected())
+    }
 }
 
 /// One connection to the broker, consuming.
@@ -183,6 +195,7 @@ async fn connect(w: &crate::config::WorkerConfig, tag: &str) -> Result<Session, 
             events,
             dead,
             audit,
+            broken: tokio::sync::Notify::new(),
         }),
         consumer,
     })
@@ -382,6 +395,10 @@ pub async fn run(
                     }
                     None => break true,
                 },
+                () = session.channels.broken.notified() => {
+                    warn!("a publishing channel was closed by the broker; reconnecting");
+                    break true;
+                }
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
         };
@@ -390,6 +407,13 @@ pub async fn run(
         }
         health.disconnected();
         shared.metrics.broker_connected.set(0);
+        // A connection that still stands (only a channel failed) must go, or
+        // the broker keeps delivering to its consumer.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            session.conn.close(200, "reconnecting".into()),
+        )
+        .await;
         // Deliveries of the lost connection can no longer be acked: the
         // broker redelivers them. Their async parts stop here; a decode
         // already running finishes on its thread and is dropped, and holds
@@ -464,6 +488,9 @@ async fn handle(shared: Arc<Shared>, channels: Arc<Channels>, delivery: Delivery
         m.queue_wait.observe(now.saturating_sub(*published) as f64);
     }
     let (kind, label) = handle_one(&shared, &channels, &delivery).await;
+    if !channels.all_open() {
+        channels.broken.notify_one();
+    }
     m.in_flight.dec();
     m.touch();
     m.jobs.with_label_values(&[kind, label]).inc();

@@ -1708,6 +1708,29 @@ async fn key_use_is_audited_before_the_key_is_used() {
     let audit = drain_json(&ch, &n.audit_q).await;
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert_eq!(audit[0]["job_id"], "audited-2");
+
+    // The audit exchange deleted: publishing to it closes the worker's
+    // channel; the worker rebuilds its session, which declares the exchange
+    // again, and the job runs with its record.
+    admin
+        .exchange_delete(n.audit_x.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    let mut j3 = j.clone();
+    j3.job_id = "audited-3".into();
+    j3.output_prefix = format!("{}out/audited-3/", n.prefix);
+    publish(
+        &ch,
+        &n.queue,
+        envelope(&j3, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
+    )
+    .await;
+    let e = next_event(&mut events).await;
+    assert_eq!(e["event"], "completed", "{e}");
+    assert_eq!(e["job_id"], "audited-3");
+    let audit = drain_json(&ch, &n.audit_q).await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["job_id"], "audited-3");
     drop(w);
     cleanup(&n).await;
 }
