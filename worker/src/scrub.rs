@@ -119,6 +119,10 @@ pub const ALLOWED: &[(&str, Kind)] = &[
     ("run", Kind::Plain),
     ("start_s", Kind::Plain),
     ("stop_s", Kind::Plain),
+    ("objects", Kind::Plain),
+    ("uploads", Kind::Plain),
+    ("removed", Kind::Plain),
+    ("width", Kind::Plain),
 ];
 
 /// How an allowed field is treated.
