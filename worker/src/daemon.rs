@@ -240,39 +240,29 @@ async fn declare(channel: &Channel, c: &crate::config::WorkerConfig) -> Result<(
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    channel
-        .queue_declare(
-            c.dead_letter_queue.as_str().into(),
-            queue_opts,
-            quorum(Vec::new()),
-        )
-        .await?;
-    // Audit events are kept even when nobody reads them yet.
-    channel
-        .queue_declare(
-            c.audit_queue.as_str().into(),
-            queue_opts,
-            quorum(Vec::new()),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            c.audit_queue.as_str().into(),
-            c.audit_exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            c.dead_letter_queue.as_str().into(),
-            c.dead_letter_exchange.as_str().into(),
-            c.queue.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    // The dead letters, and the audit events (kept even when nobody reads
+    // them yet), each bound to its exchange.
+    for (queue, exchange, key) in [
+        (
+            &c.dead_letter_queue,
+            &c.dead_letter_exchange,
+            c.queue.as_str(),
+        ),
+        (&c.audit_queue, &c.audit_exchange, "#"),
+    ] {
+        channel
+            .queue_declare(queue.as_str().into(), queue_opts, quorum(Vec::new()))
+            .await?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
     channel
         .queue_declare(
             c.queue.as_str().into(),
@@ -453,23 +443,53 @@ async fn publish_event(
     event: &Event<'_>,
 ) -> Result<(), String> {
     let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
-    let confirm = channels
-        .events
+    publish_confirmed(
+        &channels.events,
+        &shared.config.worker.events_exchange,
+        &format!("job.{}", event.event),
+        &body,
+        json_properties(),
+        false,
+    )
+    .await
+}
+
+fn json_properties() -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+}
+
+/// Publishes `body` and waits for the broker's confirmation. A mandatory
+/// message that no queue took comes back, and counts as not published.
+async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+    mandatory: bool,
+) -> Result<(), String> {
+    let confirm = channel
         .basic_publish(
-            shared.config.worker.events_exchange.as_str().into(),
-            format!("job.{}", event.event).as_str().into(),
-            BasicPublishOptions::default(),
-            &body,
-            BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type("application/json".into()),
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            properties,
         )
         .await
         .map_err(|e| e.to_string())?
         .await
         .map_err(|e| e.to_string())?;
     if confirm.is_nack() {
-        return Err("broker refused the event".into());
+        return Err(format!("the broker refused the message ({exchange})"));
+    }
+    if confirm.take_message().is_some() {
+        return Err(format!("no queue took the message ({exchange})"));
     }
     Ok(())
 }
@@ -638,33 +658,18 @@ async fn confirm_then_ack(
 
 /// Publishes an audit event and waits for the broker's confirmation.
 /// Mandatory: an event no queue takes (the audit queue deleted or unbound)
-/// comes back, and counts as not recorded.
+/// counts as not recorded.
 async fn audit(shared: &Shared, channels: &Channels, event: &AuditEvent<'_>) -> Result<(), String> {
     let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
-    let confirm = channels
-        .audit
-        .basic_publish(
-            shared.config.worker.audit_exchange.as_str().into(),
-            event.action.name().into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            },
-            &body,
-            BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type("application/json".into()),
-        )
-        .await
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())?;
-    if confirm.is_nack() {
-        return Err("the audit sink refused the event".into());
-    }
-    if confirm.take_message().is_some() {
-        return Err("no audit queue took the event".into());
-    }
+    publish_confirmed(
+        &channels.audit,
+        &shared.config.worker.audit_exchange,
+        event.action.name(),
+        &body,
+        json_properties(),
+        true,
+    )
+    .await?;
     shared
         .metrics
         .audit_events
@@ -779,26 +784,17 @@ async fn dead_letter(
         ShortString::from("x-monteur-detail"),
         AMQPValue::LongString(LongString::from(detail.as_str())),
     );
-    let confirm = channels
-        .dead
-        .basic_publish(
-            w.dead_letter_exchange.as_str().into(),
-            w.queue.as_str().into(),
-            BasicPublishOptions::default(),
-            &d.data,
-            BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_headers(headers),
-        )
-        .await
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())?;
-    if confirm.is_ack() {
-        Ok(())
-    } else {
-        Err("dead-letter exchange refused the message".into())
-    }
+    publish_confirmed(
+        &channels.dead,
+        &w.dead_letter_exchange,
+        &w.queue,
+        &d.data,
+        BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_headers(headers),
+        false,
+    )
+    .await
 }
 
 fn storage_outcome(e: StorageError) -> Outcome {
