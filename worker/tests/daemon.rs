@@ -1951,3 +1951,109 @@ async fn a_real_prometheus_scrapes_the_worker_and_promtool_accepts_the_metrics()
     drop(w);
     cleanup(&n).await;
 }
+
+/// The deletion-cost sidecar's script, as `config/deploy/worker.yaml` ships it.
+fn deletion_cost_script() -> String {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/deploy/worker.yaml"),
+    )
+    .unwrap();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let v: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
+        if v["kind"] == "Deployment" {
+            for c in v["spec"]["template"]["spec"]["containers"]
+                .as_sequence()
+                .unwrap()
+            {
+                if c["name"] == "deletion-cost" {
+                    return c["args"][0].as_str().unwrap().to_string();
+                }
+            }
+        }
+    }
+    panic!("no deletion-cost sidecar in worker.yaml");
+}
+
+/// The costs the sidecar has set so far (from the `kubectl` stand-in's log).
+fn costs_set(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split("pod-deletion-cost=").nth(1).map(String::from))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deletion_cost_sidecar_follows_the_jobs_in_flight() {
+    let http = free_port();
+    let http_addr = format!("127.0.0.1:{http}");
+    let w = start_worker_with(
+        "deletioncost",
+        &[("MONTEUR_WORKER__HTTP_ADDR", http_addr.as_str())],
+    );
+    let n = w.names.clone();
+    let (_conn, ch, mut events) = listen(&n).await;
+    // The shipped script, run as the pod would run it; only the Kubernetes
+    // API is absent, so `kubectl` is a stand-in that records its arguments.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("kubectl.log");
+    let stub = dir.path().join("kubectl");
+    std::fs::write(
+        &stub,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut sidecar = Command::new("bash")
+        .arg("-c")
+        .arg(deletion_cost_script())
+        .env("PATH", path)
+        .env("POD_NAME", "monteur-worker-abc12")
+        .env("METRICS_PORT", http.to_string())
+        .env("INTERVAL_S", "0.2")
+        .spawn()
+        .unwrap();
+    let wait_for = |want: &'static str, after: usize| {
+        let log = log.clone();
+        async move {
+            for _ in 0..150 {
+                let costs = costs_set(&log);
+                if costs.len() > after && costs[after..].iter().any(|c| c == want) {
+                    return costs;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("cost {want} never set: {:?}", costs_set(&log));
+        }
+    };
+    // Idle: cost 0, set once (unchanged values are not sent again).
+    let idle = wait_for("0", 0).await;
+    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
+    put_input(&n, "talk.mp4", &input, Encryption::Client).await;
+    let j = job(&n, "busy-1", "talk.mp4", Encryption::Client);
+    publish(
+        &ch,
+        &n.queue,
+        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
+    )
+    .await;
+    // Busy: 1000 while the job runs, back to 0 after it.
+    let busy = wait_for("1000", idle.len()).await;
+    assert_eq!(next_event(&mut events).await["event"], "completed");
+    let done = wait_for("0", busy.len()).await;
+    let _ = sidecar.kill();
+    let _ = sidecar.wait();
+    assert_eq!(done, ["0", "1000", "0"], "one annotation per change");
+    let first = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        first.starts_with("annotate pod monteur-worker-abc12 --overwrite "),
+        "{first}"
+    );
+    drop(w);
+    cleanup(&n).await;
+}

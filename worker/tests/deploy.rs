@@ -139,7 +139,7 @@ fn the_deployment_drains_before_it_is_killed_and_probes_the_right_endpoints() {
     let script = sidecar["args"][0].as_str().unwrap();
     assert!(script.contains("controller.kubernetes.io/pod-deletion-cost"));
     assert!(script.contains("monteur_jobs_in_flight"));
-    assert!(script.contains(&format!("/dev/tcp/127.0.0.1/{port}")));
+    assert!(script.contains(&format!("METRICS_PORT:-{port}")));
     let role = kind(&docs, "Role");
     assert_eq!(role["rules"][0]["resources"][0], "pods");
     let verbs: Vec<&str> = role["rules"][0]["verbs"]
