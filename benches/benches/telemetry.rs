@@ -24,9 +24,8 @@ use std::time::Instant;
 use monteur_tests::fixtures;
 use monteur_worker::metrics::Metrics;
 use monteur_worker::scrub::{KnownIdentifiers, Scrubber};
-use monteur_worker::telemetry::ScrubLayer;
+use monteur_worker::telemetry::{EventFields, ScrubLayer};
 use monteur_worker::{Config, Engine, TaskSet, progress::Silent, run_process};
-use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 
 const REPLAYS: usize = 20_000;
@@ -34,25 +33,12 @@ const REPLAYS: usize = 20_000;
 /// One logged event: level, target and fields as text.
 type Recorded = (String, String, Vec<(&'static str, String)>);
 
-#[derive(Default)]
-struct Fields(Vec<(&'static str, String)>);
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.push((field.name(), value.to_string()));
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.push((field.name(), format!("{value:?}")));
-    }
-}
-
 /// Keeps every event of the job.
 struct Recorder(Arc<Mutex<Vec<Recorded>>>);
 
 impl<S: tracing::Subscriber> Layer<S> for Recorder {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        let mut f = Fields::default();
+        let mut f = EventFields::default();
         event.record(&mut f);
         let m = event.metadata();
         if let Ok(mut all) = self.0.lock() {

@@ -22,7 +22,6 @@ use base64::Engine as _;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
@@ -119,54 +118,15 @@ impl Bench {
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(err)?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        let mut ready = false;
-        for _ in 0..100 {
-            let probe = rabbitmq::connect()
-                .await
-                .create_channel()
-                .await
-                .map_err(err)?;
-            if probe
-                .queue_declare(names[0].as_str().into(), passive, FieldTable::default())
-                .await
-                .is_ok()
-            {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        if !ready {
+        if !rabbitmq::wait_for_queue(&names[0], Duration::from_secs(20)).await {
             return Err("worker did not declare its queue".into());
         }
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        let q = rabbitmq::private_queue(&ch, Some((names[3].as_str(), "job.completed")))
             .await
             .map_err(err)?;
-        ch.queue_bind(
-            q.name().as_str().into(),
-            names[3].as_str().into(),
-            "job.completed".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(err)?;
         let events = ch
             .basic_consume(
-                q.name().as_str().into(),
+                q.as_str().into(),
                 "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),

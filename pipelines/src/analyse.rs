@@ -199,13 +199,7 @@ pub fn analyse(
         } else {
             attach_fakesink(&pipeline, pad)
         };
-        if let Err(e) = result {
-            gst::element_error!(
-                pipeline,
-                gst::CoreError::Negotiation,
-                ("could not link decoded stream: {}", e)
-            );
-        }
+        report_link_failure(&pipeline, result);
     });
 
     let outcome = run_to_eos(
@@ -332,6 +326,18 @@ pub(crate) fn describe_error(err: &gst::message::Error) -> String {
         .map(|s| s.name().to_string())
         .unwrap_or_else(|| "pipeline".into());
     format!("{} (in {source})", err.error().message())
+}
+
+/// A decoded stream that could not be linked (in decodebin's `pad-added`)
+/// becomes a pipeline error, so the bus ends the run with its reason.
+pub(crate) fn report_link_failure(pipeline: &gst::Pipeline, result: Result<(), PipelineError>) {
+    if let Err(e) = result {
+        gst::element_error!(
+            pipeline,
+            gst::CoreError::Negotiation,
+            ("could not link decoded stream: {}", e)
+        );
+    }
 }
 
 pub(crate) fn attach_fakesink(

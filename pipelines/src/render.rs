@@ -30,7 +30,10 @@ use gstreamer_app as gst_app;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
-use crate::analyse::{attach_fakesink, decode_only, describe_error, link_chain, lock, stream_time};
+use crate::analyse::{
+    attach_fakesink, decode_only, describe_error, link_chain, lock, report_link_failure,
+    stream_time,
+};
 use crate::captions::Cue;
 use crate::cutplan::CutPlan;
 use crate::{MediaInfo, PipelineError};
@@ -693,13 +696,7 @@ pub fn render(
         } else {
             attach_fakesink(&pipeline, pad)
         };
-        if let Err(e) = result {
-            gst::element_error!(
-                pipeline,
-                gst::CoreError::Negotiation,
-                ("could not link decoded stream: {}", e)
-            );
-        }
+        report_link_failure(&pipeline, result);
     });
 
     let outcome = drive(&decode, &enc, plan, settings, &routers, &activity);

@@ -22,24 +22,12 @@ async fn publish_with_confirm_then_consume_and_ack() {
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    // A server-named, exclusive queue: no run sees another's messages.
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let queue = rabbitmq::private_queue(&channel, None).await.unwrap();
     let payload = format!("smoke-{}", std::process::id());
     let confirm = channel
         .basic_publish(
             "".into(),
-            queue.name().as_str().into(),
+            queue.as_str().into(),
             BasicPublishOptions {
                 mandatory: true,
                 ..BasicPublishOptions::default()
@@ -62,7 +50,7 @@ async fn publish_with_confirm_then_consume_and_ack() {
 
     let mut consumer = channel
         .basic_consume(
-            queue.name().as_str().into(),
+            queue.as_str().into(),
             "monteur-smoke".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
@@ -80,7 +68,7 @@ async fn publish_with_confirm_then_consume_and_ack() {
 
     let after = channel
         .queue_declare(
-            queue.name().as_str().into(),
+            queue.as_str().into(),
             QueueDeclareOptions {
                 passive: true,
                 ..QueueDeclareOptions::default()

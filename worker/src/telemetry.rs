@@ -186,10 +186,12 @@ impl<W> ScrubLayer<W> {
     }
 }
 
-#[derive(Default)]
-struct Fields(Vec<(&'static str, String)>);
+/// An event's fields as text, in the order recorded: what [`ScrubLayer::line`]
+/// takes (the telemetry benchmark records a real job's events with it).
+#[derive(Debug, Default)]
+pub struct EventFields(pub Vec<(&'static str, String)>);
 
-impl Visit for Fields {
+impl Visit for EventFields {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.push((field.name(), value.to_string()));
     }
@@ -201,7 +203,7 @@ impl Visit for Fields {
 
 impl<S: Subscriber, W: for<'w> MakeWriter<'w> + 'static> Layer<S> for ScrubLayer<W> {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut fields = Fields::default();
+        let mut fields = EventFields::default();
         event.record(&mut fields);
         let meta = event.metadata();
         let line = self.line(meta.level().as_str(), meta.target(), fields.0);

@@ -31,6 +31,8 @@ const CANARY_TENANT: &str = "zq81globex";
 const CANARY_KEY: [u8; 32] = [0x43; 32];
 const SIGNING_KEY: [u8; 32] = [0x17; 32];
 const REGION: &str = "test-region";
+/// 24 s of 720p H.264: long enough that signals and cuts land mid-job.
+const TALK: &str = "scenes/pyscenedetect/testvideo.mp4";
 
 struct Worker {
     child: Child,
@@ -241,46 +243,15 @@ async fn ready_messages(ch: &Channel, queue: &str) -> u32 {
 /// Waits until the worker has declared its queue, then binds a queue of ours
 /// to its events exchange.
 async fn events_queue(ch: &Channel, n: &Names) -> lapin::Consumer {
-    for _ in 0..100 {
-        let probe = rabbitmq::connect().await.create_channel().await.unwrap();
-        let passive = probe
-            .queue_declare(
-                n.queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        if passive.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let q = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
+    assert!(
+        rabbitmq::wait_for_queue(&n.queue, Duration::from_secs(20)).await,
+        "the worker did not declare its queue"
+    );
+    let q = rabbitmq::private_queue(ch, Some((n.events.as_str(), "job.#")))
         .await
         .unwrap();
-    ch.queue_bind(
-        q.name().as_str().into(),
-        n.events.as_str().into(),
-        "job.#".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
     ch.basic_consume(
-        q.name().as_str().into(),
+        q.as_str().into(),
         "".into(),
         BasicConsumeOptions::default(),
         FieldTable::default(),
@@ -332,6 +303,23 @@ fn job(n: &Names, id: &str, input: &str, encryption: Encryption) -> Job {
         encryption,
         options: JobOptions::default(),
     }
+}
+
+/// Stores `fixture` as the input `in/<its file name>` (client-side
+/// encrypted) and publishes one signed scenes job on it per id, in order.
+async fn submit(n: &Names, ch: &Channel, fixture: &str, ids: &[String]) {
+    let name = fixture.rsplit('/').next().unwrap();
+    let input = std::fs::read(fixtures::path(fixture)).unwrap();
+    put_input(n, name, &input, Encryption::Client).await;
+    let signer = Key::new("sig-1", SIGNING_KEY);
+    for id in ids {
+        let j = job(n, id, name, Encryption::Client);
+        publish(ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
+    }
+}
+
+fn job_ids(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("{prefix}{i}")).collect()
 }
 
 async fn put_input(n: &Names, name: &str, data: &[u8], mode: Encryption) {
@@ -489,7 +477,7 @@ async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() 
     let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
     put_input(&n, "good.mkv", &input, Encryption::Client).await;
     // Half of an MP4 whose index sits at its end: not decodable media.
-    let mp4 = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
+    let mp4 = std::fs::read(fixtures::path(TALK)).unwrap();
     put_input(&n, "cut.mp4", &mp4[..mp4.len() / 2], Encryption::Client).await;
     let signer = Key::new("sig-1", SIGNING_KEY);
 
@@ -630,14 +618,8 @@ async fn ten_kill_9s_mid_job_lose_nothing_and_duplicate_nothing() {
     let n = w.names.clone();
     let (_conn, ch, mut events) = listen(&n).await;
     // 24 s of 720p: long enough per job that most kills land mid-job.
-    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
-    put_input(&n, "talk.mp4", &input, Encryption::Client).await;
-    let signer = Key::new("sig-1", SIGNING_KEY);
-    let ids: Vec<String> = (0..4).map(|i| format!("k{i}")).collect();
-    for id in &ids {
-        let j = job(&n, id, "talk.mp4", Encryption::Client);
-        publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
-    }
+    let ids = job_ids("k", 4);
+    submit(&n, &ch, TALK, &ids).await;
     let mut done: HashMap<String, usize> = HashMap::new();
     let mut in_flight: std::collections::HashSet<String> = Default::default();
     let (mut kills, mut mid_job) = (0, 0);
@@ -822,14 +804,8 @@ async fn broker_cuts_resume_consumption_and_prefetch_holds() {
     );
     let n = w.names.clone();
     let (_conn, ch, mut events) = listen(&n).await;
-    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
-    put_input(&n, "talk.mp4", &input, Encryption::Client).await;
-    let signer = Key::new("sig-1", SIGNING_KEY);
-    let ids: Vec<String> = (0..4).map(|i| format!("c{i}")).collect();
-    for id in &ids {
-        let j = job(&n, id, "talk.mp4", Encryption::Client);
-        publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
-    }
+    let ids = job_ids("c", 4);
+    submit(&n, &ch, TALK, &ids).await;
     let mut done: HashMap<String, usize> = HashMap::new();
     let mut in_flight: std::collections::HashSet<String> = Default::default();
     let (mut cuts, mut most_in_flight) = (0, 0);
@@ -904,12 +880,11 @@ async fn broker_cuts_resume_consumption_and_prefetch_holds() {
     }
     assert!(recovered, "worker did not recover once the broker was back");
     // The worker is still consuming through the relay after the last cut.
-    let j = job(&n, "after", "talk.mp4", Encryption::Client);
-    publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
+    submit(&n, &ch, TALK, &job_ids("after", 1)).await;
     let e = next_event(&mut events).await;
     assert_eq!(
         (e["event"].as_str(), e["job_id"].as_str()),
-        (Some("completed"), Some("after"))
+        (Some("completed"), Some("after0"))
     );
     w.kill_and_restart();
     drop(w);
@@ -925,14 +900,8 @@ async fn three_workers_share_a_queue_without_duplicate_work() {
         start_worker_on(n.clone(), &[]),
         start_worker_on(n.clone(), &[]),
     ];
-    let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
-    put_input(&n, "clip.mkv", &input, Encryption::Client).await;
-    let signer = Key::new("sig-1", SIGNING_KEY);
-    let ids: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
-    for id in &ids {
-        let j = job(&n, id, "clip.mkv", Encryption::Client);
-        publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
-    }
+    let ids = job_ids("t", 12);
+    submit(&n, &ch, "inputs/testsrc.mkv", &ids).await;
     let (mut started, mut completed): (HashMap<String, usize>, HashMap<String, usize>) =
         Default::default();
     while completed.len() < ids.len() {
@@ -968,13 +937,7 @@ async fn sigterm_lets_the_running_job_finish_then_exits_zero() {
     let mut w = start_worker("term");
     let n = w.names.clone();
     let (_conn, ch, mut events) = listen(&n).await;
-    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
-    put_input(&n, "talk.mp4", &input, Encryption::Client).await;
-    let signer = Key::new("sig-1", SIGNING_KEY);
-    for id in ["s0", "s1"] {
-        let j = job(&n, id, "talk.mp4", Encryption::Client);
-        publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
-    }
+    submit(&n, &ch, TALK, &job_ids("s", 2)).await;
     wait_started(&mut events).await;
     let pid = w.child.id().to_string();
     assert!(
@@ -1104,7 +1067,7 @@ async fn storage_faults_are_resumed_or_retried_and_never_corrupt() {
     );
     let n = w.names.clone();
     let (_conn, ch, mut events) = listen(&n).await;
-    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
+    let input = std::fs::read(fixtures::path(TALK)).unwrap();
     assert!(input.len() > 1 << 20);
     put_input(&n, "talk.mp4", &input, Encryption::Client).await;
     let signer = Key::new("sig-1", SIGNING_KEY);
@@ -1183,15 +1146,7 @@ async fn a_second_sigint_exits_at_once_and_the_job_goes_back() {
     let mut w = start_worker("int2");
     let n = w.names.clone();
     let (_conn, ch, mut events) = listen(&n).await;
-    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
-    put_input(&n, "talk.mp4", &input, Encryption::Client).await;
-    let j = job(&n, "i0", "talk.mp4", Encryption::Client);
-    publish(
-        &ch,
-        &n.queue,
-        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
-    )
-    .await;
+    submit(&n, &ch, TALK, &job_ids("i", 1)).await;
     wait_started(&mut events).await;
     let pid = w.child.id().to_string();
     let int = || Command::new("kill").args(["-INT", &pid]).status().unwrap();
@@ -2033,15 +1988,7 @@ async fn the_deletion_cost_sidecar_follows_the_jobs_in_flight() {
     };
     // Idle: cost 0, set once (unchanged values are not sent again).
     let idle = wait_for("0", 0).await;
-    let input = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
-    put_input(&n, "talk.mp4", &input, Encryption::Client).await;
-    let j = job(&n, "busy-1", "talk.mp4", Encryption::Client);
-    publish(
-        &ch,
-        &n.queue,
-        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
-    )
-    .await;
+    submit(&n, &ch, TALK, &job_ids("busy-", 1)).await;
     // Busy: 1000 while the job runs, back to 0 after it.
     let busy = wait_for("1000", idle.len()).await;
     assert_eq!(next_event(&mut events).await["event"], "completed");
