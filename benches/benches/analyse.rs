@@ -17,7 +17,7 @@ use monteur_benches::timing;
 use monteur_kernels::CpuBackend;
 use monteur_pipelines::analyse::{AnalyseSettings, Stage};
 use monteur_worker::progress::Silent;
-use monteur_worker::{Config, Engine, TaskSet};
+use monteur_worker::{Config, Engine, Run, TaskSet};
 
 const RUNS: usize = 3;
 
@@ -31,7 +31,8 @@ fn run() -> Result<(), String> {
     let clip =
         monteur_tests::synthetic::Clip::cuts("bench-3shots", 1920, 1080, 30, 3, 10).path()?;
     monteur_pipelines::init().map_err(|e| e.to_string())?;
-    let info = monteur_pipelines::probe(&clip, std::time::Duration::from_secs(30))
+    let input = monteur_pipelines::Input::file(&clip);
+    let info = monteur_pipelines::probe(&input, std::time::Duration::from_secs(30))
         .map_err(|e| e.to_string())?;
 
     let location = format!("location={}", clip.display());
@@ -58,10 +59,11 @@ fn run() -> Result<(), String> {
         };
         let (t, r) = timing::best_of(RUNS, || {
             monteur_pipelines::analyse(
-                &clip,
+                &input,
                 &info,
                 &settings,
                 Box::new(CpuBackend::new()),
+                &monteur_pipelines::Cancel::new(),
                 &mut |_| {},
             )
         });
@@ -71,10 +73,11 @@ fn run() -> Result<(), String> {
     let (scale, _) = stage(Stage::Scale)?;
 
     let out = std::env::temp_dir().join(format!("monteur-bench-{}", std::process::id()));
-    let mut engine = Engine::new(Config::default());
+    let engine = Engine::new(Config::default()).map_err(|e| e.to_string())?;
     let tasks: TaskSet = "scenes".parse().map_err(|e| format!("{e}"))?;
+    let run = Run::file(&engine, &clip, &out, tasks);
     let (full, outcome) = timing::best_of(RUNS, || {
-        monteur_worker::run_process(&mut engine, &clip, &out, &tasks, &mut Silent)
+        monteur_worker::run_process(&engine, &run, &mut Silent)
     });
     let outcome = outcome.map_err(|e| e.to_string())?;
     let scenes = std::fs::read_to_string(out.join("scenes.json")).map_err(|e| e.to_string())?;

@@ -25,7 +25,7 @@ use monteur_tests::fixtures;
 use monteur_worker::metrics::Metrics;
 use monteur_worker::scrub::{KnownIdentifiers, Scrubber};
 use monteur_worker::telemetry::{EventFields, ScrubLayer};
-use monteur_worker::{Config, Engine, TaskSet, progress::Silent, run_process};
+use monteur_worker::{Config, Engine, Run, TaskSet, progress::Silent, run_process};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 
 const REPLAYS: usize = 20_000;
@@ -55,8 +55,9 @@ fn run() -> Result<(), String> {
     let input = fixtures::path("inputs/testsrc.mkv");
     let tasks: TaskSet = "scenes,autocut".parse().map_err(|e| format!("{e}"))?;
     let config = Config::load(None, std::env::vars()).map_err(|e| e.to_string())?;
-    let mut engine = Engine::new(config);
+    let engine = Engine::new(config).map_err(|e| e.to_string())?;
     let out = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let run = Run::file(&engine, &input, out.path(), tasks);
 
     // 1. The job, its events recorded. The first run warms caches.
     let recorded = Arc::new(Mutex::new(Vec::new()));
@@ -69,7 +70,7 @@ fn run() -> Result<(), String> {
         let subscriber = tracing_subscriber::registry().with(Recorder(recorded.clone()));
         let started = Instant::now();
         let o = tracing::subscriber::with_default(subscriber, || {
-            run_process(&mut engine, &input, out.path(), &tasks, &mut Silent)
+            run_process(&engine, &run, &mut Silent)
         })
         .map_err(|e| e.to_string())?;
         best = best.min(started.elapsed().as_secs_f64());

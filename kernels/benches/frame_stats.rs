@@ -9,6 +9,10 @@
 //! Then the log-mel kernel: one 30 s window per call, as a real-time factor
 //! (seconds of compute per second of audio; lower is better).
 //!
+//! Last, jobs side by side as a worker with several slots runs them: N
+//! threads, each with its own leased backend (its own CUDA stream on a GPU),
+//! against the same work on one; the ratio says what a slot adds.
+//!
 //! Run: `cargo bench -p monteur-kernels --bench frame_stats`. Builds and runs
 //! without a GPU (the CUDA rows then say so); `scripts/gpu-bundle.sh` carries
 //! it to a GPU machine.
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 use monteur_kernels::cuda::{CudaBackend, cuda_available};
 use monteur_kernels::mel::WINDOW_SAMPLES;
 use monteur_kernels::testing::noise;
-use monteur_kernels::{Backend, CpuBackend, LumaBatch};
+use monteur_kernels::{Backend, BackendChoice, CpuBackend, Kernels, LumaBatch};
 
 fn best(runs: usize, mut f: impl FnMut()) -> Duration {
     f(); // warm-up: first-touch page faults, GPU buffer allocation
@@ -119,6 +123,60 @@ fn main() {
             "| 80 x 3000 | cuda (incl. transfers) | {:.1} | {:.5} |",
             t.as_secs_f64() * 1e3,
             t.as_secs_f64() / 30.0
+        );
+    }
+    slots(BackendChoice::Cpu);
+    if gpu.is_some() {
+        slots(BackendChoice::Cuda);
+    }
+}
+
+/// Aggregate frame-statistics throughput of `n` concurrent leases, 1 to 8.
+fn slots(choice: BackendChoice) {
+    let Ok(kernels) = Kernels::select(choice) else {
+        return;
+    };
+    let (w, h, n, batches) = (320usize, 180usize, 32usize, 60usize);
+    let data = noise(w * h * n, 7);
+    println!(
+        "\n| slots ({}) | batches of {w}x{h} x{n} each | frames/s, all slots | vs 1 slot |",
+        kernels.name()
+    );
+    println!("|---:|---:|---:|---:|");
+    // Warm-up: eight backends made (device buffers, first-touch pages) and
+    // returned to the pool, so every timed lease finds one ready.
+    let warm: Vec<_> = (0..8).filter_map(|_| kernels.lease().ok()).collect();
+    for mut lease in warm {
+        if let Ok(b) = LumaBatch::new(w, h, &data, None) {
+            let _ = lease.frame_stats(&b, &mut Vec::new());
+        }
+    }
+    let mut one = 0.0;
+    for threads in [1usize, 2, 4, 8] {
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let (kernels, data) = (kernels.clone(), &data);
+                s.spawn(move || {
+                    let Ok(mut lease) = kernels.lease() else {
+                        return;
+                    };
+                    let mut out = Vec::new();
+                    for _ in 0..batches {
+                        if let Ok(b) = LumaBatch::new(w, h, data, None) {
+                            let _ = lease.frame_stats(&b, &mut out);
+                        }
+                    }
+                });
+            }
+        });
+        let fps = (threads * batches * n) as f64 / t.elapsed().as_secs_f64();
+        if threads == 1 {
+            one = fps;
+        }
+        println!(
+            "| {threads} | {batches} | {fps:.0} | {:.2}x |",
+            fps / one.max(f64::MIN_POSITIVE)
         );
     }
 }

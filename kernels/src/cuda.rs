@@ -66,52 +66,29 @@ fn device_err(e: impl std::fmt::Debug) -> KernelError {
     KernelError::Device(format!("{e:?}"))
 }
 
-/// Frame statistics on an NVIDIA GPU; results equal [`crate::CpuBackend`]'s
-/// bit for bit.
-pub struct CudaBackend {
-    stream: Arc<CudaStream>,
+/// The kernels compiled once for one device: a process selects its backend
+/// once and every job's backend shares this program, each on its own stream.
+pub struct CudaProgram {
+    ctx: Arc<CudaContext>,
     sums_fn: CudaFunction,
     diffs_fn: CudaFunction,
     mel_fn: CudaFunction,
     mel_norm_fn: CudaFunction,
     levels_fn: CudaFunction,
-    /// Log-mel tables on the device, uploaded on first use.
-    mel: Option<MelDevice>,
     device: String,
-    /// Device buffers sized for `frames_capacity` frames of `pixels` each,
-    /// reused across batches.
-    buffers: Option<Buffers>,
 }
 
-struct MelDevice {
-    cos: CudaSlice<f32>,
-    sin: CudaSlice<f32>,
-    filters: CudaSlice<f32>,
-    band_lo: CudaSlice<i32>,
-    band_hi: CudaSlice<i32>,
-}
-
-struct Buffers {
-    pixels: usize,
-    frames_capacity: usize,
-    frames: CudaSlice<u8>,
-    sums: CudaSlice<u64>,
-    hists: CudaSlice<u32>,
-    abs_diff: CudaSlice<u64>,
-    residual: CudaSlice<u64>,
-}
-
-impl std::fmt::Debug for CudaBackend {
+impl std::fmt::Debug for CudaProgram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CudaBackend")
+        f.debug_struct("CudaProgram")
             .field("device", &self.device)
             .finish()
     }
 }
 
-impl CudaBackend {
+impl CudaProgram {
     /// Opens device `ordinal` and compiles the kernels for its architecture.
-    pub fn new(ordinal: usize) -> Result<Self, KernelError> {
+    pub fn compile(ordinal: usize) -> Result<Arc<Self>, KernelError> {
         if !cuda_available() {
             return Err(KernelError::Unavailable("no CUDA driver or device".into()));
         }
@@ -140,7 +117,7 @@ impl CudaBackend {
         .map_err(|e| KernelError::Compile(e.to_string()))?;
         let module = ctx.load_module(ptx).map_err(device_err)?;
         let device = ctx.name().unwrap_or_else(|_| format!("cuda:{ordinal}"));
-        Ok(Self {
+        Ok(Arc::new(Self {
             sums_fn: module.load_function("frame_sums").map_err(device_err)?,
             diffs_fn: module.load_function("frame_diffs").map_err(device_err)?,
             mel_fn: module.load_function("log_mel_frames").map_err(device_err)?,
@@ -148,16 +125,77 @@ impl CudaBackend {
                 .load_function("log_mel_normalise")
                 .map_err(device_err)?,
             levels_fn: module.load_function("window_levels").map_err(device_err)?,
-            mel: None,
-            stream: ctx.default_stream(),
+            ctx,
             device,
+        }))
+    }
+
+    /// The device's name, for logs.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+}
+
+/// Frame statistics on an NVIDIA GPU; results equal [`crate::CpuBackend`]'s
+/// bit for bit. Each backend has a stream of its own, so jobs running side by
+/// side on one device never wait on each other's copies and launches.
+pub struct CudaBackend {
+    program: Arc<CudaProgram>,
+    stream: Arc<CudaStream>,
+    /// Log-mel tables on the device, uploaded on first use.
+    mel: Option<MelDevice>,
+    /// Device buffers sized for `frames_capacity` frames of `pixels` each,
+    /// reused across batches.
+    buffers: Option<Buffers>,
+}
+
+struct MelDevice {
+    cos: CudaSlice<f32>,
+    sin: CudaSlice<f32>,
+    filters: CudaSlice<f32>,
+    band_lo: CudaSlice<i32>,
+    band_hi: CudaSlice<i32>,
+}
+
+struct Buffers {
+    pixels: usize,
+    frames_capacity: usize,
+    frames: CudaSlice<u8>,
+    sums: CudaSlice<u64>,
+    hists: CudaSlice<u32>,
+    abs_diff: CudaSlice<u64>,
+    residual: CudaSlice<u64>,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaBackend")
+            .field("device", &self.program.device)
+            .finish()
+    }
+}
+
+impl CudaBackend {
+    /// Opens device `ordinal`, compiles the kernels and makes one backend:
+    /// for tests and tools. A process that runs many jobs compiles once
+    /// ([`CudaProgram::compile`]) and makes a backend per job with [`Self::on`].
+    pub fn new(ordinal: usize) -> Result<Self, KernelError> {
+        Self::on(&CudaProgram::compile(ordinal)?)
+    }
+
+    /// A backend on a new stream of `program`'s device.
+    pub fn on(program: &Arc<CudaProgram>) -> Result<Self, KernelError> {
+        Ok(Self {
+            stream: program.ctx.new_stream().map_err(device_err)?,
+            program: Arc::clone(program),
+            mel: None,
             buffers: None,
         })
     }
 
     /// The device's name, for logs.
     pub fn device(&self) -> &str {
-        &self.device
+        &self.program.device
     }
 
     /// Copies the batch to the device and waits, without running a kernel:
@@ -218,7 +256,7 @@ impl Backend for CudaBackend {
         // so frame i's predecessor is always slot i - 1.
         let total = n + 1;
         let stream = Arc::clone(&self.stream);
-        let (sums_fn, diffs_fn) = (self.sums_fn.clone(), self.diffs_fn.clone());
+        let (sums_fn, diffs_fn) = (self.program.sums_fn.clone(), self.program.diffs_fn.clone());
         let b = self.buffers(px, total)?;
         match batch.previous() {
             Some(prev) => stream
@@ -326,7 +364,7 @@ impl Backend for CudaBackend {
         let mut d_max = stream
             .clone_htod(&vec![f32::NEG_INFINITY; n])
             .map_err(device_err)?;
-        let mut launch = stream.launch_builder(&self.mel_fn);
+        let mut launch = stream.launch_builder(&self.program.mel_fn);
         launch
             .arg(&d_windows)
             .arg(&tables.cos)
@@ -347,7 +385,7 @@ impl Backend for CudaBackend {
             })
         }
         .map_err(device_err)?;
-        let mut launch = stream.launch_builder(&self.mel_norm_fn);
+        let mut launch = stream.launch_builder(&self.program.mel_norm_fn);
         launch.arg(&mut d_out).arg(&d_max);
         // SAFETY: the grid covers `per` values of each of the `n` windows.
         unsafe {
@@ -378,7 +416,7 @@ impl Backend for CudaBackend {
         let mut d_peaks = stream.alloc_zeros::<f32>(n).map_err(device_err)?;
         let mut d_ms = stream.alloc_zeros::<f32>(n).map_err(device_err)?;
         let len = samples.len() as i64;
-        let mut launch = stream.launch_builder(&self.levels_fn);
+        let mut launch = stream.launch_builder(&self.program.levels_fn);
         launch
             .arg(&d_samples)
             .arg(&len)

@@ -15,7 +15,9 @@
 //! - [`cpu`]: the reference backend, written so the compiler vectorises it.
 //! - [`cuda`]: the same kernels in CUDA C, compiled at run time by NVRTC, and
 //!   the safe probe that tells whether a GPU is there.
-//! - [`select`](mod@select): picks a backend at run time (`auto`, `cpu`, `cuda`).
+//! - [`select`](mod@select): picks a backend at run time (`auto`, `cpu`, `cuda`);
+//!   [`Kernels`] makes that choice once per process and lends a backend (its
+//!   own CUDA stream on a GPU) to each job running at once.
 //! - [`Backend`]: the trait every backend implements.
 //! - [`testing`]: deterministic frame data for tests and benchmarks.
 
@@ -36,4 +38,4 @@ pub use error::KernelError;
 pub use features::FrameFeatures;
 pub use frame::{FrameStats, HIST_BINS, LumaBatch, mean_offset};
 pub use loudness::WindowLevel;
-pub use select::{BackendChoice, Selected, select};
+pub use select::{BackendChoice, Kernels, Lease, Selected, select};

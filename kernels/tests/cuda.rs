@@ -1,15 +1,17 @@
 //! The CUDA kernels: compiled by NVRTC on every machine (CI has no GPU but has
 //! NVRTC), and compared with the CPU reference wherever a GPU is present.
 //!
-//! On a GPU machine run with `MONTEUR_REQUIRE_GPU=1` so a missing or broken
-//! device fails instead of falling back.
+//! Tests that need a device are `#[ignore]`d with that reason, so a machine
+//! without one lists them as ignored rather than passing them: on a GPU
+//! machine run `-- --include-ignored` with `MONTEUR_REQUIRE_GPU=1`, so a
+//! missing or broken device fails instead of falling back.
 
 // Test-only file: a failed unwrap is the test failure we want to see.
 #![allow(clippy::unwrap_used)]
 
 use monteur_kernels::cuda::{self, CudaBackend};
 use monteur_kernels::testing::noise;
-use monteur_kernels::{Backend, BackendChoice, CpuBackend, LumaBatch, select};
+use monteur_kernels::{Backend, BackendChoice, CpuBackend, Kernels, LumaBatch, select};
 
 fn require_gpu() -> bool {
     std::env::var("MONTEUR_REQUIRE_GPU").is_ok_and(|v| v == "1")
@@ -89,15 +91,8 @@ fn frames(w: usize, h: usize, n: usize, seed: u64) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs a CUDA device: cargo test -p monteur-kernels --test cuda -- --ignored on a GPU machine (scripts/gpu-check.sh)"]
 fn cuda_matches_cpu_reference_exactly() {
-    if !cuda::cuda_available() {
-        assert!(
-            !require_gpu(),
-            "MONTEUR_REQUIRE_GPU=1 but no CUDA device was found"
-        );
-        eprintln!("parity NOT RUN: no CUDA device on this machine");
-        return;
-    }
     let mut gpu = CudaBackend::new(0).unwrap();
     eprintln!("parity on {}", gpu.device());
     let mut cpu = CpuBackend::new();
@@ -121,15 +116,8 @@ fn cuda_matches_cpu_reference_exactly() {
 }
 
 #[test]
+#[ignore = "needs a CUDA device: cargo test -p monteur-kernels --test cuda -- --ignored on a GPU machine (scripts/gpu-check.sh)"]
 fn cuda_log_mel_matches_cpu_reference() {
-    if !cuda::cuda_available() {
-        assert!(
-            !require_gpu(),
-            "MONTEUR_REQUIRE_GPU=1 but no CUDA device was found"
-        );
-        eprintln!("log-mel parity NOT RUN: no CUDA device on this machine");
-        return;
-    }
     use monteur_kernels::mel::WINDOW_SAMPLES;
     let mut gpu = CudaBackend::new(0).unwrap();
     let mut cpu = CpuBackend::new();
@@ -160,15 +148,8 @@ fn cuda_log_mel_matches_cpu_reference() {
 }
 
 #[test]
+#[ignore = "needs a CUDA device: cargo test -p monteur-kernels --test cuda -- --ignored on a GPU machine (scripts/gpu-check.sh)"]
 fn cuda_loudness_matches_cpu_reference() {
-    if !cuda::cuda_available() {
-        assert!(
-            !require_gpu(),
-            "MONTEUR_REQUIRE_GPU=1 but no CUDA device was found"
-        );
-        eprintln!("loudness parity NOT RUN: no CUDA device on this machine");
-        return;
-    }
     let mut gpu = CudaBackend::new(0).unwrap();
     let mut cpu = CpuBackend::new();
     // 10 s at 16 kHz: noise, a silent stretch and a loud tone; windows of a
@@ -198,4 +179,43 @@ fn cuda_loudness_matches_cpu_reference() {
             );
         }
     }
+}
+
+#[test]
+#[ignore = "needs a CUDA device: cargo test -p monteur-kernels --test cuda -- --ignored on a GPU machine (scripts/gpu-check.sh)"]
+fn leased_backends_on_their_own_streams_agree_with_the_cpu_side_by_side() {
+    // What a worker with several slots does: one compiled program, a backend
+    // (stream) per job, jobs on threads of their own at the same time.
+    let kernels = Kernels::select(BackendChoice::Cuda).unwrap();
+    assert_eq!(kernels.name(), "cuda");
+    let (w, h, n) = (320, 180, 32);
+    let expected: Vec<_> = (0..4u64)
+        .map(|seed| {
+            let data = frames(w, h, n, seed);
+            let mut out = Vec::new();
+            CpuBackend::new()
+                .frame_stats(&LumaBatch::new(w, h, &data, None).unwrap(), &mut out)
+                .unwrap();
+            (data, out)
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (data, want) in &expected {
+            let kernels = kernels.clone();
+            s.spawn(move || {
+                let mut lease = kernels.lease().unwrap();
+                for _ in 0..20 {
+                    let mut got = Vec::new();
+                    lease
+                        .frame_stats(&LumaBatch::new(w, h, data, None).unwrap(), &mut got)
+                        .unwrap();
+                    assert_eq!(&got, want);
+                }
+            });
+        }
+    });
+    assert!(
+        kernels.idle() >= 1 && kernels.idle() <= 4,
+        "leases returned"
+    );
 }

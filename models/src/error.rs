@@ -12,4 +12,7 @@ pub enum ModelError {
     /// Inference failed on valid input.
     #[error("inference failed in {model}: {reason}")]
     Inference { model: &'static str, reason: String },
+    /// The caller asked the model to stop (its job was cancelled).
+    #[error("{0} stopped: its job was cancelled")]
+    Interrupted(&'static str),
 }

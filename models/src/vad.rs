@@ -20,6 +20,9 @@ const CONTEXT: usize = 64;
 const STATE: usize = 2 * 128;
 const NAME: &str = "silero_vad";
 
+/// Windows between two looks at the caller's stop flag (about 1 s of audio).
+const CHECK_EVERY: usize = 32;
+
 /// A voice activity detector for one audio stream.
 #[derive(Debug)]
 pub struct VoiceActivity {
@@ -58,8 +61,22 @@ impl VoiceActivity {
     /// (16 kHz mono, -1..1), continuing the stream from earlier calls. A last
     /// partial window is padded with silence.
     pub fn probabilities(&mut self, samples: &[f32]) -> Result<Vec<f32>, ModelError> {
+        self.probabilities_until(samples, &|| false)
+    }
+
+    /// [`Self::probabilities`], giving up with [`ModelError::Interrupted`]
+    /// as soon as `stop` says so (checked every second of audio: an hour of
+    /// audio takes minutes, a cancelled job must stop within a second or two).
+    pub fn probabilities_until(
+        &mut self,
+        samples: &[f32],
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<f32>, ModelError> {
         let mut out = Vec::with_capacity(samples.len().div_ceil(WINDOW));
-        for chunk in samples.chunks(WINDOW) {
+        for (i, chunk) in samples.chunks(WINDOW).enumerate() {
+            if i % CHECK_EVERY == 0 && stop() {
+                return Err(ModelError::Interrupted(NAME));
+            }
             out.push(self.step(chunk)?);
         }
         Ok(out)

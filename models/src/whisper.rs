@@ -186,6 +186,21 @@ impl Whisper {
         mel: &[f32],
         language: Option<&str>,
     ) -> Result<Vec<Segment>, ModelError> {
+        self.transcribe_until(mel, language, &|| false)
+    }
+
+    /// [`Self::transcribe`], giving up with [`ModelError::Interrupted`] when
+    /// `stop` says so: it is asked before the encoder and before every
+    /// decoder step (a window can take seconds of decoder steps on a CPU).
+    pub fn transcribe_until(
+        &mut self,
+        mel: &[f32],
+        language: Option<&str>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Segment>, ModelError> {
+        if stop() {
+            return Err(ModelError::Interrupted(NAME));
+        }
         if mel.len() != N_MELS * N_FRAMES {
             return Err(ModelError::Inference {
                 model: NAME,
@@ -257,6 +272,9 @@ impl Whisper {
         let mut self_v: Vec<f32> = Vec::new();
         let mut logits = Vec::new();
         while tokens.len() < MAX_TOKENS {
+            if stop() {
+                return Err(ModelError::Interrupted(NAME));
+            }
             // The prompt goes in one call; then one new token per step.
             let fresh: Vec<i64> = tokens[cached..].iter().map(|&t| i64::from(t)).collect();
             let cache_shape = [self.layers, 1, cached, self.d_model];

@@ -15,10 +15,10 @@ use std::fmt::Write as _;
 
 use monteur_kernels::Backend;
 use monteur_kernels::mel::WINDOW_SAMPLES;
-use monteur_models::{ModelError, VoiceActivity, Whisper, vad};
+use monteur_models::{VoiceActivity, Whisper, vad};
 use serde::{Deserialize, Serialize};
 
-use crate::{AUDIO_RATE, AudioTrack, PipelineError};
+use crate::{AUDIO_RATE, AudioTrack, Cancel, PipelineError};
 
 /// `[captions]` in the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,16 +218,19 @@ impl Spliced {
 /// them) and times are mapped back afterwards. As Whisper's own loop does, a
 /// 30 s window is decoded again from its last timestamp when the model stopped
 /// before the window's speech did.
+#[allow(clippy::too_many_arguments)]
 pub fn transcribe(
     track: &AudioTrack,
     settings: &CaptionSettings,
     vad: &mut VoiceActivity,
     whisper: &mut Whisper,
     backend: &mut dyn Backend,
+    cancel: &Cancel,
+    on_progress: &mut dyn FnMut(f64),
 ) -> Result<Vec<Phrase>, PipelineError> {
-    let model = |e: ModelError| PipelineError::Model(e.to_string());
+    let stop = || cancel.is_cancelled();
     vad.reset();
-    let probs = vad.probabilities(&track.samples).map_err(model)?;
+    let probs = vad.probabilities_until(&track.samples, &stop)?;
     let speech = Spliced::new(&track.samples, &speech_regions(&probs, settings));
     let rate = f64::from(AUDIO_RATE);
     let span = WINDOW_SAMPLES as f64 / rate;
@@ -238,6 +241,7 @@ pub fn transcribe(
     let mut phrases = Vec::new();
     let mut cursor = 0.0f64;
     while cursor + 0.1 < total {
+        on_progress(cursor / total);
         let from = (cursor * rate) as usize;
         let n = (speech.samples.len() - from).min(WINDOW_SAMPLES);
         window.fill(0.0);
@@ -249,7 +253,7 @@ pub fn transcribe(
             "auto" => None,
             code => Some(code),
         };
-        for seg in whisper.transcribe(&mel, language).map_err(model)? {
+        for seg in whisper.transcribe_until(&mel, language, &stop)? {
             let (a, b) = (
                 cursor + f64::from(seg.start_s),
                 (cursor + f64::from(seg.end_s)).min(window_end),

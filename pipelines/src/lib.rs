@@ -1,8 +1,15 @@
 //! Media pipelines: what GStreamer decodes and what we make of it.
 //!
 //! # Layout
+//! - [`Input`]: what a job reads, a local file or a random-access stream
+//!   (an object in storage, read through [`source`]'s `monteursrc`).
+//! - [`Cancel`]: a job's stop signal, checked by every graph, model loop and
+//!   byte source working for the job, so a cancelled job stops at once.
 //! - [`probe`]: what a file holds (container, streams, duration, frame rate),
 //!   read before any decode so a job can refuse bad input early.
+//! - `graph`: the GStreamer scaffolding the graphs below share (decode front
+//!   end, appsinks, the watcher of a running graph, error classification,
+//!   truncation check).
 //! - [`analyse`]: one decode graph per input (`decodebin → videoscale →
 //!   videoconvert(GRAY8) → appsink`) feeding frames, in batches, to a kernel
 //!   [`Backend`](monteur_kernels::Backend).
@@ -14,7 +21,7 @@
 //!   (silence or speech, scene alignment, target length): `cutplan.json`.
 //! - [`timeline`]: the plan as OpenTimelineIO, CMX 3600 EDL and FCPXML.
 //! - [`source`]: `monteursrc`, random-access reads of inputs that are not
-//!   files (objects in storage), behind a path-shaped handle.
+//!   files (objects in storage), through the [`RandomAccess`] trait.
 //! - [`render`]: a second graph that plays the plan through the encoders
 //!   into `render.mp4`, captions retimed, muxed and optionally burned in.
 //!
@@ -22,9 +29,12 @@
 //! it on a blocking thread so the async runtime (and AMQP heartbeats) stay live.
 
 pub mod analyse;
+mod cancel;
 pub mod captions;
 pub mod cutplan;
 mod error;
+mod graph;
+mod input;
 pub mod probe;
 pub mod render;
 pub mod scenes;
@@ -34,11 +44,15 @@ pub mod timeline;
 pub use analyse::{
     AUDIO_RATE, AnalyseSettings, Analysis, AudioTrack, FrameTime, Progress, analyse,
 };
+pub use cancel::Cancel;
 pub use cutplan::{AutocutSettings, CutMode, CutPlan};
 pub use error::PipelineError;
+pub use graph::truncation_tolerance;
+pub use input::Input;
 pub use probe::{AudioStream, MediaInfo, VideoStream, probe};
 pub use render::{RenderReport, RenderSettings, render};
 pub use scenes::{SceneSettings, ScenesDocument, detect_scenes};
+pub use source::{RandomAccess, ReadError};
 
 /// Initialises GStreamer once per process; later calls are cheap.
 pub fn init() -> Result<(), PipelineError> {

@@ -1,6 +1,5 @@
 //! What a media file holds, read with GStreamer's discoverer before any decode.
 
-use std::path::Path;
 use std::time::Duration;
 
 use gstreamer as gst;
@@ -8,7 +7,7 @@ use gstreamer_pbutils as pbutils;
 use pbutils::prelude::*;
 use serde::Serialize;
 
-use crate::PipelineError;
+use crate::{Input, PipelineError};
 
 /// One video stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -90,27 +89,9 @@ impl MediaInfo {
     }
 }
 
-/// Reads the container and stream layout of a local file.
-pub fn probe(path: &Path, timeout: Duration) -> Result<MediaInfo, PipelineError> {
-    let uri = match crate::source::stream_uri(path) {
-        Some(uri) => uri,
-        None => {
-            let meta = std::fs::metadata(path)
-                .map_err(|e| PipelineError::NotFound(format!("{}: {e}", path.display())))?;
-            if !meta.is_file() {
-                return Err(PipelineError::NotFound(format!(
-                    "{} is not a regular file",
-                    path.display()
-                )));
-            }
-            // The discoverer takes a URI, which must be absolute; the decoder
-            // opens the same canonical path so both derive the same stream ids.
-            let path = &canonical(path)?;
-            gst::glib::filename_to_uri(path, None)
-                .map_err(|e| PipelineError::NotFound(format!("{}: {e}", path.display())))?
-                .to_string()
-        }
-    };
+/// Reads the container and stream layout of `input`.
+pub fn probe(input: &Input, timeout: Duration) -> Result<MediaInfo, PipelineError> {
+    let uri = input.uri()?;
     let clock_timeout =
         gst::ClockTime::from_nseconds(timeout.as_nanos().min(u64::MAX as u128) as u64);
     let discoverer = pbutils::Discoverer::new(clock_timeout)
@@ -198,18 +179,6 @@ pub fn probe(path: &Path, timeout: Duration) -> Result<MediaInfo, PipelineError>
         ));
     }
     Ok(media)
-}
-
-/// The absolute path both the probe and the decoder open. Symlinks are not
-/// resolved: the daemon hands over `/proc/self/fd/N` of an in-memory file,
-/// whose target is no path at all.
-pub(crate) fn canonical(path: &Path) -> Result<std::path::PathBuf, PipelineError> {
-    if crate::source::stream_uri(path).is_some() {
-        return Ok(path.to_path_buf());
-    }
-    let not_found = |e: std::io::Error| PipelineError::NotFound(format!("{}: {e}", path.display()));
-    std::fs::metadata(path).map_err(not_found)?;
-    std::path::absolute(path).map_err(not_found)
 }
 
 fn classify_discover_error(e: &gst::glib::Error, timeout: Duration) -> PipelineError {

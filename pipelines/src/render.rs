@@ -1,7 +1,7 @@
 //! Render: GStreamer plays a cut plan into `render.mp4`.
 //!
 //! ```text
-//! decode:  filesrc|monteursrc → decodebin ─ video → queue → videoconvert(I420) → appsink ─┐
+//! decode:  input → decodebin ─ video → queue → videoconvert(I420) → appsink ─┐
 //!                              └ audio → queue → audioconvert → audioresample  │ router
 //!                                        (F32 stereo 48 kHz) → appsink ────────┤ (retimes,
 //! encode:  appsrc(video) → [textoverlay ← appsrc(cues)] → x264enc ─┐           │  trims)
@@ -30,13 +30,10 @@ use gstreamer_app as gst_app;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
-use crate::analyse::{
-    attach_fakesink, decode_only, describe_error, link_chain, lock, report_link_failure,
-    stream_time,
-};
 use crate::captions::Cue;
 use crate::cutplan::CutPlan;
-use crate::{MediaInfo, PipelineError};
+use crate::graph::{self, Branches, Watch, lock, make, stream_time};
+use crate::{Cancel, Input, MediaInfo, PipelineError};
 
 /// `[render]` in the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,9 +172,6 @@ pub struct RenderReport {
 /// exactly with the picture.
 const AAC_PRIMING: u64 = 1024;
 
-/// What an appsink hands each decoded sample to.
-type Callback = Arc<dyn Fn(gst::Sample) + Send + Sync>;
-
 /// Ranges as runs of plan indices decoded by one seek each.
 fn runs(plan: &CutPlan, gap_frames: u64) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
@@ -236,6 +230,8 @@ struct Router {
     video_caps_set: bool,
     next_frame: u64,
     last_frame: Option<gst::Buffer>,
+    /// Source time of the last frame routed into the edit.
+    last_source_s: Option<f64>,
     next_sample: u64,
     repeated: u64,
     silence: u64,
@@ -305,6 +301,7 @@ impl Router {
         }
         self.push_frame(&buffer, index)?;
         self.last_frame = Some(buffer);
+        self.last_source_s = Some(t.as_secs_f64());
         Ok(())
     }
 
@@ -410,12 +407,6 @@ impl Router {
     }
 }
 
-fn make(name: &str) -> Result<gst::Element, PipelineError> {
-    gst::ElementFactory::make(name).build().map_err(|_| {
-        PipelineError::MissingCodec(format!("GStreamer element `{name}` is not installed"))
-    })
-}
-
 /// Cue text and times on the edit's timeline, for muxing and burning in.
 fn cue_buffers(cues: &[Cue], plan: &CutPlan) -> Vec<gst::Buffer> {
     let mut out = Vec::new();
@@ -506,6 +497,11 @@ fn build_encoder(
     }
     let mux = make("mp4mux")?;
     mux.set_property("faststart", true);
+    // With faststart the muxer parks the media data in a file of its own
+    // until the end; left unset it goes to the system's temp folder, a disk.
+    // Beside the output it stays in the job's (RAM-backed) scratch folder
+    // and goes with it.
+    mux.set_property("faststart-file", out.with_extension("mdat.partial"));
     let sink = gst::ElementFactory::make("filesink")
         .property("location", out.to_string_lossy().as_ref())
         .build()?;
@@ -591,13 +587,20 @@ fn build_encoder(
 /// temporary file so a failed render leaves nothing behind). `cues` are on
 /// the source's timeline; they are retimed to the edit, muxed as a subtitle
 /// track and, when the settings ask, burned in.
+///
+/// `on_progress` gets the share of the edit rendered (0 to 1) about ten
+/// times a second; `cancel` stops the render within a tick and leaves
+/// nothing behind.
+#[allow(clippy::too_many_arguments)]
 pub fn render(
-    input: &Path,
+    input: &Input,
     info: &MediaInfo,
     plan: &CutPlan,
     cues: &[Cue],
     settings: &RenderSettings,
     out: &Path,
+    cancel: &Cancel,
+    on_progress: &mut dyn FnMut(f64),
 ) -> Result<RenderReport, PipelineError> {
     let started = Instant::now();
     let problems = plan.problems();
@@ -631,6 +634,7 @@ pub fn render(
         video_caps_set: false,
         next_frame: 0,
         last_frame: None,
+        last_source_s: None,
         next_sample: 0,
         repeated: 0,
         silence: 0,
@@ -642,66 +646,48 @@ pub fn render(
     ];
     let activity = Arc::new(AtomicU64::new(0));
 
-    let path = crate::probe::canonical(input)?;
-    let decode = gst::Pipeline::with_name("render-decode");
-    let src = crate::source::element_for(&path)?;
-    let decodebin = make("decodebin")?;
-    decode.add_many([&src, &decodebin])?;
-    src.link(&decodebin)?;
-    decode_only(&decodebin, true, with_audio);
-    let wanted_stream = video_info.stream_id.clone();
-    let linked = Arc::new(Mutex::new((false, false)));
-    let weak = decode.downgrade();
     let (r_video, r_audio) = (Arc::clone(&routers[0]), Arc::clone(&routers[1]));
     let (a_video, a_audio) = (Arc::clone(&activity), Arc::clone(&activity));
     let audio_rate = settings.audio_rate as i32;
-    let video_cb: Callback = Arc::new(move |sample: gst::Sample| {
-        a_video.fetch_add(1, Ordering::Relaxed);
-        let mut r = lock(&r_video);
-        if r.error.is_none()
-            && let Err(e) = r.on_video(&sample)
-        {
-            r.error = Some(e);
-        }
+    let (c_video, c_audio) = (cancel.clone(), cancel.clone());
+    let video: graph::Attach = Box::new(move |pipeline, pad| {
+        let (r, a) = (Arc::clone(&r_video), Arc::clone(&a_video));
+        video_branch(pipeline, pad, &c_video, move |sample| {
+            a.fetch_add(1, Ordering::Relaxed);
+            route(&r, |r| r.on_video(&sample))
+        })
     });
-    let audio_cb: Callback = Arc::new(move |sample: gst::Sample| {
-        a_audio.fetch_add(1, Ordering::Relaxed);
-        let mut r = lock(&r_audio);
-        if r.error.is_none()
-            && let Err(e) = r.on_audio(&sample)
-        {
-            r.error = Some(e);
-        }
+    let audio: graph::Attach = Box::new(move |pipeline, pad| {
+        let (r, a) = (Arc::clone(&r_audio), Arc::clone(&a_audio));
+        audio_branch(pipeline, pad, audio_rate, &c_audio, move |sample| {
+            a.fetch_add(1, Ordering::Relaxed);
+            route(&r, |r| r.on_audio(&sample))
+        })
     });
-    decodebin.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak.upgrade() else {
-            return;
-        };
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let name = caps
-            .structure(0)
-            .map(|s| s.name().to_string())
-            .unwrap_or_default();
-        let stream_ok = match (&wanted_stream, pad.stream_id()) {
-            (Some(want), Some(got)) => want.as_str() == got.as_str(),
-            _ => true,
-        };
-        let mut l = lock(&linked);
-        let result = if name == "video/x-raw" && stream_ok && !l.0 {
-            l.0 = true;
-            video_branch(&pipeline, pad, Arc::clone(&video_cb))
-        } else if name == "audio/x-raw" && with_audio && !l.1 {
-            l.1 = true;
-            audio_branch(&pipeline, pad, audio_rate, Arc::clone(&audio_cb))
-        } else {
-            attach_fakesink(&pipeline, pad)
-        };
-        report_link_failure(&pipeline, result);
-    });
+    let decode = graph::decode_graph(
+        "render-decode",
+        input,
+        Branches {
+            video: Some((video_info.stream_id.clone(), video)),
+            audio: with_audio.then_some(audio),
+        },
+    )?;
 
-    let outcome = drive(&decode, &enc, plan, settings, &routers, &activity);
+    let outcome = drive(
+        &decode,
+        &enc,
+        plan,
+        settings,
+        &routers,
+        &activity,
+        cancel,
+        on_progress,
+    );
     let _ = decode.set_state(gst::State::Null);
     let _ = enc.pipeline.set_state(gst::State::Null);
+    let _ = std::fs::remove_file(out.with_extension("mdat.partial"));
+    // Nothing is moved into place for a job that was stopped meanwhile.
+    let outcome = outcome.and_then(|()| cancel.check());
     let report = outcome.map(|()| {
         let (v, a) = (lock(&routers[0]), lock(&routers[1]));
         RenderReport {
@@ -737,29 +723,25 @@ pub fn render(
     }
 }
 
-/// An appsink that hands every sample to `on_sample` on the streaming thread.
-fn sink(caps: gst::Caps, max_buffers: u32, on_sample: Callback) -> gst::Element {
-    gst_app::AppSink::builder()
-        .caps(&caps)
-        .sync(false)
-        .max_buffers(max_buffers)
-        .callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    on_sample(sample);
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        )
-        .build()
-        .upcast()
+/// Hands a sample to a router, keeping the first error for the driver.
+fn route(
+    router: &Mutex<Router>,
+    f: impl FnOnce(&mut Router) -> Result<(), PipelineError>,
+) -> Result<(), gst::FlowError> {
+    let mut r = lock(router);
+    if r.error.is_none()
+        && let Err(e) = f(&mut r)
+    {
+        r.error = Some(e);
+    }
+    Ok(())
 }
 
 fn video_branch(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
-    on_sample: Callback,
+    cancel: &Cancel,
+    on_sample: impl Fn(gst::Sample) -> Result<(), gst::FlowError> + Send + Sync + 'static,
 ) -> Result<(), PipelineError> {
     let caps = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
@@ -767,16 +749,17 @@ fn video_branch(
     let chain = [
         make("queue")?,
         make("videoconvert")?,
-        sink(caps, 4, on_sample),
+        graph::appsink(&caps, 4, cancel, on_sample),
     ];
-    link_chain(pipeline, pad, &chain)
+    graph::link_chain(pipeline, pad, &chain)
 }
 
 fn audio_branch(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
     rate: i32,
-    on_sample: Callback,
+    cancel: &Cancel,
+    on_sample: impl Fn(gst::Sample) -> Result<(), gst::FlowError> + Send + Sync + 'static,
 ) -> Result<(), PipelineError> {
     let caps = gst::Caps::builder("audio/x-raw")
         .field("format", "F32LE")
@@ -788,52 +771,12 @@ fn audio_branch(
         make("queue")?,
         make("audioconvert")?,
         make("audioresample")?,
-        sink(caps, 16, on_sample),
+        graph::appsink(&caps, 16, cancel, on_sample),
     ];
-    link_chain(pipeline, pad, &chain)
+    graph::link_chain(pipeline, pad, &chain)
 }
 
-/// Waits for `what` on `bus` (also watching the encoder's bus for errors),
-/// failing when nothing moves for the stall timeout.
-fn wait_for(
-    bus: &gst::Bus,
-    enc_bus: &gst::Bus,
-    what: gst::MessageType,
-    activity: &AtomicU64,
-    stall: Duration,
-) -> Result<(), PipelineError> {
-    let mut last = activity.load(Ordering::Relaxed);
-    let mut since = Instant::now();
-    loop {
-        if let Some(msg) = bus.timed_pop_filtered(
-            gst::ClockTime::from_mseconds(100),
-            &[what, gst::MessageType::Error],
-        ) {
-            match msg.view() {
-                gst::MessageView::Error(err) => {
-                    return Err(PipelineError::Decode(describe_error(err)));
-                }
-                _ => return Ok(()),
-            }
-        }
-        if let Some(msg) = enc_bus.pop_filtered(&[gst::MessageType::Error])
-            && let gst::MessageView::Error(err) = msg.view()
-        {
-            return Err(PipelineError::Graph(format!(
-                "encoding failed: {}",
-                describe_error(err)
-            )));
-        }
-        let now = activity.load(Ordering::Relaxed);
-        if now != last {
-            last = now;
-            since = Instant::now();
-        } else if since.elapsed() > stall {
-            return Err(PipelineError::Stalled(stall));
-        }
-    }
-}
-
+#[allow(clippy::too_many_arguments)]
 fn drive(
     decode: &gst::Pipeline,
     enc: &Encoder,
@@ -841,6 +784,8 @@ fn drive(
     settings: &RenderSettings,
     routers: &[Arc<Mutex<Router>>; 2],
     activity: &Arc<AtomicU64>,
+    cancel: &Cancel,
+    on_progress: &mut dyn FnMut(f64),
 ) -> Result<(), PipelineError> {
     let stall = Duration::from_secs_f64(settings.stall_timeout_s.max(1.0));
     let bus = decode
@@ -850,16 +795,20 @@ fn drive(
         .pipeline
         .bus()
         .ok_or_else(|| PipelineError::Graph("pipeline has no bus".into()))?;
-    enc.pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| PipelineError::Graph("the encoder refused to start".into()))?;
+    let watch = Watch {
+        cancel,
+        stall,
+        activity: &|| activity.load(Ordering::Relaxed),
+        encoder: Some(&enc_bus),
+    };
+    let total = plan.kept_frames.max(1) as f64;
+    let mut tick = || on_progress(lock(&routers[0]).next_frame as f64 / total);
+    graph::start(&enc.pipeline, gst::State::Playing)?;
     for t in &enc.text {
         feed_text(t, &enc.cues)?;
     }
-    decode
-        .set_state(gst::State::Paused)
-        .map_err(|_| PipelineError::Decode("the decoder refused to start".into()))?;
-    wait_for(&bus, &enc_bus, gst::MessageType::AsyncDone, activity, stall)?;
+    graph::start(decode, gst::State::Paused)?;
+    watch.until(&bus, gst::MessageType::AsyncDone, &mut tick)?;
     let gap = plan.rate.frames_in(settings.seek_gap_s);
     for (i, (a, b)) in runs(plan, gap).into_iter().enumerate() {
         // Half a frame either side: the seek lands on frame `a` however the
@@ -879,12 +828,10 @@ fn drive(
             )
             .map_err(|_| PipelineError::Decode("the input refused a seek".into()))?;
         if i == 0 {
-            wait_for(&bus, &enc_bus, gst::MessageType::AsyncDone, activity, stall)?;
-            decode
-                .set_state(gst::State::Playing)
-                .map_err(|_| PipelineError::Decode("the decoder refused to play".into()))?;
+            watch.until(&bus, gst::MessageType::AsyncDone, &mut tick)?;
+            graph::start(decode, gst::State::Playing)?;
         }
-        wait_for(&bus, &enc_bus, gst::MessageType::Eos, activity, stall)?;
+        watch.until(&bus, gst::MessageType::Eos, &mut tick)?;
         for r in routers {
             if let Some(e) = lock(r).error.take() {
                 return Err(e);
@@ -892,10 +839,24 @@ fn drive(
         }
     }
     let _ = decode.set_state(gst::State::Null);
-    if lock(&routers[0]).last_frame.is_none() {
-        return Err(PipelineError::Decode(
-            "the video stream produced no frames in the kept ranges".into(),
-        ));
+    {
+        let v = lock(&routers[0]);
+        let Some(last) = v.last_source_s else {
+            return Err(PipelineError::Decode(
+                "the video stream produced no frames in the kept ranges".into(),
+            ));
+        };
+        // A cut upload decodes only its start: the frames the plan wants
+        // past that would all be repeats of the last one.
+        let needed = plan
+            .ranges
+            .last()
+            .map(|r| plan.rate.seconds(r.end_frame))
+            .unwrap_or(0.0);
+        graph::check_complete(
+            Duration::from_secs_f64(last + plan.rate.seconds(1)),
+            Some(Duration::from_secs_f64(needed)),
+        )?;
     }
     for r in routers {
         let mut r = lock(r);
@@ -912,17 +873,21 @@ fn drive(
     if let Some(a) = &enc.audio {
         eos(a)?;
     }
-    let done = wait_for(
-        &enc_bus,
-        &enc_bus,
-        gst::MessageType::Eos,
-        &AtomicU64::new(0),
-        stall.max(Duration::from_secs(600)),
-    );
-    done.map_err(|e| match e {
-        PipelineError::Decode(m) => PipelineError::Graph(format!("encoding failed: {m}")),
-        other => other,
-    })
+    let flushing = Watch {
+        cancel,
+        stall: stall.max(Duration::from_secs(600)),
+        activity: &|| 0,
+        encoder: None,
+    };
+    // Whatever fails now fails in the encoder: ours, not the input's.
+    flushing
+        .until(&enc_bus, gst::MessageType::Eos, &mut tick)
+        .map_err(|e| match e {
+            PipelineError::Decode(m) | PipelineError::MissingCodec(m) => {
+                PipelineError::Graph(format!("encoding failed: {m}"))
+            }
+            other => other,
+        })
 }
 
 #[cfg(test)]

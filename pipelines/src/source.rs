@@ -1,16 +1,15 @@
-//! Inputs that are not files: a GStreamer source element, `monteursrc`, that
-//! reads any [`RandomAccess`] byte source (an object in S3 read by ranged
-//! GETs and decrypted segment by segment, say) with random access, so
-//! demuxers can seek (an MP4 whose index sits at its end) and nothing has to
-//! be held whole in memory or written to disk.
+//! `monteursrc`: a GStreamer source element that reads any [`RandomAccess`]
+//! byte source (an object in S3 read by ranged GETs and decrypted segment by
+//! segment, say) with random access, so demuxers can seek (an MP4 whose index
+//! sits at its end) and nothing has to be held whole in memory or written to
+//! disk. Graphs get one through [`Input::Stream`](crate::Input).
 //!
-//! A source is registered under a path-shaped handle (`monteur://<n>`) that
-//! [`probe`](crate::probe), [`analyse`](crate::analyse) and
-//! [`render`](crate::render) accept wherever they accept a file path; the
-//! handle is valid while its [`Registered`] guard lives.
+//! GStreamer finds the element by URI (the discoverer builds its own graph
+//! from one, and stream ids derive from it), so a stream input is registered
+//! in a process-wide table under an opaque URI for as long as the
+//! [`Input`](crate::Input) lives; nothing outside this crate sees the URI.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -23,13 +22,33 @@ use gstreamer_base as gst_base;
 
 use crate::PipelineError;
 
+/// Why a read of a [`RandomAccess`] source failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// [`RandomAccess::unlock`] or the job's cancellation stopped the read;
+    /// the graph is flushing or being torn down, nothing is wrong with the
+    /// input.
+    #[error("read interrupted")]
+    Interrupted,
+    /// The bytes could not be had (the source keeps the typed cause for its
+    /// owner to judge: an outage is retried, tampered data refused).
+    #[error("read failed: {0}")]
+    Failed(String),
+}
+
 /// Bytes readable at any offset, from any thread.
 pub trait RandomAccess: Send + Sync {
     /// Total length in bytes.
     fn size(&self) -> u64;
     /// Fills `buf` from `offset`; returns how many bytes were read (fewer
     /// only at the end).
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, String>;
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError>;
+    /// Makes a read in progress (and any until [`Self::unlock_stop`]) return
+    /// [`ReadError::Interrupted`] at once: GStreamer calls it on flushing
+    /// seeks and state changes, which must not wait for a slow network read.
+    fn unlock(&self) {}
+    /// Reads work again.
+    fn unlock_stop(&self) {}
 }
 
 const SCHEME: &str = "monteur";
@@ -39,36 +58,20 @@ fn registry() -> &'static Mutex<HashMap<String, Arc<dyn RandomAccess>>> {
     R.get_or_init(Default::default)
 }
 
-/// What each handle stands for (an object key), for outputs that name their
-/// source, such as timeline exports.
-fn names() -> &'static Mutex<HashMap<String, String>> {
-    static N: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
-    N.get_or_init(Default::default)
-}
-
-/// The name `path` was registered under, when it is a source's handle.
-pub fn name_of(path: &Path) -> Option<String> {
-    let uri = stream_uri(path)?;
-    names().lock().ok()?.get(&uri).cloned()
-}
-
-/// A registered source; dropping it unregisters the handle.
-pub struct Registered {
+/// A registered source; dropping it unregisters the URI.
+pub(crate) struct Registered {
     uri: String,
 }
 
 impl std::fmt::Debug for Registered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registered")
-            .field("uri", &self.uri)
-            .finish()
+        f.debug_struct("Registered").finish_non_exhaustive()
     }
 }
 
 impl Registered {
-    /// The handle to pass where a file path is expected.
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from(&self.uri)
+    pub(crate) fn uri(&self) -> &str {
+        &self.uri
     }
 }
 
@@ -77,43 +80,24 @@ impl Drop for Registered {
         if let Ok(mut r) = registry().lock() {
             r.remove(&self.uri);
         }
-        if let Ok(mut n) = names().lock() {
-            n.remove(&self.uri);
-        }
     }
 }
 
-/// Registers `source`, known as `name` (its object key, say), and returns
-/// its handle.
-pub fn register(source: Arc<dyn RandomAccess>, name: &str) -> Registered {
+/// Registers `source` under a fresh URI.
+pub(crate) fn register(source: Arc<dyn RandomAccess>) -> Registered {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let uri = format!("{SCHEME}://{}", NEXT.fetch_add(1, Ordering::Relaxed));
     if let Ok(mut r) = registry().lock() {
         r.insert(uri.clone(), source);
     }
-    if let Ok(mut n) = names().lock() {
-        n.insert(uri.clone(), name.to_string());
-    }
     Registered { uri }
 }
 
-/// The URI of `path` when it is a registered source's handle.
-pub(crate) fn stream_uri(path: &Path) -> Option<String> {
-    let s = path.to_str()?;
-    s.starts_with("monteur://").then(|| s.to_string())
-}
-
-/// The source element for `path`: `filesrc` for a file, `monteursrc` for a
-/// registered source's handle.
-pub(crate) fn element_for(path: &Path) -> Result<gst::Element, PipelineError> {
-    match stream_uri(path) {
-        Some(uri) => Ok(gst::ElementFactory::make("monteursrc")
-            .property("uri", uri)
-            .build()?),
-        None => Ok(gst::ElementFactory::make("filesrc")
-            .property("location", path.to_string_lossy().as_ref())
-            .build()?),
-    }
+/// A `monteursrc` reading the source registered under `uri`.
+pub(crate) fn element(uri: &str) -> Result<gst::Element, PipelineError> {
+    Ok(gst::ElementFactory::make("monteursrc")
+        .property("uri", uri)
+        .build()?)
 }
 
 /// Registers the `monteursrc` element (once per process).
@@ -257,6 +241,20 @@ mod imp {
             true
         }
 
+        fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+            if let Some(s) = self.source.lock().ok().and_then(|s| s.clone()) {
+                s.unlock();
+            }
+            Ok(())
+        }
+
+        fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+            if let Some(s) = self.source.lock().ok().and_then(|s| s.clone()) {
+                s.unlock_stop();
+            }
+            Ok(())
+        }
+
         fn size(&self) -> Option<u64> {
             self.source.lock().ok()?.as_ref().map(|s| s.size())
         }
@@ -283,7 +281,8 @@ mod imp {
                 let slice = &mut map.as_mut_slice()[..want];
                 match source.read_at(offset, slice) {
                     Ok(n) => n,
-                    Err(e) => {
+                    Err(ReadError::Interrupted) => return Err(gst::FlowError::Flushing),
+                    Err(ReadError::Failed(e)) => {
                         gst::element_imp_error!(
                             self,
                             gst::ResourceError::Read,
@@ -336,7 +335,7 @@ mod tests {
         fn size(&self) -> u64 {
             self.0.len() as u64
         }
-        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, String> {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
             let from = (offset as usize).min(self.0.len());
             let n = buf.len().min(self.0.len() - from);
             buf[..n].copy_from_slice(&self.0[from..from + n]);
@@ -345,24 +344,11 @@ mod tests {
     }
 
     #[test]
-    fn handles_unregister_when_dropped() {
-        let r = register(Arc::new(Bytes(vec![1, 2, 3])), "tenants/a/in/x.mp4");
-        let path = r.path();
-        assert!(stream_uri(&path).is_some());
-        assert_eq!(name_of(&path).as_deref(), Some("tenants/a/in/x.mp4"));
-        assert!(
-            registry()
-                .lock()
-                .unwrap()
-                .contains_key(path.to_str().unwrap())
-        );
+    fn sources_unregister_when_dropped() {
+        let r = register(Arc::new(Bytes(vec![1, 2, 3])));
+        let uri = r.uri().to_string();
+        assert!(registry().lock().unwrap().contains_key(&uri));
         drop(r);
-        assert!(
-            !registry()
-                .lock()
-                .unwrap()
-                .contains_key(path.to_str().unwrap())
-        );
-        assert!(stream_uri(Path::new("/tmp/clip.mp4")).is_none());
+        assert!(!registry().lock().unwrap().contains_key(&uri));
     }
 }

@@ -1,4 +1,5 @@
-//! Audit events: every use of a tenant's key and every purge, published with
+//! Audit events: every use of a tenant's key, every purge and every cancel,
+//! published with
 //! publisher confirms to `worker.audit_exchange` (kept in
 //! `worker.audit_queue`), a sink apart from the diagnostics (privacy policy
 //! P10).
@@ -26,6 +27,10 @@ pub enum Action {
     PurgeCompleted,
     #[serde(rename = "purge.failed")]
     PurgeFailed,
+    /// A producer's cancel of a job was recorded (the marker that keeps it
+    /// from ever running is written with the tenant's key).
+    #[serde(rename = "job.cancel")]
+    Cancel,
 }
 
 impl Action {
@@ -35,6 +40,7 @@ impl Action {
             Action::PurgeStarted => "purge.started",
             Action::PurgeCompleted => "purge.completed",
             Action::PurgeFailed => "purge.failed",
+            Action::Cancel => "job.cancel",
         }
     }
 }

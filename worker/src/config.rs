@@ -44,9 +44,21 @@ pub struct Config {
 pub struct WorkerConfig {
     /// Broker URL; `MONTEUR_WORKER__AMQP_URL` keeps credentials out of files.
     pub amqp_url: String,
-    /// The jobs queue (quorum), its dead-letter exchange and queue, and the
-    /// exchange progress/completed/failed events are published to.
+    /// The jobs queue (quorum; the batch lane), its dead-letter exchange and
+    /// queue, and the exchange progress/completed/failed events are
+    /// published to.
     pub queue: String,
+    /// The interactive lane: a second quorum queue whose jobs start before
+    /// any waiting batch job (RabbitMQ's quorum queues have no priorities).
+    pub interactive_queue: String,
+    /// After this many interactive starts in a row while a batch job waits,
+    /// a batch job goes next: interactive work cannot starve batch work.
+    pub batch_every: u32,
+    /// Producers send `monteur.cancel.v1` messages to this queue; the worker
+    /// that takes one records it and broadcasts it on `control_exchange`
+    /// (fanout), which every worker listens to.
+    pub cancel_queue: String,
+    pub control_exchange: String,
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
     pub events_exchange: String,
@@ -56,12 +68,15 @@ pub struct WorkerConfig {
     pub audit_queue: String,
     /// The region this worker serves; jobs for another are refused unread.
     pub region: String,
-    /// Jobs in flight at once (the prefetch).
+    /// Jobs running at once; 0 picks one from the machine's cores (see
+    /// [`WorkerConfig::slots`]).
     pub concurrency: u16,
     /// Deliveries of one message before the broker dead-letters it.
     pub delivery_limit: u32,
-    /// A job running longer fails.
+    /// A job running longer (from its start, not its delivery) is stopped.
     pub job_deadline_s: u64,
+    /// A running job's `progress` events come at most this often.
+    pub progress_interval_s: f64,
     /// The broker's consumer timeout; above the job deadline.
     pub consumer_timeout_s: u64,
     /// After SIGTERM, in-flight jobs get this long to finish before they are
@@ -86,15 +101,20 @@ impl Default for WorkerConfig {
         Self {
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             queue: "monteur.jobs".into(),
+            interactive_queue: "monteur.jobs.interactive".into(),
+            batch_every: 4,
+            cancel_queue: "monteur.cancel".into(),
+            control_exchange: "monteur.control".into(),
             dead_letter_exchange: "monteur.dlx".into(),
             dead_letter_queue: "monteur.jobs.dead".into(),
             events_exchange: "monteur.events".into(),
             audit_exchange: "monteur.audit".into(),
             audit_queue: "monteur.audit".into(),
             region: "local".into(),
-            concurrency: 1,
+            concurrency: 0,
             delivery_limit: 5,
             job_deadline_s: 3600,
+            progress_interval_s: 2.0,
             consumer_timeout_s: 7200,
             drain_deadline_s: 25,
             keyring: String::new(),
@@ -108,10 +128,33 @@ impl Default for WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// Jobs run at once: `concurrency`, or when 0 a quarter of the cores
+    /// (at least 1, at most 8). A job's decode, x264 render and Whisper each
+    /// use several threads, so one job per core would only make every job
+    /// slower; see README "Choosing worker.concurrency".
+    pub fn slots(&self) -> u16 {
+        if self.concurrency > 0 {
+            return self.concurrency;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / 4).clamp(1, 8) as u16
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if self.concurrency == 0 {
-            p.push("worker.concurrency must be at least 1".into());
+        if self.concurrency > 256 {
+            p.push("worker.concurrency must be 0 (auto) to 256".into());
+        }
+        if !(self.progress_interval_s.is_finite()
+            && (0.1..=3600.0).contains(&self.progress_interval_s))
+        {
+            p.push("worker.progress_interval_s must be 0.1 to 3600".into());
+        }
+        if self.batch_every == 0 {
+            p.push("worker.batch_every must be at least 1".into());
+        }
+        if self.queue == self.interactive_queue {
+            p.push("worker.interactive_queue must differ from worker.queue".into());
         }
         if self.consumer_timeout_s <= self.job_deadline_s {
             p.push(format!(
@@ -200,6 +243,11 @@ pub struct StorageConfig {
     pub path_style: bool,
     pub access_key_env: String,
     pub secret_key_env: String,
+    /// Seconds to open a connection.
+    pub connect_timeout_s: f64,
+    /// Seconds one attempt of one request may take (a 16 MiB part included);
+    /// the SDK retries a timed-out attempt.
+    pub attempt_timeout_s: f64,
 }
 
 impl Default for StorageConfig {
@@ -211,7 +259,24 @@ impl Default for StorageConfig {
             path_style: true,
             access_key_env: "AWS_ACCESS_KEY_ID".into(),
             secret_key_env: "AWS_SECRET_ACCESS_KEY".into(),
+            connect_timeout_s: 10.0,
+            attempt_timeout_s: 120.0,
         }
+    }
+}
+
+impl StorageConfig {
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        for (key, v) in [
+            ("connect_timeout_s", self.connect_timeout_s),
+            ("attempt_timeout_s", self.attempt_timeout_s),
+        ] {
+            if !(v.is_finite() && (0.1..=3600.0).contains(&v)) {
+                p.push(format!("storage.{key} must be 0.1 to 3600 s, got {v}"));
+            }
+        }
+        p
     }
 }
 
@@ -472,6 +537,7 @@ impl Config {
         p.extend(self.render.problems());
         p.extend(self.models.problems());
         p.extend(self.worker.problems());
+        p.extend(self.storage.problems());
         p.extend(self.diagnostics.problems());
         p
     }

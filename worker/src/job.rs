@@ -1,6 +1,7 @@
-//! Job messages: the versioned `monteur.job.v1` (process) and
-//! `monteur.purge.v1` (delete a tenant's or project's artifacts) schemas,
-//! their HMAC-SHA256 signature, and every check made before a single byte of
+//! Job messages: the versioned `monteur.job.v1` (process),
+//! `monteur.purge.v1` (delete a tenant's or project's artifacts) and
+//! `monteur.cancel.v1` (stop a job, queued or running) schemas, their
+//! HMAC-SHA256 signature, and every check made before a single byte of
 //! footage is read or deleted.
 //!
 //! A message is a JSON envelope `{"schema", "key_id", "signature", "job"}`.
@@ -16,17 +17,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::crypto::KeyProvider;
+use crate::reason::Reason;
 use crate::tasks::TaskSet;
 
 pub const JOB_SCHEMA: &str = "monteur.job.v1";
 pub const PURGE_SCHEMA: &str = "monteur.purge.v1";
+pub const CANCEL_SCHEMA: &str = "monteur.cancel.v1";
+const SCHEMAS: [&str; 3] = [JOB_SCHEMA, PURGE_SCHEMA, CANCEL_SCHEMA];
 
 /// Why a message was refused. `code()` is the dead-letter reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("message is not a monteur job envelope: {0}")]
     Malformed(String),
-    #[error("unsupported schema `{0}` (expected monteur.job.v1 or monteur.purge.v1)")]
+    #[error(
+        "unsupported schema `{0}` (expected monteur.job.v1, monteur.purge.v1 or monteur.cancel.v1)"
+    )]
     Schema(String),
     #[error("message is not signed")]
     Unsigned,
@@ -43,18 +49,23 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Why, among the worker's reasons.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Rejection::Malformed(_) => Reason::Malformed,
+            Rejection::Schema(_) => Reason::UnsupportedSchema,
+            Rejection::Unsigned => Reason::Unsigned,
+            Rejection::UnknownSigningKey(_) => Reason::UnknownSigningKey,
+            Rejection::BadSignature => Reason::BadSignature,
+            Rejection::InvalidField { .. } => Reason::InvalidField,
+            Rejection::ForeignObject { .. } => Reason::ForeignObject,
+            Rejection::WrongRegion { .. } => Reason::WrongRegion,
+        }
+    }
+
     /// Stable reason code for dead-lettered messages and metrics labels.
     pub fn code(&self) -> &'static str {
-        match self {
-            Rejection::Malformed(_) => "malformed",
-            Rejection::Schema(_) => "unsupported_schema",
-            Rejection::Unsigned => "unsigned",
-            Rejection::UnknownSigningKey(_) => "unknown_signing_key",
-            Rejection::BadSignature => "bad_signature",
-            Rejection::InvalidField { .. } => "invalid_field",
-            Rejection::ForeignObject { .. } => "foreign_object",
-            Rejection::WrongRegion { .. } => "wrong_region",
-        }
+        self.reason().code()
     }
 }
 
@@ -143,11 +154,25 @@ pub struct Purge {
     pub prefix: String,
 }
 
+/// A validated cancel: stop job `job_id` wherever it is (queued or
+/// running) and make sure it never runs later. `output_prefix` is the job's:
+/// the worker leaves a write-once marker there that any later delivery of
+/// the job finds before it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelJob {
+    pub job_id: String,
+    pub tenant: String,
+    pub region: String,
+    pub output_prefix: String,
+}
+
 /// A verified message: what to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Process(Job),
     Purge(Purge),
+    Cancel(CancelJob),
 }
 
 impl Request {
@@ -155,6 +180,7 @@ impl Request {
         match self {
             Request::Process(j) => &j.job_id,
             Request::Purge(p) => &p.job_id,
+            Request::Cancel(c) => &c.job_id,
         }
     }
 
@@ -162,6 +188,7 @@ impl Request {
         match self {
             Request::Process(j) => &j.tenant,
             Request::Purge(p) => &p.tenant,
+            Request::Cancel(c) => &c.tenant,
         }
     }
 
@@ -170,6 +197,41 @@ impl Request {
         match self {
             Request::Process(_) => "process",
             Request::Purge(_) => "purge",
+            Request::Cancel(_) => "cancel",
+        }
+    }
+
+    /// Identifiers that must never reach a diagnostic while it is handled.
+    pub fn identifiers(&self) -> Vec<&str> {
+        match self {
+            Request::Process(j) => vec![&j.job_id, &j.tenant, &j.input, &j.output_prefix],
+            Request::Purge(p) => vec![&p.job_id, &p.tenant, &p.prefix],
+            Request::Cancel(c) => vec![&c.job_id, &c.tenant, &c.output_prefix],
+        }
+    }
+}
+
+/// A refused message: why, and the job's id when the signature held (so the
+/// producer can tell which of its jobs the `failed` event is about; an
+/// unsigned message's claims are not echoed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{rejection}")]
+pub struct Refusal {
+    pub rejection: Rejection,
+    pub job_id: Option<String>,
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        self.rejection.code()
+    }
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Self {
+            rejection,
+            job_id: None,
         }
     }
 }
@@ -236,6 +298,15 @@ pub fn purge_envelope(purge: &Purge, key: &crate::crypto::Key) -> String {
     )
 }
 
+/// Builds a signed cancel envelope (tests and tools).
+pub fn cancel_envelope(cancel: &CancelJob, key: &crate::crypto::Key) -> String {
+    signed(
+        CANCEL_SCHEMA,
+        &serde_json::to_string(cancel).unwrap_or_default(),
+        key,
+    )
+}
+
 fn signed(schema: &str, text: &str, key: &crate::crypto::Key) -> String {
     format!(
         r#"{{"schema":"{schema}","key_id":{},"signature":"{}","job":{text}}}"#,
@@ -245,14 +316,14 @@ fn signed(schema: &str, text: &str, key: &crate::crypto::Key) -> String {
 }
 
 /// Parses, authenticates and validates one message for a worker in `region`.
-pub fn verify(body: &[u8], keys: &dyn KeyProvider, region: &str) -> Result<Request, Rejection> {
+pub fn verify(body: &[u8], keys: &dyn KeyProvider, region: &str) -> Result<Request, Refusal> {
     let env: Envelope<'_> =
         serde_json::from_slice(body).map_err(|e| Rejection::Malformed(e.to_string()))?;
-    if env.schema != JOB_SCHEMA && env.schema != PURGE_SCHEMA {
-        return Err(Rejection::Schema(env.schema.chars().take(64).collect()));
+    if !SCHEMAS.contains(&env.schema.as_str()) {
+        return Err(Rejection::Schema(env.schema.chars().take(64).collect()).into());
     }
     let (Some(key_id), Some(signature)) = (env.key_id, env.signature) else {
-        return Err(Rejection::Unsigned);
+        return Err(Rejection::Unsigned.into());
     };
     let key = keys
         .signing_key(&key_id)
@@ -269,10 +340,27 @@ pub fn verify(body: &[u8], keys: &dyn KeyProvider, region: &str) -> Result<Reque
     let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.bytes());
     aws_lc_rs::hmac::verify(&k, env.job.get().as_bytes(), &tag)
         .map_err(|_| Rejection::BadSignature)?;
-    if env.schema == PURGE_SCHEMA {
-        return verify_purge(env.job.get(), region).map(Request::Purge);
+    let text = env.job.get();
+    let checked = match env.schema.as_str() {
+        PURGE_SCHEMA => verify_purge(text, region).map(Request::Purge),
+        CANCEL_SCHEMA => verify_cancel(text, region).map(Request::Cancel),
+        _ => verify_job(text, region).map(Request::Process),
+    };
+    checked.map_err(|rejection| Refusal {
+        rejection,
+        job_id: signed_job_id(text),
+    })
+}
+
+/// The `job_id` of a signed job, when it is a well-formed identifier.
+fn signed_job_id(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        job_id: String,
     }
-    verify_job(env.job.get(), region).map(Request::Process)
+    let id: Id = serde_json::from_str(text).ok()?;
+    identifier("job_id", &id.job_id, 64).ok()?;
+    Some(id.job_id)
 }
 
 /// The checks every request shares: identifiers and the region.
@@ -301,6 +389,24 @@ fn verify_purge(text: &str, region: &str) -> Result<Purge, Rejection> {
         });
     }
     Ok(purge)
+}
+
+fn verify_cancel(text: &str, region: &str) -> Result<CancelJob, Rejection> {
+    let cancel: CancelJob =
+        serde_json::from_str(text).map_err(|e| Rejection::Malformed(format!("job: {e}")))?;
+    common(&cancel.job_id, &cancel.tenant, &cancel.region, region)?;
+    object_key(
+        "output_prefix",
+        &cancel.output_prefix,
+        &tenant_prefix(&cancel.tenant),
+    )?;
+    if !cancel.output_prefix.ends_with('/') {
+        return Err(Rejection::InvalidField {
+            field: "output_prefix",
+            reason: "must end with /".into(),
+        });
+    }
+    Ok(cancel)
 }
 
 fn verify_job(text: &str, region: &str) -> Result<Job, Rejection> {
@@ -460,6 +566,40 @@ mod tests {
         let mut far = purge("tenants/acme/");
         far.region = "us-east".into();
         assert_eq!(reason(&purge_envelope(&far, &key)), "wrong_region");
+    }
+
+    #[test]
+    fn refusals_name_the_job_only_when_the_signature_held() {
+        let mut far = job();
+        far.region = "us-east".into();
+        let r = verify(send(&far).as_bytes(), &keys(), "eu-west").unwrap_err();
+        assert_eq!(r.code(), "wrong_region");
+        assert_eq!(r.job_id.as_deref(), Some("job-1"));
+        let forged = envelope(&far, &Key::new("sig-2026", [9; 32]));
+        let r = verify(forged.as_bytes(), &keys(), "eu-west").unwrap_err();
+        assert_eq!((r.code(), r.job_id), ("bad_signature", None));
+    }
+
+    #[test]
+    fn cancels_are_signed_and_confined_to_the_tenant() {
+        let key = Key::new("sig-2026", [5; 32]);
+        let c = CancelJob {
+            job_id: "job-1".into(),
+            tenant: "acme".into(),
+            region: "eu-west".into(),
+            output_prefix: "tenants/acme/out/job-1/".into(),
+        };
+        assert_eq!(
+            verify(cancel_envelope(&c, &key).as_bytes(), &keys(), "eu-west").unwrap(),
+            Request::Cancel(c.clone())
+        );
+        let foreign = CancelJob {
+            output_prefix: "tenants/globex/out/job-1/".into(),
+            ..c.clone()
+        };
+        assert_eq!(reason(&cancel_envelope(&foreign, &key)), "foreign_object");
+        let forged = cancel_envelope(&c, &Key::new("sig-2026", [1; 32]));
+        assert_eq!(reason(&forged), "bad_signature");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use monteur_worker::{Config, Engine, TaskSet, progress, run_process, run_render, telemetry};
+use monteur_worker::{Config, Engine, Run, TaskSet, progress, run_process, run_render, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +35,10 @@ enum Command {
         /// Default: every task this build can run.
         #[arg(long)]
         tasks: Option<TaskSet>,
+        /// Analyse an input that ends well before the duration its container
+        /// declares (a cut upload) instead of failing; report.json notes it.
+        #[arg(long)]
+        allow_truncated: bool,
     },
     /// Run the daemon: jobs from RabbitMQ, media from encrypted object
     /// storage (see [worker] and [storage] in config/monteur.toml).
@@ -81,11 +85,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref(), std::env::vars())?;
     telemetry::init(&config.log, &config.diagnostics);
     match cli.command {
-        Command::Process { input, out, tasks } => {
+        Command::Process {
+            input,
+            out,
+            tasks,
+            allow_truncated,
+        } => {
             let tasks = tasks.unwrap_or_else(TaskSet::available);
             let mut progress = progress::for_stderr();
-            let mut engine = Engine::new(config);
-            let outcome = run_process(&mut engine, &input, &out, &tasks, progress.as_mut())
+            let engine = Engine::new(config)?;
+            let run = Run {
+                allow_truncated,
+                ..Run::file(&engine, &input, &out, tasks)
+            };
+            let outcome = run_process(&engine, &run, progress.as_mut())
                 .with_context(|| format!("processing {}", input.display()))?;
             tracing::info!(
                 out = %out.display(),
@@ -99,11 +112,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(async {
+            let result = runtime.block_on(async {
                 monteur_worker::daemon::run(config, shutdown_signal())
                     .await
                     .context("worker stopped")
-            })
+            });
+            // Dropping the runtime would wait for every blocking thread: a
+            // stopped job's decode still unwinding must not hold the exit
+            // past the drain deadline.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            result
         }
         Command::Render { input, plan, out } => {
             let report = run_render(&config, &input, &plan, &out)

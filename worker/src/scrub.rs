@@ -123,6 +123,11 @@ pub const ALLOWED: &[(&str, Kind)] = &[
     ("uploads", Kind::Plain),
     ("removed", Kind::Plain),
     ("width", Kind::Plain),
+    ("lane", Kind::Plain),
+    ("waiting", Kind::Plain),
+    ("running", Kind::Plain),
+    ("stage", Kind::Plain),
+    ("device", Kind::Plain),
 ];
 
 /// How an allowed field is treated.

@@ -11,14 +11,21 @@
 //! ([`Storage::purge_prefix`]) deletes every object and aborts every
 //! unfinished upload under a prefix.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use monteur_pipelines::{Cancel, ReadError};
 use thiserror::Error;
+use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
 use crate::config::StorageConfig;
@@ -40,11 +47,17 @@ pub enum StorageError {
     Crypto(#[from] CryptoError),
     #[error("input is {size} bytes, above the {limit}-byte limit")]
     TooLarge { size: u64, limit: u64 },
+    /// The job was cancelled while the transfer ran (an upload is aborted).
+    #[error("transfer stopped: the job was cancelled")]
+    Cancelled,
 }
 
 impl StorageError {
+    /// True when the object itself (or the request for it) is at fault:
+    /// missing, denied, tampered, too large. Outages and cancellations are
+    /// not.
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, StorageError::Transient(_))
+        !matches!(self, StorageError::Transient(_) | StorageError::Cancelled)
     }
 }
 
@@ -143,7 +156,15 @@ impl Storage {
             .credentials_provider(credentials)
             // The default checksum trailers break several S3-compatible stores.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            // Without these a silent server holds a job (and its slot)
+            // until the job deadline.
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs_f64(cfg.connect_timeout_s))
+                    .operation_attempt_timeout(Duration::from_secs_f64(cfg.attempt_timeout_s))
+                    .build(),
+            );
         if !cfg.endpoint.is_empty() {
             b = b.endpoint_url(cfg.endpoint.clone());
         }
@@ -191,14 +212,21 @@ impl Storage {
     /// Uploads the file at `path`, encrypted as `p` says, reading and
     /// encrypting it part by part: memory stays at about two parts whatever
     /// the file's size. Returns the plaintext size.
+    ///
+    /// `cancel` is looked at before every part: a cancelled job's upload is
+    /// aborted (no part left behind) and returns [`StorageError::Cancelled`].
     pub async fn put_file(
         &self,
         key: &str,
         path: &std::path::Path,
         p: Protection<'_>,
+        cancel: &Cancel,
     ) -> Result<u64, StorageError> {
         use std::io::Read as _;
         let io = |e: std::io::Error| StorageError::Refused(format!("reading an output: {e}"));
+        if cancel.is_cancelled() {
+            return Err(StorageError::Cancelled);
+        }
         let size = std::fs::metadata(path).map_err(io)?.len();
         if size <= PART as u64 {
             let data = Zeroizing::new(std::fs::read(path).map_err(io)?);
@@ -217,6 +245,9 @@ impl Storage {
         let mut buf = Zeroizing::new(vec![0u8; 4 << 20]);
         let mut done = false;
         let mut next = || -> Result<Option<Vec<u8>>, StorageError> {
+            if cancel.is_cancelled() {
+                return Err(StorageError::Cancelled);
+            }
             while !done && pending.len() < PART {
                 let n = file.read(&mut buf).map_err(io)?;
                 if n == 0 {
@@ -322,6 +353,35 @@ impl Storage {
         self.put_object(key, data, p, true).await
     }
 
+    /// Deletes `key` (gone already counts as deleted).
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    /// Whether `key`, written in client mode (or unencrypted), exists: a
+    /// HEAD without SSE-C headers.
+    pub async fn exists_plain(&self, key: &str) -> Result<bool, StorageError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(s)) if s.raw().status().as_u16() == 404 => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
     /// Whether `key` exists (the manifest of a finished job).
     pub async fn exists(&self, key: &str, p: Protection<'_>) -> Result<bool, StorageError> {
         let req = self.client.head_object().bucket(&self.bucket).key(key);
@@ -348,7 +408,14 @@ pub struct ObjectReader {
     runtime: tokio::runtime::Handle,
     cache: std::sync::Mutex<Vec<(u64, Block)>>,
     failure: std::sync::Mutex<Option<StorageError>>,
-    fetched: std::sync::atomic::AtomicU64,
+    fetched: AtomicU64,
+    /// Set between GStreamer's unlock and unlock_stop, and for good once
+    /// the job is cancelled: a read in flight ends at once.
+    unlocked: Arc<AtomicBool>,
+    cancel: Cancel,
+    wake: Arc<Notify>,
+    #[cfg(feature = "failpoints")]
+    pub(crate) failpoint: std::sync::Mutex<Option<crate::daemon::failpoints::Read>>,
 }
 
 /// One decrypted block, shared between the cache and a reader.
@@ -371,6 +438,7 @@ impl std::fmt::Debug for ObjectReader {
 impl Storage {
     /// Opens `key` for random access: reads its size and ETag and, in client
     /// mode, its header (unwrapping the data key with the tenant's key).
+    /// Reads stop at once when `cancel` fires.
     pub async fn open_reader(
         &self,
         key: &str,
@@ -378,6 +446,7 @@ impl Storage {
         p: Protection<'_>,
         keys: &dyn KeyProvider,
         limit: u64,
+        cancel: &Cancel,
     ) -> Result<ObjectReader, StorageError> {
         let sse = sse(p);
         let head = self.client.head_object().bucket(&self.bucket).key(key);
@@ -399,8 +468,15 @@ impl Storage {
             runtime: tokio::runtime::Handle::current(),
             cache: std::sync::Mutex::new(Vec::new()),
             failure: std::sync::Mutex::new(None),
-            fetched: std::sync::atomic::AtomicU64::new(0),
+            fetched: AtomicU64::new(0),
+            unlocked: Arc::new(AtomicBool::new(false)),
+            cancel: cancel.clone(),
+            wake: Arc::new(Notify::new()),
+            #[cfg(feature = "failpoints")]
+            failpoint: std::sync::Mutex::new(None),
         };
+        let wake = Arc::clone(&reader.wake);
+        cancel.on_cancel(move || wake.notify_waiters());
         if p.mode == Encryption::Client {
             // The header is at most a few hundred bytes.
             let start = reader.get_range(0, total.min(4096)).await?;
@@ -432,8 +508,7 @@ impl ObjectReader {
             match out.body.collect().await {
                 Ok(b) => {
                     let b = b.into_bytes().to_vec();
-                    self.fetched
-                        .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    self.fetched.fetch_add(b.len() as u64, Ordering::Relaxed);
                     return Ok(b);
                 }
                 Err(e) => {
@@ -445,8 +520,51 @@ impl ObjectReader {
         Err(last.unwrap_or_else(|| StorageError::Transient("body cut".into())))
     }
 
+    /// Resolves once reads must stop: unlocked by GStreamer, or the job
+    /// cancelled.
+    async fn interrupted(&self) {
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            // Registered before the flags are read: a wake-up in between is
+            // not lost.
+            woken.as_mut().enable();
+            if self.unlocked.load(Ordering::SeqCst) || self.cancel.is_cancelled() {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Waits `d` (forever when `None`) unless reads are interrupted first.
+    #[cfg(feature = "failpoints")]
+    pub(crate) fn wait_interruptibly(&self, d: Option<std::time::Duration>) -> Result<(), Fetch> {
+        self.runtime.block_on(async {
+            let sleep = async {
+                match d {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = sleep => Ok(()),
+                () = self.interrupted() => Err(Fetch::Interrupted),
+            }
+        })
+    }
+
+    /// `get_range`, unless reads are interrupted first.
+    fn fetch(&self, start: u64, end: u64) -> Result<Vec<u8>, Fetch> {
+        self.runtime.block_on(async {
+            tokio::select! {
+                r = self.get_range(start, end) => r.map_err(Fetch::Failed),
+                () = self.interrupted() => Err(Fetch::Interrupted),
+            }
+        })
+    }
+
     /// Plaintext block `i`, from the cache or storage.
-    fn block(&self, i: u64) -> Result<Block, StorageError> {
+    fn block(&self, i: u64) -> Result<Block, Fetch> {
         if let Ok(cache) = self.cache.lock()
             && let Some((_, b)) = cache.iter().find(|(n, _)| *n == i)
         {
@@ -456,13 +574,14 @@ impl ObjectReader {
             None => {
                 let start = i * self.block;
                 let end = (start + self.block).min(self.total);
-                self.runtime.block_on(self.get_range(start, end))?
+                self.fetch(start, end)?
             }
             Some(h) => {
                 let (a, b) = h.segment_range(i, self.total);
-                let mut segment = self.runtime.block_on(self.get_range(a, b))?;
+                let mut segment = self.fetch(a, b)?;
                 let last = i + 1 == h.segments(self.total);
-                h.open_segment(i, last, &mut segment)?;
+                h.open_segment(i, last, &mut segment)
+                    .map_err(|e| Fetch::Failed(e.into()))?;
                 segment
             }
         };
@@ -478,7 +597,7 @@ impl ObjectReader {
 
     /// Bytes fetched from storage so far (block refetches included).
     pub fn fetched(&self) -> u64 {
-        self.fetched.load(std::sync::atomic::Ordering::Relaxed)
+        self.fetched.load(Ordering::Relaxed)
     }
 
     /// What made a read fail, if one did: the job's outcome depends on it
@@ -488,12 +607,28 @@ impl ObjectReader {
     }
 }
 
-impl monteur_pipelines::source::RandomAccess for ObjectReader {
+/// Why a block could not be had.
+pub(crate) enum Fetch {
+    Interrupted,
+    Failed(StorageError),
+}
+
+impl From<StorageError> for Fetch {
+    fn from(e: StorageError) -> Self {
+        Fetch::Failed(e)
+    }
+}
+
+impl monteur_pipelines::RandomAccess for ObjectReader {
     fn size(&self) -> u64 {
         self.size
     }
 
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, String> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
+        #[cfg(feature = "failpoints")]
+        if let Err(Fetch::Interrupted) = self.failpoint_read(buf.len()) {
+            return Err(ReadError::Interrupted);
+        }
         let mut done = 0;
         while done < buf.len() {
             let at = offset + done as u64;
@@ -503,12 +638,13 @@ impl monteur_pipelines::source::RandomAccess for ObjectReader {
             let i = at / self.block;
             let block = match self.block(i) {
                 Ok(b) => b,
-                Err(e) => {
+                Err(Fetch::Interrupted) => return Err(ReadError::Interrupted),
+                Err(Fetch::Failed(e)) => {
                     let text = e.to_string();
                     if let Ok(mut f) = self.failure.lock() {
                         *f = Some(e);
                     }
-                    return Err(text);
+                    return Err(ReadError::Failed(text));
                 }
             };
             let from = (at - i * self.block) as usize;
@@ -520,6 +656,15 @@ impl monteur_pipelines::source::RandomAccess for ObjectReader {
             done += n;
         }
         Ok(done)
+    }
+
+    fn unlock(&self) {
+        self.unlocked.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    fn unlock_stop(&self) {
+        self.unlocked.store(false, Ordering::SeqCst);
     }
 }
 

@@ -316,3 +316,28 @@ fn unknown_tasks_are_usage_errors() {
         );
     }
 }
+
+#[test]
+fn a_cut_upload_is_flagged_not_silently_analysed() {
+    // The first tenth of the bytes of a clip whose index sits at its start:
+    // the container still says 42.45 s, about 3.4 s of it decodes.
+    let src = std::fs::read(fixtures::path("autocut/example.mp4")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &src[..src.len() / 10]).unwrap();
+    let out = dir.path().join("out");
+    let run = process(&cut, &out, &["--tasks", "scenes,autocut"]);
+    assert_one_line_failure(&run, "input is truncated");
+    assert!(!out.join("scenes.json").exists() && !out.join("report.json").exists());
+    // Asked for, what it holds is analysed, and the report says so.
+    let run = process(&cut, &out, &["--tasks", "scenes", "--allow-truncated"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = read_json(&out.join("report.json"));
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("truncated"), "{report}");
+    assert!(read_json(&out.join("scenes.json"))["source"]["frames"].as_i64() > Some(50));
+}

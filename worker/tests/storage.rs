@@ -5,7 +5,8 @@
 // Test-only file: a failed unwrap is the test failure we want to see.
 #![allow(clippy::unwrap_used)]
 
-use monteur_pipelines::source::RandomAccess as _;
+use monteur_pipelines::Cancel;
+use monteur_pipelines::RandomAccess as _;
 use monteur_tests::s3;
 use monteur_worker::config::StorageConfig;
 use monteur_worker::crypto::{Key, KeyProvider, Keyring};
@@ -42,12 +43,15 @@ async fn large_files_round_trip_through_multipart_in_both_modes() {
             segment_bytes: 1 << 20,
         };
         let object = format!("{prefix}{mode:?}");
-        let written = storage.put_file(&object, &file, p).await.unwrap();
+        let written = storage
+            .put_file(&object, &file, p, &Cancel::new())
+            .await
+            .unwrap();
         assert_eq!(written, data.len() as u64);
         // Read back the way the worker reads inputs: ranged blocks,
         // decrypted and authenticated one by one.
         let reader = storage
-            .open_reader(&object, "acme", p, &ring, 1 << 30)
+            .open_reader(&object, "acme", p, &ring, 1 << 30, &Cancel::new())
             .await
             .unwrap();
         assert_eq!(reader.size(), data.len() as u64);

@@ -1,76 +1,209 @@
 //! Inputs that are not files: `monteursrc` feeds the same probe, analysis and
 //! render as a file, with random access (testvideo.mp4 keeps its index at
-//! its end, so the demuxer must seek), and gives the same answers.
+//! its end, so the demuxer must seek), gives the same answers, and a read
+//! that never returns cannot hold a cancelled job.
 
 // Test-only file: a failed unwrap is the test failure we want to see.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use monteur_kernels::CpuBackend;
-use monteur_pipelines::source::{self, RandomAccess};
-use monteur_pipelines::{AnalyseSettings, analyse, probe};
+use monteur_pipelines::{
+    AnalyseSettings, Cancel, Input, PipelineError, RandomAccess, ReadError, analyse, probe,
+};
 use monteur_tests::fixtures;
 
-/// Bytes in memory, counting what was read.
+/// Bytes in memory, counting what was read; with `hang_after`, every read
+/// past that many bytes blocks until GStreamer unlocks the source.
 struct Counted {
     data: Vec<u8>,
     read: AtomicU64,
+    hang_after: Option<u64>,
+    unlocked: Mutex<bool>,
+    wake: Condvar,
+    hung: AtomicBool,
+}
+
+impl Counted {
+    fn new(data: Vec<u8>, hang_after: Option<u64>) -> Self {
+        Self {
+            data,
+            read: AtomicU64::new(0),
+            hang_after,
+            unlocked: Mutex::new(false),
+            wake: Condvar::new(),
+            hung: AtomicBool::new(false),
+        }
+    }
 }
 
 impl RandomAccess for Counted {
     fn size(&self) -> u64 {
         self.data.len() as u64
     }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, String> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
+        if self
+            .hang_after
+            .is_some_and(|h| self.read.load(Ordering::Relaxed) > h)
+        {
+            self.hung.store(true, Ordering::SeqCst);
+            let mut unlocked = self.unlocked.lock().unwrap();
+            while !*unlocked {
+                unlocked = self.wake.wait(unlocked).unwrap();
+            }
+            return Err(ReadError::Interrupted);
+        }
         let from = (offset as usize).min(self.data.len());
         let n = buf.len().min(self.data.len() - from);
         buf[..n].copy_from_slice(&self.data[from..from + n]);
         self.read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
+    fn unlock(&self) {
+        *self.unlocked.lock().unwrap() = true;
+        self.wake.notify_all();
+    }
+    fn unlock_stop(&self) {
+        *self.unlocked.lock().unwrap() = false;
+    }
+}
+
+fn analyse_cpu(
+    input: &Input,
+    cancel: &Cancel,
+) -> Result<monteur_pipelines::Analysis, PipelineError> {
+    let info = probe(input, Duration::from_secs(30))?;
+    analyse(
+        input,
+        &info,
+        &AnalyseSettings::default(),
+        Box::new(CpuBackend::new()),
+        cancel,
+        &mut |_| {},
+    )
 }
 
 #[test]
-fn a_registered_source_probes_and_analyses_like_its_file() {
+fn a_stream_input_probes_and_analyses_like_its_file() {
     monteur_pipelines::init().unwrap();
     let file = fixtures::path("scenes/pyscenedetect/testvideo.mp4");
-    let counted = Arc::new(Counted {
-        data: std::fs::read(&file).unwrap(),
-        read: AtomicU64::new(0),
-    });
-    let handle = source::register(counted.clone(), "testvideo.mp4");
+    let counted = Arc::new(Counted::new(std::fs::read(&file).unwrap(), None));
+    let stream = Input::stream(counted.clone(), "tenants/a/in/testvideo.mp4");
+    assert_eq!(stream.name(), "testvideo.mp4");
+    assert_eq!(stream.locator(), "tenants/a/in/testvideo.mp4");
+    let file = Input::file(&file);
     let timeout = Duration::from_secs(30);
     let from_file = probe(&file, timeout).unwrap();
-    let from_stream = probe(&handle.path(), timeout).unwrap();
+    let from_stream = probe(&stream, timeout).unwrap();
     assert_eq!(from_stream.duration, from_file.duration);
     assert_eq!(from_stream.video.len(), 1);
     assert_eq!(from_stream.video[0].width, from_file.video[0].width);
 
-    let settings = AnalyseSettings::default();
-    let a = analyse(
-        &file,
-        &from_file,
-        &settings,
-        Box::new(CpuBackend::new()),
-        &mut |_| {},
-    )
-    .unwrap();
-    let b = analyse(
-        &handle.path(),
-        &from_stream,
-        &settings,
-        Box::new(CpuBackend::new()),
-        &mut |_| {},
-    )
-    .unwrap();
+    let a = analyse_cpu(&file, &Cancel::new()).unwrap();
+    let b = analyse_cpu(&stream, &Cancel::new()).unwrap();
     assert_eq!(a.frames, b.frames);
     assert_eq!(a.features, b.features, "same frames, same features");
     assert!(counted.read.load(Ordering::Relaxed) >= counted.data.len() as u64 / 2);
-    // Gone once unregistered: a clear error, not a hang.
-    let stale = handle.path();
-    drop(handle);
-    assert!(probe(&stale, timeout).is_err());
+}
+
+#[test]
+fn a_cancel_stops_a_decode_whose_read_hangs_within_two_seconds() {
+    monteur_pipelines::init().unwrap();
+    let data = std::fs::read(fixtures::path("scenes/pyscenedetect/testvideo.mp4")).unwrap();
+    // Past the probe's reads, inside the decode.
+    let hang_after = data.len() as u64 / 3;
+    let source = Arc::new(Counted::new(data, Some(hang_after)));
+    let input = Input::stream(source.clone(), "hanging.mp4");
+    let info = probe(&input, Duration::from_secs(30)).unwrap();
+    // The probe read past the mark too; start the count again for the decode.
+    source.read.store(0, Ordering::Relaxed);
+    let cancel = Cancel::new();
+    let settings = AnalyseSettings {
+        // Longer than the test: only the cancel can end the decode.
+        stall_timeout: Duration::from_secs(600),
+        ..AnalyseSettings::default()
+    };
+    let worker = {
+        let (input, cancel) = (input.clone(), cancel.clone());
+        std::thread::spawn(move || {
+            analyse(
+                &input,
+                &info,
+                &settings,
+                Box::new(CpuBackend::new()),
+                &cancel,
+                &mut |_| {},
+            )
+        })
+    };
+    let waited = Instant::now();
+    while !source.hung.load(Ordering::SeqCst) {
+        assert!(waited.elapsed() < Duration::from_secs(60), "never hung");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let cancelled = Instant::now();
+    cancel.cancel();
+    let result = worker.join().unwrap();
+    let took = cancelled.elapsed();
+    assert!(
+        matches!(result, Err(PipelineError::Cancelled)),
+        "{result:?}"
+    );
+    assert!(took < Duration::from_secs(2), "stopped after {took:?}");
+    eprintln!("hung decode stopped {took:?} after its cancel");
+}
+
+#[test]
+fn a_cut_input_is_refused_as_truncated_unless_allowed() {
+    monteur_pipelines::init().unwrap();
+    let whole = std::fs::read(fixtures::path("autocut/example.mp4")).unwrap();
+    // The first tenth of the bytes: the container still declares the whole
+    // duration.
+    let cut = whole[..whole.len() / 10].to_vec();
+    let input = Input::stream(Arc::new(Counted::new(cut, None)), "cut.mp4");
+    let info = probe(&input, Duration::from_secs(30)).unwrap();
+    let settings = AnalyseSettings {
+        audio: true,
+        ..AnalyseSettings::default()
+    };
+    let run = |settings: &AnalyseSettings| {
+        analyse(
+            &input,
+            &info,
+            settings,
+            Box::new(CpuBackend::new()),
+            &Cancel::new(),
+            &mut |_| {},
+        )
+    };
+    match run(&settings) {
+        Err(e @ PipelineError::Truncated { .. }) => {
+            assert!(e.is_permanent());
+            eprintln!("{e}");
+        }
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+    let allowed = AnalyseSettings {
+        allow_truncated: true,
+        ..settings
+    };
+    let a = run(&allowed).unwrap();
+    assert!(a.frames > 0 && a.truncated.is_some(), "{:?}", a.truncated);
+    // The whole file is not truncated.
+    let whole = Input::stream(Arc::new(Counted::new(whole, None)), "whole.mp4");
+    let info = probe(&whole, Duration::from_secs(30)).unwrap();
+    let a = analyse(
+        &whole,
+        &info,
+        &settings,
+        Box::new(CpuBackend::new()),
+        &Cancel::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(a.truncated.is_none());
 }

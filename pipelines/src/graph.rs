@@ -1,0 +1,355 @@
+//! The GStreamer scaffolding the analysis and render graphs share: the decode
+//! front end (`source → decodebin`, with a branch per wanted stream), the
+//! appsinks at the ends of those branches, the loop that watches a running
+//! graph (end, errors, stalls, cancellation) and the translation of
+//! GStreamer's errors into [`PipelineError`]s that say whose fault they are.
+//!
+//! ```text
+//! filesrc|monteursrc → decodebin ─ raw video (the selected stream) → video branch
+//!                               ├ raw audio (the first stream)   → audio branch
+//!                               └ anything else (not decoded)     → fakesink
+//! ```
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+
+use crate::{Cancel, Input, PipelineError};
+
+/// Builds a branch for a decoded pad, inside the running pipeline.
+pub(crate) type Attach =
+    Box<dyn Fn(&gst::Pipeline, &gst::Pad) -> Result<(), PipelineError> + Send + Sync>;
+
+/// Which decoded streams get a branch.
+pub(crate) struct Branches {
+    /// The video stream to decode (by stream id; any when `None`) and its
+    /// branch.
+    pub video: Option<(Option<String>, Attach)>,
+    /// The first audio stream's branch.
+    pub audio: Option<Attach>,
+}
+
+/// `input → decodebin` with `branches` built as decodebin exposes the
+/// streams: a branch built up front for a stream that never appears would
+/// wait forever for its end. Streams without a branch are demuxed but not
+/// decoded.
+pub(crate) fn decode_graph(
+    name: &str,
+    input: &Input,
+    branches: Branches,
+) -> Result<gst::Pipeline, PipelineError> {
+    let pipeline = gst::Pipeline::with_name(name);
+    let src = input.element()?;
+    let decodebin = make("decodebin")?;
+    pipeline.add_many([&src, &decodebin])?;
+    src.link(&decodebin)?;
+    decode_only(
+        &decodebin,
+        branches.video.is_some(),
+        branches.audio.is_some(),
+    );
+    let linked = Mutex::new((false, false));
+    let weak = pipeline.downgrade();
+    decodebin.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let kind = caps
+            .structure(0)
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let mut done = lock(&linked);
+        let result = match (&branches.video, &branches.audio) {
+            (Some((wanted, attach)), _) if kind == "video/x-raw" && !done.0 => {
+                let stream_ok = match (wanted, pad.stream_id()) {
+                    (Some(want), Some(got)) => want.as_str() == got.as_str(),
+                    _ => true,
+                };
+                if stream_ok {
+                    done.0 = true;
+                    attach(&pipeline, pad)
+                } else {
+                    attach_fakesink(&pipeline, pad)
+                }
+            }
+            (_, Some(attach)) if kind == "audio/x-raw" && !done.1 => {
+                done.1 = true;
+                attach(&pipeline, pad)
+            }
+            _ => attach_fakesink(&pipeline, pad),
+        };
+        // A decoded stream that could not be linked becomes a pipeline
+        // error, so the watcher ends the run with its reason.
+        if let Err(e) = result {
+            gst::element_error!(
+                pipeline,
+                gst::CoreError::Negotiation,
+                ("could not link decoded stream: {}", e)
+            );
+        }
+    });
+    Ok(pipeline)
+}
+
+/// Stops `decodebin` autoplugging at elementary streams nobody reads, so they
+/// are demuxed but never decoded (audio for scenes only, subtitles, cover
+/// images). Container caps ("video/quicktime", "audio/x-m4a") are not judged:
+/// only pads coming out of a demuxer or parser carry one stream.
+fn decode_only(decodebin: &gst::Element, video: bool, audio: bool) {
+    decodebin.connect("autoplug-continue", false, move |args| {
+        let pad = args.get(1).and_then(|v| v.get::<gst::Pad>().ok());
+        let elementary = pad
+            .and_then(|p| p.parent_element())
+            .and_then(|e| e.factory())
+            .map(|f| {
+                let klass = f.metadata("klass").unwrap_or_default();
+                klass.contains("Demux") || klass.contains("Parser")
+            })
+            .unwrap_or(false);
+        let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
+        let name = caps
+            .as_ref()
+            .and_then(|c| c.structure(0))
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let keep = !elementary
+            || (video && name.starts_with("video/"))
+            || (audio && name.starts_with("audio/"));
+        Some(keep.to_value())
+    });
+}
+
+fn attach_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), PipelineError> {
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()?;
+    pipeline.add(&sink)?;
+    sink.sync_state_with_parent()?;
+    let sinkpad = sink
+        .static_pad("sink")
+        .ok_or_else(|| PipelineError::Graph("fakesink has no sink pad".into()))?;
+    pad.link(&sinkpad)
+        .map_err(|e| PipelineError::Graph(format!("{e:?}")))?;
+    Ok(())
+}
+
+/// Adds `chain` to the running pipeline, links it in order, starts it and
+/// feeds it from `pad`.
+pub(crate) fn link_chain(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    chain: &[gst::Element],
+) -> Result<(), PipelineError> {
+    pipeline.add_many(chain)?;
+    gst::Element::link_many(chain)?;
+    for e in chain {
+        e.sync_state_with_parent()?;
+    }
+    let sink = chain
+        .first()
+        .and_then(|e| e.static_pad("sink"))
+        .ok_or_else(|| PipelineError::Graph("branch has no sink pad".into()))?;
+    pad.link(&sink)
+        .map_err(|e| PipelineError::Graph(format!("{e:?}")))?;
+    Ok(())
+}
+
+/// An element of our own graphs; a missing one is this worker's fault.
+pub(crate) fn make(name: &str) -> Result<gst::Element, PipelineError> {
+    gst::ElementFactory::make(name)
+        .build()
+        .map_err(|_| PipelineError::MissingElement(name.to_string()))
+}
+
+/// An appsink that hands every sample to `on_sample` on the streaming
+/// thread, and refuses further samples once the job is cancelled, so the
+/// streaming threads stop pushing at once.
+pub(crate) fn appsink(
+    caps: &gst::Caps,
+    max_buffers: u32,
+    cancel: &Cancel,
+    on_sample: impl Fn(gst::Sample) -> Result<(), gst::FlowError> + Send + Sync + 'static,
+) -> gst::Element {
+    let cancel = cancel.clone();
+    gst_app::AppSink::builder()
+        .caps(caps)
+        .sync(false)
+        .max_buffers(max_buffers)
+        .callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    if cancel.is_cancelled() {
+                        return Err(gst::FlowError::Flushing);
+                    }
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    on_sample(sample)?;
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        )
+        .build()
+        .upcast()
+}
+
+/// Watches running graphs for one message, giving up on an error, a stall
+/// or the job's cancellation.
+pub(crate) struct Watch<'a> {
+    pub cancel: &'a Cancel,
+    /// No change of `activity` for this long is a stall.
+    pub stall: Duration,
+    /// A counter that moves while the graph works (buffers seen).
+    pub activity: &'a (dyn Fn() -> u64 + Sync),
+    /// Another graph whose errors end the wait too (the render's encoder).
+    pub encoder: Option<&'a gst::Bus>,
+}
+
+/// How often a watcher looks at the cancel flag and the stall clock: well
+/// inside the 2 s in which a cancelled job must stop.
+const TICK: Duration = Duration::from_millis(100);
+
+impl Watch<'_> {
+    /// Waits for a `what` message on `bus`, calling `tick` every
+    /// [`TICK`] (progress reports).
+    pub fn until(
+        &self,
+        bus: &gst::Bus,
+        what: gst::MessageType,
+        tick: &mut dyn FnMut(),
+    ) -> Result<(), PipelineError> {
+        let mut last = (self.activity)();
+        let mut since = Instant::now();
+        loop {
+            self.cancel.check()?;
+            if let Some(msg) = bus.timed_pop_filtered(
+                gst::ClockTime::from_nseconds(TICK.as_nanos() as u64),
+                &[what, gst::MessageType::Error],
+            ) {
+                match msg.view() {
+                    gst::MessageView::Error(err) => {
+                        // Errors after a cancel are the teardown's echo.
+                        self.cancel.check()?;
+                        return Err(error_from(err));
+                    }
+                    _ => return Ok(()),
+                }
+            }
+            if let Some(enc) = self.encoder
+                && let Some(msg) = enc.pop_filtered(&[gst::MessageType::Error])
+                && let gst::MessageView::Error(err) = msg.view()
+            {
+                self.cancel.check()?;
+                return Err(PipelineError::Graph(format!(
+                    "encoding failed: {}",
+                    describe_error(err)
+                )));
+            }
+            tick();
+            let now = (self.activity)();
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() > self.stall {
+                return Err(PipelineError::Stalled(self.stall));
+            }
+        }
+    }
+}
+
+/// Sets `pipeline` playing, reporting the first error if it refuses.
+pub(crate) fn start(pipeline: &gst::Pipeline, state: gst::State) -> Result<(), PipelineError> {
+    pipeline.set_state(state).map(|_| ()).map_err(|_| {
+        pipeline
+            .bus()
+            .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]))
+            .and_then(|m| match m.view() {
+                gst::MessageView::Error(err) => Some(error_from(err)),
+                _ => None,
+            })
+            .unwrap_or_else(|| PipelineError::Graph("the graph refused to start".into()))
+    })
+}
+
+/// What an error message means for the job: stream errors (a demuxer or
+/// decoder choking on the data) are the input's; a codec GStreamer has no
+/// decoder for is a missing codec; anything else (resources, negotiation,
+/// library faults) is ours to retry.
+pub(crate) fn error_from(err: &gst::message::Error) -> PipelineError {
+    let e = err.error();
+    let text = describe_error(err);
+    if e.matches(gst::StreamError::CodecNotFound) || e.matches(gst::CoreError::MissingPlugin) {
+        PipelineError::MissingCodec(text)
+    } else if e.is::<gst::StreamError>() {
+        PipelineError::Decode(text)
+    } else {
+        PipelineError::Graph(text)
+    }
+}
+
+/// The error's own message and the element that raised it; GStreamer's debug
+/// string is left out as it carries file paths.
+pub(crate) fn describe_error(err: &gst::message::Error) -> String {
+    let source = err
+        .src()
+        .map(|s| s.name().to_string())
+        .unwrap_or_else(|| "pipeline".into());
+    format!("{} (in {source})", err.error().message())
+}
+
+/// The frame's presentation time on the stream's own timeline. Buffer PTS from
+/// MP4 include the edit-list offset; the segment maps it back.
+pub(crate) fn stream_time(sample: &gst::Sample) -> Option<Duration> {
+    let pts = sample.buffer()?.pts()?;
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+    segment
+        .to_stream_time(pts)
+        .map(|t| Duration::from_nanos(t.nseconds()))
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; carry on with it.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How far before the declared end decoding may stop without the input
+/// counting as truncated: streams of one file end a little apart (audio
+/// priming, a last long frame), and a cut upload loses far more than this.
+pub fn truncation_tolerance(declared: Duration) -> Duration {
+    Duration::from_secs_f64((declared.as_secs_f64() * 0.03).max(1.5))
+}
+
+/// `Err(Truncated)` when decoding reached only `decoded` of the `declared`
+/// duration.
+pub(crate) fn check_complete(
+    decoded: Duration,
+    declared: Option<Duration>,
+) -> Result<(), PipelineError> {
+    match declared {
+        Some(d) if decoded + truncation_tolerance(d) < d => Err(PipelineError::Truncated {
+            decoded_s: decoded.as_secs_f64(),
+            declared_s: d.as_secs_f64(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_input_is_truncated_and_a_whole_one_is_not() {
+        let s = Duration::from_secs_f64;
+        assert!(check_complete(s(4.0), Some(s(42.45))).is_err());
+        assert!(check_complete(s(41.9), Some(s(42.45))).is_ok());
+        // Short clips get a floor, long ones a share.
+        assert!(check_complete(s(0.6), Some(s(2.0))).is_ok());
+        assert!(check_complete(s(3500.0), Some(s(3600.0))).is_ok());
+        assert!(check_complete(s(3400.0), Some(s(3600.0))).is_err());
+        assert!(check_complete(s(1.0), None).is_ok());
+    }
+}

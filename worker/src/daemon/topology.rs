@@ -1,0 +1,160 @@
+//! The queues and exchanges a worker needs, declared at every (re)connect,
+//! idempotently.
+//!
+//! ```text
+//! producers ─ jobs ─────────→ monteur.jobs.interactive ┐ (quorum; dead letters
+//!           └ jobs ─────────→ monteur.jobs ────────────┤  → monteur.dlx → monteur.jobs.dead)
+//!           └ cancels ──────→ monteur.cancel ──→ one worker: marker, audit,
+//!                                                 then monteur.control (fanout)
+//!                                                 → every worker's own queue
+//! workers ─ events ─→ monteur.events (topic, job.<event>)
+//!         └ audit ──→ monteur.audit (topic) → monteur.audit (quorum)
+//! ```
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, ExchangeKind};
+
+use crate::config::WorkerConfig;
+
+fn quorum(extra: Vec<(&str, AMQPValue)>) -> FieldTable {
+    let mut t = FieldTable::default();
+    t.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    for (k, v) in extra {
+        t.insert(k.into(), v);
+    }
+    t
+}
+
+const DURABLE_QUEUE: QueueDeclareOptions = QueueDeclareOptions {
+    passive: false,
+    durable: true,
+    exclusive: false,
+    auto_delete: false,
+    nowait: false,
+};
+
+/// Declares the exchanges and durable queues.
+pub(super) async fn declare(channel: &Channel, c: &WorkerConfig) -> Result<(), lapin::Error> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            c.dead_letter_exchange.as_str().into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    for exchange in [&c.events_exchange, &c.audit_exchange] {
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    channel
+        .exchange_declare(
+            c.control_exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    // The dead letters, and the audit events (kept even when nobody reads
+    // them yet), each bound to its exchange.
+    for (queue, exchange, key) in [
+        (
+            &c.dead_letter_queue,
+            &c.dead_letter_exchange,
+            c.queue.as_str(),
+        ),
+        (&c.audit_queue, &c.audit_exchange, "#"),
+    ] {
+        channel
+            .queue_declare(queue.as_str().into(), DURABLE_QUEUE, quorum(Vec::new()))
+            .await?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    // Both lanes and the cancels dead-letter alike (one dead-letter queue,
+    // reached by the batch queue's name).
+    for queue in [&c.queue, &c.interactive_queue, &c.cancel_queue] {
+        channel
+            .queue_declare(queue.as_str().into(), DURABLE_QUEUE, jobs_queue_args(c))
+            .await?;
+    }
+    Ok(())
+}
+
+fn jobs_queue_args(c: &WorkerConfig) -> FieldTable {
+    quorum(vec![
+        (
+            "x-dead-letter-exchange",
+            AMQPValue::LongString(c.dead_letter_exchange.as_str().into()),
+        ),
+        (
+            "x-dead-letter-routing-key",
+            AMQPValue::LongString(c.queue.as_str().into()),
+        ),
+        (
+            "x-dead-letter-strategy",
+            AMQPValue::LongString("at-least-once".into()),
+        ),
+        // At-least-once dead-lettering requires it.
+        ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+        (
+            "x-delivery-limit",
+            AMQPValue::LongLongInt(i64::from(c.delivery_limit)),
+        ),
+        (
+            "x-consumer-timeout",
+            AMQPValue::LongLongInt((c.consumer_timeout_s * 1000) as i64),
+        ),
+    ])
+}
+
+/// This worker's own queue on the control exchange: exclusive (gone with
+/// the connection), named by the broker.
+pub(super) async fn control_queue(
+    channel: &Channel,
+    c: &WorkerConfig,
+) -> Result<String, lapin::Error> {
+    let q = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let name = q.name().to_string();
+    channel
+        .queue_bind(
+            name.as_str().into(),
+            c.control_exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(name)
+}

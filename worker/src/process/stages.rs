@@ -1,0 +1,395 @@
+//! The stages of a job, each reading what the earlier ones left in
+//! [`State`] and writing its outputs.
+
+use std::time::Instant;
+
+use monteur_pipelines::captions::{self, Cue};
+use monteur_pipelines::cutplan::{self, CutMode, CutPlan, Rate};
+use monteur_pipelines::scenes::TransitionKind;
+use monteur_pipelines::timeline::{self, SourceMedia};
+use monteur_pipelines::{
+    self as pipelines, AUDIO_RATE, AnalyseSettings, Analysis, AudioTrack, MediaInfo, PipelineError,
+};
+use tracing::{info, warn};
+
+use super::outputs::{self, Outputs};
+use super::plan::{Stage, TaskPlan};
+use super::{Engine, ProcessError, ProcessOutcome, Run, StageTime};
+use crate::progress::ProgressReporter;
+use crate::{Config, Task};
+
+/// What the stages hand on to each other.
+pub(crate) struct State<'a> {
+    pub engine: &'a Engine,
+    pub run: &'a Run,
+    pub media: &'a MediaInfo,
+    pub plan: &'a TaskPlan,
+    pub out: Outputs<'a>,
+    pub outcome: ProcessOutcome,
+    pub analysis: Option<Analysis>,
+    /// Hard cuts found by `scenes`, in seconds and as frame indices.
+    pub cuts_s: Vec<f64>,
+    pub cut_frames: Vec<u64>,
+    pub fps: f64,
+    pub cues: Vec<Cue>,
+    pub edit: Option<CutPlan>,
+    /// Tasks done: their outputs and seconds (the decode counted once, in
+    /// the first analysis task that used it).
+    pub done: Vec<(Task, Vec<String>, f64)>,
+    decode_s: Option<f64>,
+}
+
+impl<'a> State<'a> {
+    pub fn new(
+        engine: &'a Engine,
+        run: &'a Run,
+        media: &'a MediaInfo,
+        plan: &'a TaskPlan,
+        out: Outputs<'a>,
+        outcome: ProcessOutcome,
+    ) -> Self {
+        Self {
+            engine,
+            run,
+            media,
+            plan,
+            out,
+            outcome,
+            analysis: None,
+            cuts_s: Vec::new(),
+            cut_frames: Vec::new(),
+            fps: 0.0,
+            cues: Vec::new(),
+            edit: None,
+            done: Vec::new(),
+            decode_s: None,
+        }
+    }
+
+    fn config(&self) -> &Config {
+        &self.run.config
+    }
+
+    /// Runs `stage`, timing it.
+    pub fn run(
+        &mut self,
+        stage: Stage,
+        progress: &mut dyn ProgressReporter,
+    ) -> Result<(), ProcessError> {
+        self.run.cancel.check()?;
+        let started = Instant::now();
+        progress.stage(stage.name(), 0.0);
+        match stage {
+            Stage::Decode => self.decode(progress)?,
+            Stage::Scenes => self.scenes()?,
+            Stage::Captions => self.captions(progress)?,
+            Stage::Autocut => self.autocut()?,
+            Stage::Render => self.render(progress)?,
+        }
+        progress.stage(stage.name(), 1.0);
+        self.outcome.stages.push(StageTime {
+            stage: stage.name(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+
+    /// The decode's seconds, the first time a task asks (a task that shares
+    /// the decode with an earlier one does not count it again).
+    fn take_decode_s(&mut self) -> f64 {
+        self.decode_s.take().unwrap_or(0.0)
+    }
+
+    fn decode(&mut self, progress: &mut dyn ProgressReporter) -> Result<(), ProcessError> {
+        let started = Instant::now();
+        let settings = AnalyseSettings {
+            video: self.plan.decode_video,
+            audio: self.plan.decode_audio,
+            allow_truncated: self.run.allow_truncated,
+            ..self.config().analysis.settings()
+        };
+        let lease = self
+            .engine
+            .kernels()
+            .lease()
+            .map_err(PipelineError::Kernel)?;
+        let analysis = pipelines::analyse(
+            &self.run.input,
+            self.media,
+            &settings,
+            Box::new(lease),
+            &self.run.cancel,
+            &mut |p| progress.update(p),
+        )?;
+        progress.finish();
+        if let Some(note) = &analysis.truncated {
+            warn!("input is truncated; analysed what it holds");
+            self.outcome.notes.push(note.clone());
+        }
+        if self.plan.decode_video {
+            self.outcome.backend = Some(analysis.backend);
+            self.outcome.frames = analysis.frames;
+        }
+        self.analysis = Some(analysis);
+        self.decode_s = Some(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn scenes(&mut self) -> Result<(), ProcessError> {
+        let started = Instant::now();
+        let analysis = self.analysis.as_ref().ok_or(missing("decode"))?;
+        let doc = pipelines::detect_scenes(analysis, self.media, &self.run.config.scenes);
+        info!(
+            frames = analysis.frames,
+            transitions = doc.transitions.len(),
+            backend = analysis.backend,
+            "scenes detected"
+        );
+        let cuts = doc
+            .transitions
+            .iter()
+            .filter(|t| t.kind == TransitionKind::Cut);
+        self.cuts_s = cuts.clone().map(|t| t.start_s).collect();
+        self.cut_frames = cuts.map(|t| t.start_frame).collect();
+        self.fps = doc.source.fps;
+        if self.run.tasks.contains(Task::Scenes) {
+            self.out.json(outputs::SCENES_FILE, &doc)?;
+            let s = started.elapsed().as_secs_f64() + self.take_decode_s();
+            self.done
+                .push((Task::Scenes, vec![outputs::SCENES_FILE.into()], s));
+        }
+        Ok(())
+    }
+
+    fn track(&self) -> Result<&AudioTrack, ProcessError> {
+        self.analysis
+            .as_ref()
+            .and_then(|a| a.audio.as_ref())
+            .ok_or(missing("decode (audio)"))
+    }
+
+    fn captions(&mut self, progress: &mut dyn ProgressReporter) -> Result<(), ProcessError> {
+        let started = Instant::now();
+        let mut speech = self.engine.speech()?;
+        let mut mel = self
+            .engine
+            .kernels()
+            .lease()
+            .map_err(PipelineError::Kernel)?;
+        let speech = &mut *speech;
+        let phrases = captions::transcribe(
+            self.track()?,
+            &self.run.config.captions,
+            &mut speech.vad,
+            &mut speech.whisper,
+            &mut mel,
+            &self.run.cancel,
+            &mut |f| progress.stage(Stage::Captions.name(), f),
+        )?;
+        let c = &self.run.config.captions;
+        let cues = captions::build_cues(&phrases, &self.cuts_s, self.fps, c);
+        for problem in captions::check_cues(&cues, &self.cuts_s, self.fps, c) {
+            warn!(problem = problem.as_str(), "cue breaks a subtitle rule");
+        }
+        info!(phrases = phrases.len(), cues = cues.len(), "captions built");
+        self.outcome.cues = cues.len();
+        self.out
+            .text(outputs::CAPTIONS_SRT, &captions::to_srt(&cues))?;
+        self.out
+            .text(outputs::CAPTIONS_VTT, &captions::to_vtt(&cues))?;
+        self.cues = cues;
+        let s = started.elapsed().as_secs_f64() + self.take_decode_s();
+        self.done.push((
+            Task::Captions,
+            vec![outputs::CAPTIONS_SRT.into(), outputs::CAPTIONS_VTT.into()],
+            s,
+        ));
+        Ok(())
+    }
+
+    fn autocut(&mut self) -> Result<(), ProcessError> {
+        let started = Instant::now();
+        let rate = Rate::from_stream(self.media.primary_video().and_then(|v| v.frame_rate));
+        let source_frames = match &self.analysis {
+            Some(a) if self.plan.decode_video => a.frames,
+            _ => self
+                .media
+                .duration
+                .map(|d| (d.as_secs_f64() * rate.fps()).floor() as u64)
+                .unwrap_or(0),
+        };
+        let made = self.make_plan(rate, source_frames)?;
+        info!(
+            mode = ?made.mode,
+            ranges = made.ranges.len(),
+            kept_s = made.kept_s,
+            source_s = made.source_s,
+            "cut plan made"
+        );
+        self.outcome.kept_s = Some(made.kept_s);
+        let source = source_media(&self.run.input, self.media);
+        let title = format!("{} (monteur autocut)", source.name);
+        self.out.json(outputs::CUTPLAN_FILE, &made)?;
+        self.out.text(
+            outputs::CUTPLAN_OTIO,
+            &timeline::to_otio(&made, &source, &title),
+        )?;
+        self.out.text(
+            outputs::CUTPLAN_EDL,
+            &timeline::to_edl(&made, &source, &title),
+        )?;
+        self.out.text(
+            outputs::CUTPLAN_FCPXML,
+            &timeline::to_fcpxml(&made, &source, &title),
+        )?;
+        let s = started.elapsed().as_secs_f64() + self.take_decode_s();
+        self.done.push((
+            Task::Autocut,
+            vec![
+                outputs::CUTPLAN_FILE.into(),
+                outputs::CUTPLAN_OTIO.into(),
+                outputs::CUTPLAN_EDL.into(),
+                outputs::CUTPLAN_FCPXML.into(),
+            ],
+            s,
+        ));
+        self.edit = Some(made);
+        Ok(())
+    }
+
+    /// The cut plan of `autocut` for the decoded audio.
+    fn make_plan(&self, rate: Rate, source_frames: u64) -> Result<CutPlan, ProcessError> {
+        let s = &self.run.config.autocut;
+        let track = self.track()?;
+        // Frame-long loudness windows from the track's first sample; audio that
+        // starts late counts as silence before it.
+        let mut kernels = self
+            .engine
+            .kernels()
+            .lease()
+            .map_err(PipelineError::Kernel)?;
+        let mut levels = Vec::new();
+        monteur_kernels::Backend::loudness(
+            &mut kernels,
+            &track.samples,
+            f64::from(AUDIO_RATE) / rate.fps(),
+            &mut levels,
+        )
+        .map_err(PipelineError::Kernel)?;
+        let lead = rate.frames_in(track.start.as_secs_f64()) as usize;
+        let peaks: Vec<f32> = std::iter::repeat_n(0.0, lead)
+            .chain(levels.iter().map(|l| l.peak))
+            .collect();
+        let frames = if source_frames > 0 {
+            source_frames
+        } else {
+            peaks.len() as u64
+        };
+        let mut plan = match s.mode {
+            CutMode::Silence => cutplan::plan_silence(&peaks, rate, frames, s),
+            CutMode::Speech => {
+                let vad_settings = captions::CaptionSettings {
+                    min_silence_s: s.speech_min_silence_s,
+                    speech_pad_s: 0.0,
+                    ..self.run.config.captions.clone()
+                };
+                let mut speech = self.engine.speech()?;
+                speech.vad.reset();
+                let cancel = &self.run.cancel;
+                let probs = speech
+                    .vad
+                    .probabilities_until(&track.samples, &|| cancel.is_cancelled())
+                    .map_err(PipelineError::from)?;
+                let offset = track.start.as_secs_f64();
+                let spans: Vec<(f64, f64)> = captions::speech_regions(&probs, &vad_settings)
+                    .into_iter()
+                    .map(|(a, b)| (a + offset, b + offset))
+                    .collect();
+                cutplan::plan_speech(&spans, rate, frames, s)
+            }
+        };
+        if s.align_to_scenes {
+            plan = cutplan::align_to_cuts(&plan, &self.cut_frames, s);
+        }
+        if s.target_s > 0.0 {
+            let max = peaks
+                .iter()
+                .cloned()
+                .fold(0.0f32, f32::max)
+                .max(f32::MIN_POSITIVE);
+            let score = |a: u64, b: u64| -> f64 {
+                let (a, b) = (a as usize, (b as usize).min(peaks.len()));
+                if b <= a {
+                    return 0.0;
+                }
+                peaks[a..b].iter().map(|&p| f64::from(p / max)).sum::<f64>() / (b - a) as f64
+            };
+            plan = cutplan::fit_target(&plan, &self.cut_frames, s.target_s, &score);
+        }
+        Ok(plan)
+    }
+
+    fn render(&mut self, progress: &mut dyn ProgressReporter) -> Result<(), ProcessError> {
+        let started = Instant::now();
+        // Without a cut plan (autocut not asked for, or no audio to plan
+        // from) the render keeps the whole source.
+        let plan = match self.edit.take() {
+            Some(p) => p,
+            None => whole_source(self.media),
+        };
+        let report = pipelines::render(
+            &self.run.input,
+            self.media,
+            &plan,
+            &self.cues,
+            &self.run.config.render,
+            &self.out.dir.join(outputs::RENDER_FILE),
+            &self.run.cancel,
+            &mut |f| progress.stage(Stage::Render.name(), f),
+        )?;
+        self.outcome.render = Some(report);
+        self.done.push((
+            Task::Render,
+            vec![outputs::RENDER_FILE.into()],
+            started.elapsed().as_secs_f64(),
+        ));
+        Ok(())
+    }
+}
+
+fn missing(stage: &str) -> ProcessError {
+    PipelineError::Graph(format!("stage order: {stage} did not run")).into()
+}
+
+/// A plan keeping every frame: what a render without autocut plays.
+pub(crate) fn whole_source(media: &MediaInfo) -> CutPlan {
+    let rate = Rate::from_stream(media.primary_video().and_then(|v| v.frame_rate));
+    let frames = media
+        .duration
+        .map(|d| (d.as_secs_f64() * rate.fps()).round() as u64)
+        .unwrap_or(0);
+    CutPlan::new(
+        CutMode::Silence,
+        rate,
+        frames,
+        vec![(0, frames, cutplan::Reason::Loud, false)],
+    )
+}
+
+/// How the timeline exports name and locate the source: a streamed input
+/// by its object key (the editor's media lives beside the timeline in the
+/// same bucket), a file by its path.
+fn source_media(input: &monteur_pipelines::Input, media: &MediaInfo) -> SourceMedia {
+    let video = media.primary_video();
+    let audio = media.audio.first();
+    SourceMedia {
+        name: input.name(),
+        url: input.locator(),
+        width: video.map(|v| v.width).unwrap_or(0),
+        height: video.map(|v| v.height).unwrap_or(0),
+        has_video: video.is_some(),
+        has_audio: audio.is_some(),
+        audio_rate: audio.map(|a| a.sample_rate).unwrap_or(48_000),
+        audio_channels: audio.map(|a| a.channels).unwrap_or(2),
+    }
+}
