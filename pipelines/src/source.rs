@@ -30,6 +30,11 @@ pub enum ReadError {
     /// input.
     #[error("read interrupted")]
     Interrupted,
+    /// The job the source reads for was cancelled: no read will work again,
+    /// and the graph had better stop at once (the source posts an error
+    /// rather than waiting as it does for a flush).
+    #[error("read stopped: the job was cancelled")]
+    Cancelled,
     /// The bytes could not be had (the source keeps the typed cause for its
     /// owner to judge: an outage is retried, tampered data refused).
     #[error("read failed: {0}")]
@@ -282,6 +287,14 @@ mod imp {
                 match source.read_at(offset, slice) {
                     Ok(n) => n,
                     Err(ReadError::Interrupted) => return Err(gst::FlowError::Flushing),
+                    Err(ReadError::Cancelled) => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::ResourceError::Read,
+                            ["reading the input stopped: its job was cancelled"]
+                        );
+                        return Err(gst::FlowError::Error);
+                    }
                     Err(ReadError::Failed(e)) => {
                         gst::element_imp_error!(
                             self,

@@ -548,9 +548,17 @@ impl ObjectReader {
             };
             tokio::select! {
                 () = sleep => Ok(()),
-                () = self.interrupted() => Err(Fetch::Interrupted),
+                () = self.interrupted() => Err(self.why_interrupted()),
             }
         })
+    }
+
+    fn why_interrupted(&self) -> Fetch {
+        if self.cancel.is_cancelled() {
+            Fetch::Cancelled
+        } else {
+            Fetch::Interrupted
+        }
     }
 
     /// `get_range`, unless reads are interrupted first.
@@ -558,7 +566,7 @@ impl ObjectReader {
         self.runtime.block_on(async {
             tokio::select! {
                 r = self.get_range(start, end) => r.map_err(Fetch::Failed),
-                () = self.interrupted() => Err(Fetch::Interrupted),
+                () = self.interrupted() => Err(self.why_interrupted()),
             }
         })
     }
@@ -610,6 +618,7 @@ impl ObjectReader {
 /// Why a block could not be had.
 pub(crate) enum Fetch {
     Interrupted,
+    Cancelled,
     Failed(StorageError),
 }
 
@@ -625,9 +634,14 @@ impl monteur_pipelines::RandomAccess for ObjectReader {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
+        if self.cancel.is_cancelled() {
+            return Err(ReadError::Cancelled);
+        }
         #[cfg(feature = "failpoints")]
-        if let Err(Fetch::Interrupted) = self.failpoint_read(buf.len()) {
-            return Err(ReadError::Interrupted);
+        match self.failpoint_read(buf.len()) {
+            Err(Fetch::Interrupted) => return Err(ReadError::Interrupted),
+            Err(Fetch::Cancelled) => return Err(ReadError::Cancelled),
+            _ => {}
         }
         let mut done = 0;
         while done < buf.len() {
@@ -639,6 +653,7 @@ impl monteur_pipelines::RandomAccess for ObjectReader {
             let block = match self.block(i) {
                 Ok(b) => b,
                 Err(Fetch::Interrupted) => return Err(ReadError::Interrupted),
+                Err(Fetch::Cancelled) => return Err(ReadError::Cancelled),
                 Err(Fetch::Failed(e)) => {
                     let text = e.to_string();
                     if let Ok(mut f) = self.failure.lock() {

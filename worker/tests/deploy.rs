@@ -35,9 +35,17 @@ fn kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind}"))
 }
 
-fn shipped_config() -> Config {
+/// The Deployment's worker container, and its config as the pod runs it:
+/// the shipped file plus the MONTEUR_* values the manifest sets.
+fn worker_of(deployment: &Value) -> (&Value, Config) {
+    let worker = deployment["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "worker")
+        .unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/monteur.toml");
-    Config::load(Some(&file), []).unwrap()
+    (worker, Config::load(Some(&file), env_of(worker)).unwrap())
 }
 
 /// The environment a container sets, as name → value.
@@ -66,20 +74,7 @@ fn the_deployment_drains_before_it_is_killed_and_probes_the_right_endpoints() {
     }
     let deployment = kind(&docs, "Deployment");
     let pod = &deployment["spec"]["template"]["spec"];
-    let worker = pod["containers"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "worker")
-        .unwrap();
-    // The worker's config as the pod runs it: the shipped file plus the
-    // MONTEUR_* values the manifest sets.
-    let env = env_of(worker);
-    let config = Config::load(
-        Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/monteur.toml")),
-        env.clone(),
-    )
-    .unwrap();
+    let (worker, config) = worker_of(deployment);
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
     assert!(
         grace > config.worker.drain_deadline_s + 10,
@@ -160,25 +155,36 @@ fn keda_counts_jobs_being_worked_on() {
         scaled["spec"]["scaleTargetRef"]["name"],
         deployment["metadata"]["name"]
     );
-    let trigger = &scaled["spec"]["triggers"][0];
-    assert_eq!(trigger["type"], "rabbitmq");
-    // The management API counts unacknowledged messages; AMQP would not.
-    assert_eq!(trigger["metadata"]["protocol"], "http");
-    assert_eq!(trigger["metadata"]["mode"], "QueueLength");
-    let config = shipped_config();
-    assert_eq!(
-        trigger["metadata"]["queueName"].as_str().unwrap(),
-        config.worker.queue
-    );
-    assert_eq!(
-        trigger["metadata"]["value"].as_str().unwrap(),
-        config.worker.concurrency.to_string()
-    );
+    let (_, config) = worker_of(&deployment);
+    // Slots set explicitly: "auto" would follow the node's cores, which
+    // KEDA's fixed target cannot.
+    assert!(config.worker.concurrency > 0, "set worker.concurrency");
+    let triggers = scaled["spec"]["triggers"].as_sequence().unwrap();
+    let mut queues: Vec<&str> = Vec::new();
     let auth = kind(&docs, "TriggerAuthentication");
-    assert_eq!(
-        trigger["authenticationRef"]["name"],
-        auth["metadata"]["name"]
-    );
+    for trigger in triggers {
+        assert_eq!(trigger["type"], "rabbitmq");
+        // The management API counts unacknowledged messages; AMQP would not.
+        assert_eq!(trigger["metadata"]["protocol"], "http");
+        assert_eq!(trigger["metadata"]["mode"], "QueueLength");
+        assert_eq!(
+            trigger["metadata"]["value"].as_str().unwrap(),
+            config.worker.concurrency.to_string()
+        );
+        assert_eq!(
+            trigger["authenticationRef"]["name"],
+            auth["metadata"]["name"]
+        );
+        queues.push(trigger["metadata"]["queueName"].as_str().unwrap());
+    }
+    // Both lanes scale the fleet.
+    queues.sort();
+    let mut lanes = vec![
+        config.worker.queue.as_str(),
+        config.worker.interactive_queue.as_str(),
+    ];
+    lanes.sort();
+    assert_eq!(queues, lanes);
     assert!(scaled["spec"]["minReplicaCount"].as_u64().unwrap() >= 1);
 }
 

@@ -262,8 +262,10 @@ async fn blocking(
                 job2.input, job2.tenant, job2.job_id
             )
         });
-        if let Some(d) = failpoints::hold(&job2.job_id) {
-            hold(&run.cancel, d, &mut reporter);
+        if let Some(d) = failpoints::hold(&job2.job_id)
+            && !hold(&run.cancel, d, &mut reporter)
+        {
+            return Err(monteur_pipelines::PipelineError::Cancelled.into());
         }
         let outcome = run_process(&engine, &run, &mut reporter)?;
         let mut files: Vec<PathBuf> = std::fs::read_dir(&run.out_dir)
@@ -330,15 +332,17 @@ pub(crate) async fn cancelled(cancel: &Cancel) {
     let _ = rx.await;
 }
 
-/// The `stage.hold` failpoint: sleeps `d`, reporting progress each second.
-fn hold(cancel: &Cancel, d: Duration, progress: &mut Progress) {
+/// The `stage.hold` failpoint: sleeps `d`, reporting progress each second;
+/// false when cancelled first.
+fn hold(cancel: &Cancel, d: Duration, progress: &mut Progress) -> bool {
     let started = Instant::now();
     while started.elapsed() < d {
         progress.stage("hold", started.elapsed().as_secs_f64() / d.as_secs_f64());
         if !cancel.sleep(Duration::from_secs(1).min(d)) {
-            return;
+            return false;
         }
     }
+    true
 }
 
 /// A job's progress: the overall percent for `progress` events, the

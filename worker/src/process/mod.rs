@@ -173,9 +173,17 @@ pub fn run_process(
     progress: &mut dyn ProgressReporter,
 ) -> Result<ProcessOutcome, ProcessError> {
     pipelines::init()?;
+    run.cancel.check()?;
     let config = &run.config;
     let probe_started = Instant::now();
-    let media = pipelines::probe(&run.input, config.analysis.probe_timeout())?;
+    // A probe that failed because its job was cancelled was cancelled.
+    let media =
+        pipelines::probe(&run.input, config.analysis.probe_timeout()).map_err(|e| {
+            match run.cancel.check() {
+                Err(c) => c,
+                Ok(()) => e,
+            }
+        })?;
     let probe_s = probe_started.elapsed().as_secs_f64();
     info!(
         container = media.container.as_deref().unwrap_or("unknown"),

@@ -2,7 +2,8 @@
 //! exchanges and an object prefix of its own, publishing signed jobs, reading
 //! events, dead letters and outputs back as a platform client would.
 
-#![allow(dead_code)]
+// Not every user of the harness (the tests, the slots benchmark) uses all of it.
+#![allow(dead_code, unused_imports)]
 
 pub use std::collections::HashMap;
 pub use std::process::{Child, Command, Stdio};
