@@ -118,7 +118,7 @@ struct Received {
     arrived: Instant,
     /// The request's identifiers are redacted from every diagnostic for as
     /// long as it is handled (a decoder's error, a panic message).
-    _known: Option<Arc<KnownIdentifiers>>,
+    known: Option<Arc<KnownIdentifiers>>,
 }
 
 impl Received {
@@ -145,7 +145,7 @@ impl Received {
             delivery,
             request,
             arrived: Instant::now(),
-            _known: known,
+            known,
         }
     }
 
@@ -602,7 +602,13 @@ async fn handle(
     match &r.request {
         Err(refusal) => Outcome::refused(refusal.rejection.reason(), refusal.to_string()),
         Ok(Request::Process(job)) => {
-            process_job::run(shared, channels, job, stopper, &r.attribution).await
+            let ctx = process_job::Context {
+                job,
+                stopper,
+                attribution: &r.attribution,
+                known: r.known.clone(),
+            };
+            process_job::run(shared, channels, ctx).await
         }
         Ok(Request::Purge(p)) => purge::run(shared, channels, p).await,
         Ok(Request::Cancel(c)) => control::record(shared, channels, c, &r.delivery.data).await,

@@ -20,6 +20,7 @@ use crate::job::Job;
 use crate::process::{ProcessError, ProcessOutcome, Run, run_process};
 use crate::progress::{JobProgress, ProgressReporter, decode_fraction};
 use crate::reason::Reason;
+use crate::scrub::KnownIdentifiers;
 use crate::storage::{ObjectReader, Protection};
 
 /// How long a stopped job's blocking work gets to notice before the job's
@@ -28,14 +29,25 @@ use crate::storage::{ObjectReader, Protection};
 /// 100 ms).
 pub(crate) const STOP_GRACE: Duration = Duration::from_millis(1500);
 
+/// What the supervisor hands a process job.
+pub(crate) struct Context<'a> {
+    pub job: &'a Job,
+    pub stopper: &'a Stopper,
+    pub attribution: &'a Attribution,
+    /// The job's identifiers, redacted from diagnostics for as long as any
+    /// of its work runs (its blocking thread may outlive the job's slot by
+    /// a moment).
+    pub known: Option<Arc<KnownIdentifiers>>,
+}
+
 /// Runs one process job to its outcome.
-pub(crate) async fn run(
-    shared: &Arc<Shared>,
-    channels: &Channels,
-    job: &Job,
-    stopper: &Stopper,
-    attribution: &Attribution,
-) -> Outcome {
+pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<'_>) -> Outcome {
+    let Context {
+        job,
+        stopper,
+        attribution,
+        known,
+    } = ctx;
     let w = &shared.config.worker;
     // A cancel recorded before the job reached a worker: the marker is
     // written in client mode whatever the job's mode, so a plain HEAD finds it.
@@ -129,7 +141,7 @@ pub(crate) async fn run(
     let progress = Progress::new(shared, job, reader.clone());
     let (report, mut updates) = (progress.clone(), progress.updates());
     let outcome = {
-        let work = blocking(shared, job, run, report);
+        let work = blocking(shared, job, run, report, known);
         tokio::pin!(work);
         let every = Duration::from_secs_f64(w.progress_interval_s);
         let mut tick = tokio::time::interval(every);
@@ -249,6 +261,7 @@ async fn blocking(
     job: &Job,
     run: Run,
     progress: Progress,
+    known: Option<Arc<KnownIdentifiers>>,
 ) -> Result<Done, Outcome> {
     let engine = Arc::clone(&shared.engine);
     let mut reporter = progress.clone();
@@ -256,6 +269,7 @@ async fn blocking(
     let cancel = run.cancel.clone();
     let gpu = (engine.kernels().name() == "cuda").then(|| GpuJob::new(&shared.metrics));
     let work = tokio::task::spawn_blocking(move || -> Result<Done, ProcessError> {
+        let _known = known;
         failpoints::panic(&job2.job_id, || {
             format!(
                 "cannot open {} for tenant {} ({})",

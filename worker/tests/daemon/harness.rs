@@ -508,20 +508,8 @@ pub fn header(d: &lapin::message::Delivery, name: &str) -> String {
 
 /// Exactly one manifest and one set of outputs per job, nothing stray.
 pub async fn assert_one_manifest_and_output_set_each(n: &Names, ids: &[String]) {
-    let client = s3::ready_client().await;
     for id in ids {
-        let listed = client
-            .list_objects_v2()
-            .bucket(s3::bucket())
-            .prefix(format!("{}out/{id}/", n.prefix))
-            .send()
-            .await
-            .unwrap();
-        let keys: Vec<String> = listed
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_string))
-            .collect();
+        let keys = keys_of(&format!("{}out/{id}/", n.prefix)).await;
         let manifests = keys.iter().filter(|k| k.ends_with("manifest.json")).count();
         assert_eq!(manifests, 1, "{id}: {keys:?}");
         let manifest: Value = serde_json::from_slice(
