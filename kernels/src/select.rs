@@ -68,8 +68,8 @@ pub fn select(choice: BackendChoice) -> Result<Selected, KernelError> {
 /// The backend a process chose, once: the probe and (on CUDA) the NVRTC
 /// compile happen here, not per job or per stage. Jobs [`lease`](Self::lease)
 /// a backend each; a returned backend keeps its device buffers (and, on
-/// CUDA, its own stream) for the next job, so there are never more backends
-/// than jobs running at once.
+/// CUDA, its own stream) for the next job, so there are as many backends as
+/// the most jobs that ever held one at once.
 #[derive(Clone)]
 pub struct Kernels {
     inner: Arc<Pool>,

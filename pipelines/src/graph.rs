@@ -274,16 +274,25 @@ pub(crate) fn start(pipeline: &gst::Pipeline, state: gst::State) -> Result<(), P
     })
 }
 
-/// What an error message means for the job: stream errors (a demuxer or
-/// decoder choking on the data) are the input's; a codec GStreamer has no
-/// decoder for is a missing codec; anything else (resources, negotiation,
-/// library faults) is ours to retry.
+/// What an error message means for the job, by an allow-list of the stream
+/// errors that say the data itself is bad (a demuxer or decoder choking on
+/// it, a type nobody knows); a codec GStreamer has no decoder for is a
+/// missing codec. Anything else (`StreamError::Failed`, which is how a
+/// negotiation failure in our own branch reads, resources, library faults)
+/// is ours to retry.
 pub(crate) fn error_from(err: &gst::message::Error) -> PipelineError {
     let e = err.error();
     let text = describe_error(err);
+    let input = [
+        gst::StreamError::Decode,
+        gst::StreamError::Demux,
+        gst::StreamError::Format,
+        gst::StreamError::TypeNotFound,
+        gst::StreamError::WrongType,
+    ];
     if e.matches(gst::StreamError::CodecNotFound) || e.matches(gst::CoreError::MissingPlugin) {
         PipelineError::MissingCodec(text)
-    } else if e.is::<gst::StreamError>() {
+    } else if input.iter().any(|k| e.matches(*k)) {
         PipelineError::Decode(text)
     } else {
         PipelineError::Graph(text)

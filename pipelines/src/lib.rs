@@ -57,5 +57,30 @@ pub use source::{RandomAccess, ReadError};
 /// Initialises GStreamer once per process; later calls are cheap.
 pub fn init() -> Result<(), PipelineError> {
     gstreamer::init().map_err(|e| PipelineError::Init(e.to_string()))?;
+    refuse_fetching_elements();
     source::register_element()
+}
+
+/// Elements that would fetch what an input names (adaptive streaming
+/// manifests, playlists): an uploaded file is media, never a list of other
+/// URIs to open, and a job must read nothing but its own input. Ranked out,
+/// decodebin (the discoverer's included) never plugs them.
+const FETCHING: [&str; 7] = [
+    "hlsdemux",
+    "hlsdemux2",
+    "dashdemux",
+    "dashdemux2",
+    "mssdemux",
+    "mssdemux2",
+    "playlistdemux",
+];
+
+fn refuse_fetching_elements() {
+    use gstreamer::prelude::*;
+    let registry = gstreamer::Registry::get();
+    for name in FETCHING {
+        if let Some(f) = registry.lookup_feature(name) {
+            f.set_rank(gstreamer::Rank::NONE);
+        }
+    }
 }

@@ -230,7 +230,8 @@ struct Router {
     video_caps_set: bool,
     next_frame: u64,
     last_frame: Option<gst::Buffer>,
-    /// Source time of the last frame routed into the edit.
+    /// How far the decoder got in the source: the last frame routed into
+    /// the edit (video), the end of the last buffer (audio).
     last_source_s: Option<f64>,
     next_sample: u64,
     repeated: u64,
@@ -366,6 +367,8 @@ impl Router {
         drop(map);
         let ch = self.channels;
         let n = (data.len() / ch) as u64;
+        let end = t.as_secs_f64() + n as f64 / f64::from(self.audio_rate);
+        self.last_source_s = Some(self.last_source_s.map_or(end, |l| l.max(end)));
         let rate = u128::from(self.audio_rate);
         let s0 = ((t.as_nanos() * rate + 500_000_000) / 1_000_000_000) as u64;
         for i in 0..self.spans.len() {
@@ -840,21 +843,27 @@ fn drive(
     }
     let _ = decode.set_state(gst::State::Null);
     {
-        let v = lock(&routers[0]);
-        let Some(last) = v.last_source_s else {
+        if lock(&routers[0]).last_source_s.is_none() {
             return Err(PipelineError::Decode(
                 "the video stream produced no frames in the kept ranges".into(),
             ));
-        };
+        }
         // A cut upload decodes only its start: the frames the plan wants
-        // past that would all be repeats of the last one.
+        // past that would all be repeats of the last one. Where decoding got
+        // to is the later of the two streams (a file whose video ends before
+        // its audio is not cut), as in the analysis.
+        let frame = plan.rate.seconds(1);
+        let decoded = routers
+            .iter()
+            .filter_map(|r| lock(r).last_source_s)
+            .fold(0.0f64, f64::max);
         let needed = plan
             .ranges
             .last()
             .map(|r| plan.rate.seconds(r.end_frame))
             .unwrap_or(0.0);
         graph::check_complete(
-            Duration::from_secs_f64(last + plan.rate.seconds(1)),
+            Duration::from_secs_f64(decoded + frame),
             Some(Duration::from_secs_f64(needed)),
         )?;
     }

@@ -88,10 +88,24 @@ impl Drop for Registered {
     }
 }
 
-/// Registers `source` under a fresh URI.
+/// Registers `source` under a fresh, unguessable URI: jobs of different
+/// tenants run side by side in one process, and a URI another job's input
+/// could name (a playlist, say) must lead nowhere.
 pub(crate) fn register(source: Arc<dyn RandomAccess>) -> Registered {
+    use std::hash::BuildHasher as _;
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    let uri = format!("{SCHEME}://{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // Two SipHash outputs under keys the standard library draws from the
+    // operating system's randomness.
+    let token: String = (0..2)
+        .map(|_| {
+            format!(
+                "{:016x}",
+                std::collections::hash_map::RandomState::new().hash_one(n)
+            )
+        })
+        .collect();
+    let uri = format!("{SCHEME}://{token}");
     if let Ok(mut r) = registry().lock() {
         r.insert(uri.clone(), source);
     }

@@ -752,7 +752,8 @@ impl Storage {
         }
     }
 
-    async fn abort_uploads_under(&self, prefix: &str) -> Result<u64, StorageError> {
+    /// Aborts every unfinished multipart upload under `prefix`.
+    pub(crate) async fn abort_uploads_under(&self, prefix: &str) -> Result<u64, StorageError> {
         let mut aborted = 0;
         loop {
             let page = self

@@ -177,7 +177,22 @@ fn keda_counts_jobs_being_worked_on() {
         );
         queues.push(trigger["metadata"]["queueName"].as_str().unwrap());
     }
-    // Both lanes scale the fleet.
+    // Both lanes scale the fleet, added together, per worker's slots.
+    let modifier = &scaled["spec"]["advanced"]["scalingModifiers"];
+    let mut names: Vec<&str> = triggers
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    let formula = modifier["formula"].as_str().unwrap();
+    assert!(
+        names.iter().all(|n| formula.contains(n)) && formula.contains('+'),
+        "{formula}"
+    );
+    assert_eq!(
+        modifier["target"].as_str().unwrap(),
+        config.worker.concurrency.to_string()
+    );
     queues.sort();
     let mut lanes = vec![
         config.worker.queue.as_str(),

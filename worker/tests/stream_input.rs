@@ -207,3 +207,36 @@ fn a_cut_input_is_refused_as_truncated_unless_allowed() {
     .unwrap();
     assert!(a.truncated.is_none());
 }
+
+#[test]
+fn a_playlist_naming_other_media_is_not_followed() {
+    monteur_pipelines::init().unwrap();
+    // An HLS playlist whose only segment is a real, decodable file: were
+    // the demuxer plugged, the job would read something that is not its
+    // input (another tenant's stream, in the daemon).
+    let dir = tempfile::tempdir().unwrap();
+    let segment = dir.path().join("segment.ts");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x240:rate=25:duration=2")
+        .args(["-c:v", "libx264", "-f", "mpegts"])
+        .arg(&segment)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let playlist = format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nfile://{}\n#EXT-X-ENDLIST\n",
+        segment.display()
+    );
+    let input = Input::stream(
+        Arc::new(Counted::new(playlist.into_bytes(), None)),
+        "talk.m3u8",
+    );
+    match probe(&input, Duration::from_secs(10)) {
+        Err(e) => assert!(e.is_permanent(), "{e}"),
+        Ok(info) => assert!(
+            info.video.is_empty() && info.audio.is_empty(),
+            "the playlist's segment was followed: {info:?}"
+        ),
+    }
+}

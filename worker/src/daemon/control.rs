@@ -1,6 +1,6 @@
 //! Cancels. A producer sends a signed `monteur.cancel.v1` to the cancel
 //! queue; the one worker that takes it records it (an audit record, then a
-//! write-once marker beside the job's outputs, so a delivery of the job that
+//! write-once marker under the tenant's prefix, so a delivery of the job that
 //! comes later, to any worker, is dropped before it starts) and broadcasts
 //! the message as sent on the control exchange. Every worker hears the
 //! broadcast on a queue of its own and stops the job if it holds it,
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::Shared;
 use super::outcome::Outcome;
 use super::session::Channels;
-use super::wire::{CANCEL_MARKER, CancelMarker};
+use super::wire::{CancelMarker, cancel_marker};
 use crate::audit::{Action, AuditEvent};
 use crate::crypto::KeyProvider;
 use crate::job::{CancelJob, Encryption};
@@ -61,7 +61,7 @@ pub(crate) async fn record(
         key,
         segment_bytes: shared.config.worker.segment_bytes,
     };
-    let key = format!("{}{CANCEL_MARKER}", cancel.output_prefix);
+    let key = cancel_marker(&cancel.tenant, &cancel.job_id);
     if let Err(e) = shared.storage.put_once(&key, &body_json, p).await {
         return super::outcome::storage_outcome(e);
     }

@@ -35,10 +35,14 @@ impl Scratch {
         std::fs::create_dir_all(root)?;
         sweep(root);
         let instance = instance_id();
-        let dir = root.join(format!("{PREFIX}{instance}"));
-        std::fs::create_dir(&dir)?;
-        let lock = File::create(dir.join(LOCK))?;
+        // Made and locked under a name the sweep ignores, then renamed: a
+        // worker starting at the same moment never sees it without its lock.
+        let making = root.join(format!(".{PREFIX}{instance}"));
+        std::fs::create_dir(&making)?;
+        let lock = File::create(making.join(LOCK))?;
         lock.try_lock().map_err(std::io::Error::other)?;
+        let dir = root.join(format!("{PREFIX}{instance}"));
+        std::fs::rename(&making, &dir)?;
         Ok(Self {
             dir,
             next: AtomicU64::new(1),

@@ -21,13 +21,13 @@
 //! - [`housekeeping`]: scratch folders and the diagnostics' retention.
 //! - [`failpoints`]: test-only fault injection.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
+use std::panic::AssertUnwindSafe;
 use thiserror::Error;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -38,6 +38,7 @@ use crate::health::Health;
 use crate::job::{self, Refusal, Request};
 use crate::metrics::Metrics;
 use crate::process::{Engine, ProcessError};
+use crate::reason::Reason;
 use crate::scrub::KnownIdentifiers;
 use crate::storage::Storage;
 
@@ -85,9 +86,31 @@ pub(crate) struct Shared {
     /// This worker in audit records.
     pub actor: String,
     pub scratch: housekeeping::Scratch,
-    /// Running jobs' stop handles by (tenant, job id): what a broadcast
-    /// cancel finds.
-    running: Mutex<HashMap<(String, String), Stopper>>,
+    /// Running process jobs' stop handles: what a broadcast cancel finds.
+    running: Mutex<Vec<Running>>,
+    next_run: std::sync::atomic::AtomicU64,
+}
+
+/// A running process job, as cancels look it up.
+struct Running {
+    id: u64,
+    tenant: String,
+    job_id: String,
+    stopper: Stopper,
+}
+
+/// A running job's place in the registry and the in-flight gauge, given
+/// back however the job's task ends (a panic included).
+struct Slot {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.running().retain(|r| r.id != self.id);
+        self.shared.metrics.in_flight.dec();
+    }
 }
 
 impl Shared {
@@ -105,8 +128,29 @@ impl Shared {
         Ok(())
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Stopper>> {
+    fn running(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a slot for `r`: counted in flight and, for a process job,
+    /// findable by cancels, until the returned guard drops.
+    fn take_slot(self: &Arc<Self>, r: &Received, stopper: &Stopper) -> Slot {
+        let id = self
+            .next_run
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(Request::Process(j)) = &r.request {
+            self.running().push(Running {
+                id,
+                tenant: j.tenant.clone(),
+                job_id: j.job_id.clone(),
+                stopper: stopper.clone(),
+            });
+        }
+        self.metrics.in_flight.inc();
+        Slot {
+            shared: Arc::clone(self),
+            id,
+        }
     }
 }
 
@@ -163,9 +207,10 @@ impl Received {
             .unwrap_or("invalid")
     }
 
-    /// Whether this is the job a cancel names.
+    /// Whether this is the process job a cancel names (a cancel never
+    /// touches a purge: deletion must not be stoppable by a job id).
     fn is(&self, tenant: &str, job_id: &str) -> bool {
-        matches!(&self.request, Ok(r) if r.tenant() == tenant && r.job_id() == job_id)
+        matches!(&self.request, Ok(Request::Process(j)) if j.tenant == tenant && j.job_id == job_id)
     }
 }
 
@@ -174,6 +219,8 @@ struct Finished {
     received: Received,
     outcome: Outcome,
     began: Instant,
+    /// What the job left in storage, if it was stopped.
+    stopper: Stopper,
 }
 
 /// Runs the daemon until `shutdown` resolves (SIGTERM/SIGINT in `main`).
@@ -213,7 +260,8 @@ pub async fn run(
         metrics,
         actor: crate::audit::actor(),
         scratch,
-        running: Mutex::new(HashMap::new()),
+        running: Mutex::new(Vec::new()),
+        next_run: std::sync::atomic::AtomicU64::new(1),
     });
     let tag = format!("monteur-{}", std::process::id());
     let mut sup = Supervisor {
@@ -229,7 +277,7 @@ pub async fn run(
     let session = loop {
         let attempt = tokio::select! {
             () = &mut shutdown => return Ok(()),
-            s = session::connect(&w, &tag, slots) => s,
+            s = session::connect(&w, &tag) => s,
         };
         let mut session = match attempt {
             Ok(s) => s,
@@ -288,7 +336,7 @@ pub async fn run(
     sup.drain(&session, Duration::from_secs(w.drain_deadline_s))
         .await;
     let _ = tokio::time::timeout(
-        Duration::from_secs(2),
+        Duration::from_millis(500),
         session.conn.close(200, "shutdown".into()),
     )
     .await;
@@ -316,15 +364,17 @@ impl Supervisor {
     ) -> bool {
         let channels = Arc::clone(&session.channels);
         loop {
-            self.fill(&channels);
+            if let Err(e) = self.fill(session, &channels).await {
+                return lost(e);
+            }
             tokio::select! {
                 () = shutdown.as_mut() => return false,
-                next = session.interactive.next() => match next {
+                next = session.interactive.consumer.next() => match next {
                     Some(Ok(d)) => self.arrive(Lane::Interactive, d, &channels),
                     Some(Err(e)) => return lost(e),
                     None => return true,
                 },
-                next = session.batch.next() => match next {
+                next = session.batch.consumer.next() => match next {
                     Some(Ok(d)) => self.arrive(Lane::Batch, d, &channels),
                     Some(Err(e)) => return lost(e),
                     None => return true,
@@ -383,7 +433,7 @@ impl Supervisor {
             Ok(_) => self.settle_later(
                 r,
                 Outcome::refused(
-                    crate::reason::Reason::InvalidField,
+                    Reason::InvalidField,
                     "only monteur.cancel.v1 messages belong on the cancel queue",
                 ),
                 Instant::now(),
@@ -419,10 +469,11 @@ impl Supervisor {
             &self.shared.config.worker.region,
         );
         if let Ok(Request::Cancel(c)) = &verified {
-            let key = (c.tenant.clone(), c.job_id.clone());
-            if let Some(stopper) = self.shared.running().get(&key) {
-                info!(job_id = c.job_id.as_str(), "cancelling a running job");
-                stopper.stop(Stop::Cancelled);
+            for r in self.shared.running().iter() {
+                if r.tenant == c.tenant && r.job_id == c.job_id {
+                    info!(job_id = c.job_id.as_str(), "cancelling a running job");
+                    r.stopper.stop(Stop::Cancelled);
+                }
             }
             while let Some(waiting) = self.lanes.remove(|r| r.is(&c.tenant, &c.job_id)) {
                 info!(
@@ -439,8 +490,13 @@ impl Supervisor {
         });
     }
 
-    /// Starts waiting jobs while slots are free.
-    fn fill(&mut self, channels: &Arc<Channels>) {
+    /// Starts waiting jobs while slots are free; each start lets its lane
+    /// take the next waiting job (see `session::Standby`).
+    async fn fill(
+        &mut self,
+        session: &mut Session,
+        channels: &Arc<Channels>,
+    ) -> Result<(), lapin::Error> {
         let w = &self.shared.config.worker;
         let deadline = Duration::from_secs(w.job_deadline_s);
         let budget = Duration::from_secs(w.consumer_timeout_s);
@@ -455,26 +511,35 @@ impl Supervisor {
                 continue;
             }
             self.start(lane, r, channels);
+            let standby = match lane {
+                Lane::Interactive => &mut session.interactive,
+                Lane::Batch => &mut session.batch,
+            };
+            standby.replace(&session.consume).await?;
         }
+        Ok(())
     }
 
     fn start(&mut self, lane: Lane, r: Received, channels: &Arc<Channels>) {
         let shared = Arc::clone(&self.shared);
         let channels = Arc::clone(channels);
         let stopper = Stopper::default();
-        if let Ok(req) = &r.request {
-            shared.running().insert(
-                (req.tenant().to_string(), req.job_id().to_string()),
-                stopper.clone(),
-            );
-        }
-        shared.metrics.in_flight.inc();
+        let slot = shared.take_slot(&r, &stopper);
         info!(job_id = r.job_id(), lane = lane.name(), "job started");
         self.jobs.spawn(async move {
+            let _slot = slot;
             let began = Instant::now();
             let deadline = Duration::from_secs(shared.config.worker.job_deadline_s);
             let outcome = {
-                let work = handle(&shared, &channels, &r, &stopper);
+                // A bug that panics in the job's own (async) part must not
+                // lose the delivery: it is refused like a panicking job.
+                let work = AssertUnwindSafe(handle(&shared, &channels, &r, &stopper))
+                    .catch_unwind()
+                    .map(|o| {
+                        o.unwrap_or_else(|_| {
+                            Outcome::refused(Reason::WorkerPanic, "the job's task panicked")
+                        })
+                    });
                 tokio::pin!(work);
                 let stopped = tokio::select! {
                     o = &mut work => Some(o),
@@ -496,16 +561,11 @@ impl Supervisor {
                     .unwrap_or_else(|_| stopper.outcome(shared.config.worker.job_deadline_s)),
                 }
             };
-            if let Ok(req) = &r.request {
-                shared
-                    .running()
-                    .remove(&(req.tenant().to_string(), req.job_id().to_string()));
-            }
-            shared.metrics.in_flight.dec();
             Finished {
                 received: r,
                 outcome,
                 began,
+                stopper,
             }
         });
     }
@@ -516,10 +576,18 @@ impl Supervisor {
         channels: &Arc<Channels>,
     ) {
         match done {
-            Ok(f) => self.settle_later(f.received, f.outcome, f.began, channels),
-            // The job task itself failed (not its work, which is caught):
-            // its delivery stays unacknowledged until the connection goes.
-            Err(e) => warn!(error = %e, "a job task failed"),
+            Ok(f) => {
+                let (shared, channels) = (Arc::clone(&self.shared), Arc::clone(channels));
+                self.aux.spawn(async move {
+                    // A cancelled or timed-out job leaves nothing: what it
+                    // uploaded before the stop goes before its event.
+                    process_job::discard(&shared, &f.stopper).await;
+                    settle(&shared, &channels, f.received, f.outcome, f.began).await
+                });
+            }
+            // Only an abort (a lost connection) ends a job task without a
+            // result: its delivery is redelivered by the broker.
+            Err(e) => warn!(error = %e, "a job task ended without a result"),
         }
     }
 
@@ -536,8 +604,8 @@ impl Supervisor {
     }
 
     fn stop_all(&self, why: Stop) {
-        for stopper in self.shared.running().values() {
-            stopper.stop(why);
+        for r in self.shared.running().iter() {
+            r.stopper.stop(why);
         }
     }
 
@@ -555,15 +623,17 @@ impl Supervisor {
     }
 
     /// SIGTERM: no new deliveries; waiting ones go back at once; running
-    /// ones get `drain` to finish, then are stopped and handed back.
+    /// ones get `drain` to finish, then are stopped and handed back. All of
+    /// it within `drain` + 4 s (`main` allows 1 s more for the runtime).
     async fn drain(&mut self, session: &Session, drain: Duration) {
+        let hard = tokio::time::Instant::now() + drain + Duration::from_secs(4);
         let channels = Arc::clone(&session.channels);
         info!(
             running = self.jobs.len(),
             waiting = self.lanes.len(),
             "stopping: no new jobs"
         );
-        session.stop_consuming().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), session.stop_consuming()).await;
         for r in self.lanes.drain() {
             self.settle_later(r, Outcome::HandBack, Instant::now(), &channels);
         }
@@ -573,14 +643,12 @@ impl Supervisor {
                 "drain deadline passed; stopping jobs and handing them back"
             );
             self.stop_all(Stop::Shutdown);
-            self.wait_jobs(
-                process_job::STOP_GRACE + Duration::from_millis(500),
-                &channels,
-            )
-            .await;
+            let grace = process_job::STOP_GRACE + Duration::from_millis(500);
+            let left = hard.saturating_duration_since(tokio::time::Instant::now());
+            self.wait_jobs(grace.min(left), &channels).await;
         }
         // Events and acknowledgements of what ended.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = tokio::time::timeout_at(hard, async {
             while self.aux.join_next().await.is_some() {}
         })
         .await;

@@ -77,12 +77,21 @@ pub(crate) enum Stop {
     Shutdown,
 }
 
-/// A job's stop handle: the [`Cancel`] every stage watches, and why it was
-/// pulled.
+/// A job's stop handle: the [`Cancel`] every stage watches, why it was
+/// pulled, and what the job has put in storage so far (a stopped job's
+/// uploads are removed after it, off its slot).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Stopper {
     pub cancel: Cancel,
     why: Arc<Mutex<Option<Stop>>>,
+    uploads: Arc<Mutex<Option<Uploads>>>,
+}
+
+/// Objects a job has started to write: their prefix and keys.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Uploads {
+    pub prefix: String,
+    pub keys: Vec<String>,
 }
 
 impl Stopper {
@@ -98,6 +107,24 @@ impl Stopper {
 
     pub fn why(&self) -> Option<Stop> {
         *self.why.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records, before it is written, that `key` under `prefix` may exist.
+    pub fn uploading(&self, prefix: &str, key: &str) {
+        let mut u = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        let u = u.get_or_insert_with(|| Uploads {
+            prefix: prefix.to_string(),
+            keys: Vec::new(),
+        });
+        u.keys.push(key.to_string());
+    }
+
+    /// What the job may have written, if anything.
+    pub fn uploads(&self) -> Option<Uploads> {
+        self.uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The outcome of a job that stopped because of this.

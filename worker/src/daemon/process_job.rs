@@ -12,7 +12,7 @@ use tracing::warn;
 
 use super::outcome::{Outcome, Stopper, storage_outcome};
 use super::session::Channels;
-use super::wire::{Attribution, CANCEL_MARKER, Event, Kind, Manifest, ManifestEntry};
+use super::wire::{Attribution, Event, Kind, Manifest, ManifestEntry, cancel_marker};
 use super::{Shared, failpoints};
 use crate::audit::{Action, AuditEvent};
 use crate::crypto::KeyProvider;
@@ -28,6 +28,10 @@ use crate::storage::{ObjectReader, Protection};
 /// every loop of the pipelines looks at the stop signal at least every
 /// 100 ms).
 pub(crate) const STOP_GRACE: Duration = Duration::from_millis(1500);
+
+/// How long an informational event (`started`, `progress`) may wait for the
+/// broker's confirm before the job goes on without it.
+const EVENT_WAIT: Duration = Duration::from_secs(2);
 
 /// What the supervisor hands a process job.
 pub(crate) struct Context<'a> {
@@ -51,7 +55,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
     let w = &shared.config.worker;
     // A cancel recorded before the job reached a worker: the marker is
     // written in client mode whatever the job's mode, so a plain HEAD finds it.
-    let marker = format!("{}{CANCEL_MARKER}", job.output_prefix);
+    let marker = cancel_marker(&job.tenant, &job.job_id);
     match shared.storage.exists_plain(&marker).await {
         Ok(true) => return Outcome::Cancelled,
         Ok(false) => {}
@@ -79,10 +83,13 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
             detail: format!("audit sink: {e}"),
         };
     }
-    // Informational: a lost one changes nothing.
-    let _ = channels
-        .event(&Event::new(Kind::Started, Some(&job.job_id), attribution))
-        .await;
+    // Informational: a lost one changes nothing, and a slow broker (a
+    // memory alarm) must not hold the job.
+    let _ = tokio::time::timeout(
+        EVENT_WAIT,
+        channels.event(&Event::new(Kind::Started, Some(&job.job_id), attribution)),
+    )
+    .await;
     match shared.storage.exists(&manifest_key, p).await {
         Ok(true) => {
             return Outcome::Done {
@@ -162,7 +169,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
                             percent: Some((percent * 10.0).round() / 10.0),
                             ..Event::new(Kind::Progress, Some(&job.job_id), attribution)
                         };
-                        let _ = channels.event(&e).await;
+                        let _ = tokio::time::timeout(EVENT_WAIT, channels.event(&e)).await;
                     }
                 }
             }
@@ -182,15 +189,19 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
     progress.stage("upload", 0.0);
     let uploading = Instant::now();
     let mut outputs = Vec::new();
-    let mut uploaded = Vec::new();
     let result = async {
         for (i, f) in files.iter().enumerate() {
             let Some(name) = f.file_name().map(|n| n.to_string_lossy().into_owned()) else {
                 continue;
             };
             let key = format!("{}{name}", job.output_prefix);
-            let bytes = shared.storage.put_file(&key, f, p, &stopper.cancel).await?;
-            uploaded.push(key.clone());
+            // Recorded before the write: a stop in the middle still knows
+            // what to remove.
+            stopper.uploading(&job.output_prefix, &key);
+            let bytes = tokio::select! {
+                r = shared.storage.put_file(&key, f, p, &stopper.cancel) => r?,
+                () = cancelled(&stopper.cancel) => return Err(crate::storage::StorageError::Cancelled),
+            };
             shared.metrics.output_bytes.inc_by(bytes);
             shared.metrics.output(&name);
             outputs.push(ManifestEntry { key, bytes });
@@ -202,15 +213,11 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
     drop(scratch);
     if let Err(e) = result {
         return match stopper.why() {
-            Some(_) => {
-                discard(shared, stopper, &uploaded).await;
-                stopper.outcome(w.job_deadline_s)
-            }
+            Some(_) => stopper.outcome(w.job_deadline_s),
             None => storage_outcome(e),
         };
     }
     if stopper.why().is_some() {
-        discard(shared, stopper, &uploaded).await;
         return stopper.outcome(w.job_deadline_s);
     }
     let manifest = Manifest {
@@ -232,18 +239,28 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
     }
 }
 
-/// The outputs a cancelled or timed-out job had uploaded before it was
-/// stopped are removed: a job without a manifest leaves nothing. A job
-/// handed back is redone by another worker over the same keys, which must
-/// not be pulled from under it.
-async fn discard(shared: &Shared, stopper: &Stopper, uploaded: &[String]) {
-    if stopper.why() == Some(super::outcome::Stop::Shutdown) {
+/// The outputs a cancelled or timed-out job had uploaded (or begun to)
+/// before it was stopped are removed, and its unfinished multipart uploads
+/// aborted: a job without a manifest leaves nothing. Runs after the job's
+/// slot is free. A job handed back is redone by another worker over the
+/// same keys, which must not be pulled from under it.
+pub(crate) async fn discard(shared: &Shared, stopper: &Stopper) {
+    if !matches!(
+        stopper.why(),
+        Some(super::outcome::Stop::Cancelled | super::outcome::Stop::Deadline)
+    ) {
         return;
     }
-    for key in uploaded {
+    let Some(uploads) = stopper.uploads() else {
+        return;
+    };
+    for key in &uploads.keys {
         if let Err(e) = shared.storage.delete(key).await {
             warn!(error = %e, "could not remove an output of a stopped job");
         }
+    }
+    if let Err(e) = shared.storage.abort_uploads_under(&uploads.prefix).await {
+        warn!(error = %e, "could not abort a stopped job's uploads");
     }
 }
 

@@ -1,5 +1,5 @@
-//! One connection to the broker: the consumers (two job lanes, cancels,
-//! this worker's control queue) and the publishing channels (events, dead
+//! One connection to the broker: the consumers (two job lanes on standby,
+//! cancels, this worker's control queue) and the publishing channels (events, dead
 //! letters, audit), every publish confirmed.
 
 use std::time::Duration;
@@ -38,27 +38,79 @@ pub(crate) struct Session {
     pub conn: Connection,
     pub consume: Channel,
     pub channels: std::sync::Arc<Channels>,
-    /// The lanes, interactive first.
-    pub interactive: Consumer,
-    pub batch: Consumer,
+    /// The lanes.
+    pub interactive: Standby,
+    pub batch: Standby,
     pub cancels: Consumer,
     pub control: Consumer,
-    pub tags: Vec<String>,
+    /// Tags of the cancel and control consumers.
+    tags: Vec<String>,
 }
 
-pub(crate) async fn connect(
-    w: &WorkerConfig,
-    tag: &str,
-    slots: u16,
-) -> Result<Session, lapin::Error> {
+/// A job lane's consumer, with room for one delivery only: the one job of
+/// that lane that waits here for a slot. When it starts, the consumer is
+/// replaced by a fresh one (its delivery stays ours to acknowledge), so the
+/// lane can hand over the next while the first runs. A worker thus holds its
+/// running jobs plus at most one waiting job per lane, and jobs queued behind
+/// a full worker stay in the broker for an idle one; yet a waiting
+/// interactive job is already here when a slot frees, whatever the batch
+/// lane holds.
+pub(crate) struct Standby {
+    pub consumer: Consumer,
+    queue: String,
+    tag: String,
+    base: String,
+    next: u32,
+}
+
+impl Standby {
+    async fn open(channel: &Channel, queue: &str, base: String) -> Result<Self, lapin::Error> {
+        let tag = format!("{base}-0");
+        Ok(Self {
+            consumer: consume(channel, queue, &tag).await?,
+            queue: queue.to_string(),
+            tag,
+            base,
+            next: 1,
+        })
+    }
+
+    /// Its delivery started: a new consumer takes the lane's waiting place.
+    pub async fn replace(&mut self, channel: &Channel) -> Result<(), lapin::Error> {
+        channel
+            .basic_cancel(self.tag.as_str().into(), Default::default())
+            .await?;
+        self.tag = format!("{}-{}", self.base, self.next);
+        self.next += 1;
+        self.consumer = consume(channel, &self.queue, &self.tag).await?;
+        Ok(())
+    }
+
+    async fn cancel(&self, channel: &Channel) {
+        let _ = channel
+            .basic_cancel(self.tag.as_str().into(), Default::default())
+            .await;
+    }
+}
+
+async fn consume(channel: &Channel, queue: &str, tag: &str) -> Result<Consumer, lapin::Error> {
+    channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
+pub(crate) async fn connect(w: &WorkerConfig, tag: &str) -> Result<Session, lapin::Error> {
     let conn = Connection::connect(&w.amqp_url, ConnectionProperties::default()).await?;
-    let consume = conn.create_channel().await?;
-    topology::declare(&consume, w).await?;
-    // Per consumer (not global): each lane holds at most `slots`
-    // deliveries, so a waiting interactive job is already here when a slot
-    // frees, whatever the batch lane holds. Set on every new channel: the
-    // prefetch holds after a reconnect too.
-    consume.basic_qos(slots, BasicQosOptions::default()).await?;
+    let consume_ch = conn.create_channel().await?;
+    topology::declare(&consume_ch, w).await?;
+    // Per consumer (not global), one unacknowledged delivery each (see
+    // `Standby`). Set on every new channel: it holds after a reconnect too.
+    consume_ch.basic_qos(1, BasicQosOptions::default()).await?;
     let publisher = || async {
         let c = conn.create_channel().await?;
         c.confirm_select(ConfirmSelectOptions::default()).await?;
@@ -70,30 +122,20 @@ pub(crate) async fn connect(
         publisher().await?,
         publisher().await?,
     );
-    let control_queue = topology::control_queue(&consume, w).await?;
-    let mut tags = Vec::new();
-    let mut consumer = |queue: String, name: &str| {
-        let tag = format!("{tag}-{name}");
-        tags.push(tag.clone());
-        let consume = consume.clone();
-        async move {
-            consume
-                .basic_consume(
-                    queue.as_str().into(),
-                    tag.as_str().into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-        }
-    };
-    let interactive = consumer(w.interactive_queue.clone(), "interactive").await?;
-    let batch = consumer(w.queue.clone(), "batch").await?;
-    let cancels = consumer(w.cancel_queue.clone(), "cancels").await?;
-    let control = consumer(control_queue, "control").await?;
+    let control_queue = topology::control_queue(&consume_ch, w).await?;
+    let interactive = Standby::open(
+        &consume_ch,
+        &w.interactive_queue,
+        format!("{tag}-interactive"),
+    )
+    .await?;
+    let batch = Standby::open(&consume_ch, &w.queue, format!("{tag}-batch")).await?;
+    let tags = vec![format!("{tag}-cancels"), format!("{tag}-control")];
+    let cancels = consume(&consume_ch, &w.cancel_queue, &tags[0]).await?;
+    let control = consume(&consume_ch, &control_queue, &tags[1]).await?;
     Ok(Session {
         conn,
-        consume,
+        consume: consume_ch,
         channels: std::sync::Arc::new(Channels {
             events,
             dead,
@@ -113,6 +155,8 @@ pub(crate) async fn connect(
 impl Session {
     /// Stops every consumer: no new deliveries (those held stay unacked).
     pub async fn stop_consuming(&self) {
+        self.interactive.cancel(&self.consume).await;
+        self.batch.cancel(&self.consume).await;
         for tag in &self.tags {
             let _ = self
                 .consume

@@ -126,9 +126,12 @@ pub(crate) struct ManifestEntry {
     pub bytes: u64,
 }
 
-/// The name, under a job's output prefix, of the marker a cancel leaves: a
-/// delivery of the job that finds it is dropped before any work.
-pub(crate) const CANCEL_MARKER: &str = "cancelled.json";
+/// Where a cancel leaves its marker: a delivery of the job that finds it is
+/// dropped before any work. Keyed by tenant and job id, not by the output
+/// prefix a message names, so a cancel holds whatever prefix the job has.
+pub(crate) fn cancel_marker(tenant: &str, job_id: &str) -> String {
+    format!("tenants/{tenant}/.monteur/cancelled/{job_id}.json")
+}
 
 /// The cancel marker's body (encrypted like every object).
 #[derive(Debug, Serialize)]
