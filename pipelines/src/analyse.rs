@@ -155,7 +155,9 @@ pub fn analyse(
     let audio_state = Arc::new(Mutex::new(AudioSink::default()));
     let audio_buffers = Arc::new(AtomicU64::new(0));
 
+    let extent = graph::Extent::default();
     let branches = Branches {
+        extent: extent.clone(),
         video: video.map(|v| {
             let branch = Branch {
                 stage: settings.stage,
@@ -231,7 +233,13 @@ pub fn analyse(
     let audio_end = audio
         .as_ref()
         .map(|a| a.start + Duration::from_secs_f64(a.samples.len() as f64 / f64::from(AUDIO_RATE)));
-    let decoded_until = video_end.into_iter().chain(audio_end).max();
+    // Streams nobody decoded count too: a file whose video ends before its
+    // audio is whole; a cut one stops every stream early.
+    let decoded_until = video_end
+        .into_iter()
+        .chain(audio_end)
+        .chain(extent.until())
+        .max();
     let truncated = match decoded_until.map(|d| graph::check_complete(d, info.duration)) {
         Some(Err(e)) if settings.allow_truncated => Some(e.to_string()),
         Some(Err(e)) => return Err(e),

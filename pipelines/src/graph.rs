@@ -10,7 +10,8 @@
 //!                               └ anything else (not decoded)     → fakesink
 //! ```
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -23,6 +24,26 @@ use crate::{Cancel, Input, PipelineError};
 pub(crate) type Attach =
     Box<dyn Fn(&gst::Pipeline, &gst::Pad) -> Result<(), PipelineError> + Send + Sync>;
 
+/// How far the demuxer got in the streams nobody decodes (nanoseconds of
+/// buffer time, the end of the latest buffer): with the decoded streams'
+/// ends it tells a cut file (every stream stops early) from one whose video
+/// simply ends before its audio.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extent(Arc<AtomicU64>);
+
+impl Extent {
+    pub fn until(&self) -> Option<Duration> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    fn reach(&self, end: u64) {
+        self.0.fetch_max(end, Ordering::Relaxed);
+    }
+}
+
 /// Which decoded streams get a branch.
 pub(crate) struct Branches {
     /// The video stream to decode (by stream id; any when `None`) and its
@@ -30,6 +51,8 @@ pub(crate) struct Branches {
     pub video: Option<(Option<String>, Attach)>,
     /// The first audio stream's branch.
     pub audio: Option<Attach>,
+    /// Where the other streams' ends are recorded.
+    pub extent: Extent,
 }
 
 /// `input → decodebin` with `branches` built as decodebin exposes the
@@ -52,6 +75,7 @@ pub(crate) fn decode_graph(
         branches.audio.is_some(),
     );
     let linked = Mutex::new((false, false));
+    let extent = branches.extent.clone();
     let weak = pipeline.downgrade();
     decodebin.connect_pad_added(move |_, pad| {
         let Some(pipeline) = weak.upgrade() else {
@@ -73,14 +97,14 @@ pub(crate) fn decode_graph(
                     done.0 = true;
                     attach(&pipeline, pad)
                 } else {
-                    attach_fakesink(&pipeline, pad)
+                    attach_fakesink(&pipeline, pad, &extent)
                 }
             }
             (_, Some(attach)) if kind == "audio/x-raw" && !done.1 => {
                 done.1 = true;
                 attach(&pipeline, pad)
             }
-            _ => attach_fakesink(&pipeline, pad),
+            _ => attach_fakesink(&pipeline, pad, &extent),
         };
         // A decoded stream that could not be linked becomes a pipeline
         // error, so the watcher ends the run with its reason.
@@ -123,7 +147,11 @@ fn decode_only(decodebin: &gst::Element, video: bool, audio: bool) {
     });
 }
 
-fn attach_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), PipelineError> {
+fn attach_fakesink(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    extent: &Extent,
+) -> Result<(), PipelineError> {
     let sink = gst::ElementFactory::make("fakesink")
         .property("sync", false)
         .property("async", false)
@@ -133,6 +161,16 @@ fn attach_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), Pipel
     let sinkpad = sink
         .static_pad("sink")
         .ok_or_else(|| PipelineError::Graph("fakesink has no sink pad".into()))?;
+    let extent = extent.clone();
+    sinkpad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(b) = info.buffer()
+            && let Some(pts) = b.pts()
+        {
+            let end = pts + b.duration().unwrap_or(gst::ClockTime::ZERO);
+            extent.reach(end.nseconds());
+        }
+        gst::PadProbeReturn::Ok
+    });
     pad.link(&sinkpad)
         .map_err(|e| PipelineError::Graph(format!("{e:?}")))?;
     Ok(())
@@ -175,6 +213,17 @@ pub(crate) fn appsink(
     cancel: &Cancel,
     on_sample: impl Fn(gst::Sample) -> Result<(), gst::FlowError> + Send + Sync + 'static,
 ) -> gst::Element {
+    appsink_with_eos(caps, max_buffers, cancel, on_sample, || {})
+}
+
+/// [`appsink`], also telling when its stream ends.
+pub(crate) fn appsink_with_eos(
+    caps: &gst::Caps,
+    max_buffers: u32,
+    cancel: &Cancel,
+    on_sample: impl Fn(gst::Sample) -> Result<(), gst::FlowError> + Send + Sync + 'static,
+    on_eos: impl Fn() + Send + Sync + 'static,
+) -> gst::Element {
     let cancel = cancel.clone();
     gst_app::AppSink::builder()
         .caps(caps)
@@ -190,6 +239,7 @@ pub(crate) fn appsink(
                     on_sample(sample)?;
                     Ok(gst::FlowSuccess::Ok)
                 })
+                .eos(move |_| on_eos())
                 .build(),
         )
         .build()

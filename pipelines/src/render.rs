@@ -393,6 +393,28 @@ impl Router {
         Ok(())
     }
 
+    /// The edit frame that the audio routed so far reaches (audio router).
+    fn edit_frame_at_sample(&self) -> u64 {
+        let r = self.plan.rate;
+        let num = u128::from(self.next_sample) * u128::from(r.num);
+        let den = u128::from(self.audio_rate) * u128::from(r.den);
+        (num / den.max(1)) as u64
+    }
+
+    /// Holds the last picture up to (not including) edit frame `index`
+    /// (video router), never past the plan's end.
+    fn hold_until(&mut self, index: u64) -> Result<(), PipelineError> {
+        let index = index.min(self.plan.kept_frames);
+        let Some(last) = self.last_frame.clone() else {
+            return Ok(());
+        };
+        while self.next_frame < index {
+            self.push_frame(&last, self.next_frame)?;
+            self.repeated += 1;
+        }
+        Ok(())
+    }
+
     /// Pads both streams to the plan's exact length.
     fn finish(&mut self) -> Result<(), PipelineError> {
         let total = self.plan.kept_frames;
@@ -653,18 +675,39 @@ pub fn render(
     let (a_video, a_audio) = (Arc::clone(&activity), Arc::clone(&activity));
     let audio_rate = settings.audio_rate as i32;
     let (c_video, c_audio) = (cancel.clone(), cancel.clone());
+    // Set when the video of the current run has ended: from then on the
+    // audio drives the picture (the last frame held), or the muxer, waiting
+    // for video to interleave, would never take the audio of a file whose
+    // video ends seconds before its sound, and the decode would block.
+    let video_ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ended_v, ended_a) = (Arc::clone(&video_ended), Arc::clone(&video_ended));
+    let held = Arc::clone(&r_video);
     let video: graph::Attach = Box::new(move |pipeline, pad| {
         let (r, a) = (Arc::clone(&r_video), Arc::clone(&a_video));
-        video_branch(pipeline, pad, &c_video, move |sample| {
-            a.fetch_add(1, Ordering::Relaxed);
-            route(&r, |r| r.on_video(&sample))
-        })
+        let ended = Arc::clone(&ended_v);
+        video_branch(
+            pipeline,
+            pad,
+            &c_video,
+            move |sample| {
+                a.fetch_add(1, Ordering::Relaxed);
+                route(&r, |r| r.on_video(&sample))
+            },
+            move || ended.store(true, Ordering::SeqCst),
+        )
     });
     let audio: graph::Attach = Box::new(move |pipeline, pad| {
         let (r, a) = (Arc::clone(&r_audio), Arc::clone(&a_audio));
+        let (ended, held) = (Arc::clone(&ended_a), Arc::clone(&held));
         audio_branch(pipeline, pad, audio_rate, &c_audio, move |sample| {
             a.fetch_add(1, Ordering::Relaxed);
-            route(&r, |r| r.on_audio(&sample))
+            route(&r, |r| r.on_audio(&sample))?;
+            if ended.load(Ordering::SeqCst) {
+                // One lock at a time: the audio router's, then the video's.
+                let upto = lock(&r).edit_frame_at_sample();
+                route(&held, |v| v.hold_until(upto))?;
+            }
+            Ok(())
         })
     });
     let decode = graph::decode_graph(
@@ -673,6 +716,7 @@ pub fn render(
         Branches {
             video: Some((video_info.stream_id.clone(), video)),
             audio: with_audio.then_some(audio),
+            extent: graph::Extent::default(),
         },
     )?;
 
@@ -683,11 +727,15 @@ pub fn render(
         settings,
         &routers,
         &activity,
+        &video_ended,
         cancel,
         on_progress,
     );
-    let _ = decode.set_state(gst::State::Null);
+    // The encoder goes first: a decoder thread blocked pushing into a full
+    // encoder queue is released by it (its push fails as flushing), and only
+    // then can the decoder stop.
     let _ = enc.pipeline.set_state(gst::State::Null);
+    let _ = decode.set_state(gst::State::Null);
     let _ = std::fs::remove_file(out.with_extension("mdat.partial"));
     // Nothing is moved into place for a job that was stopped meanwhile.
     let outcome = outcome.and_then(|()| cancel.check());
@@ -745,6 +793,7 @@ fn video_branch(
     pad: &gst::Pad,
     cancel: &Cancel,
     on_sample: impl Fn(gst::Sample) -> Result<(), gst::FlowError> + Send + Sync + 'static,
+    on_eos: impl Fn() + Send + Sync + 'static,
 ) -> Result<(), PipelineError> {
     let caps = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
@@ -752,7 +801,7 @@ fn video_branch(
     let chain = [
         make("queue")?,
         make("videoconvert")?,
-        graph::appsink(&caps, 4, cancel, on_sample),
+        graph::appsink_with_eos(&caps, 4, cancel, on_sample, on_eos),
     ];
     graph::link_chain(pipeline, pad, &chain)
 }
@@ -787,6 +836,7 @@ fn drive(
     settings: &RenderSettings,
     routers: &[Arc<Mutex<Router>>; 2],
     activity: &Arc<AtomicU64>,
+    video_ended: &std::sync::atomic::AtomicBool,
     cancel: &Cancel,
     on_progress: &mut dyn FnMut(f64),
 ) -> Result<(), PipelineError> {
@@ -820,6 +870,7 @@ fn drive(
         let start = (plan.rate.seconds(a) - half).max(0.0);
         let stop = plan.rate.seconds(b) + half;
         debug!(run = i, start_s = start, stop_s = stop, "seeking");
+        video_ended.store(false, Ordering::SeqCst);
         decode
             .seek(
                 1.0,

@@ -341,3 +341,35 @@ fn a_cut_upload_is_flagged_not_silently_analysed() {
     assert!(notes.contains("truncated"), "{report}");
     assert!(read_json(&out.join("scenes.json"))["source"]["frames"].as_i64() > Some(50));
 }
+
+#[test]
+fn a_file_whose_video_ends_before_its_audio_is_not_truncated() {
+    // 2 s of picture, 5 s of sound: the container says 5 s. Nothing is cut:
+    // scenes (which decodes only the video) and the render (which must hold
+    // the last picture for 3 s) both run.
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("short-video.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x240:rate=25:duration=2")
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=5"])
+        .args(["-c:v", "libx264", "-c:a", "aac"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = dir.path().join("out");
+    let run = process(&clip, &out, &["--tasks", "scenes,render"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["notes"], serde_json::json!([]), "{report}");
+    assert_eq!(read_json(&out.join("scenes.json"))["source"]["frames"], 50);
+    assert!(
+        report["render"]["repeated_frames"].as_u64() >= Some(70),
+        "{report}"
+    );
+}
