@@ -27,12 +27,19 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use monteur_benches::timing;
 use monteur_tests::{fixtures, rabbitmq, s3};
-use monteur_worker::crypto::{Key, stream};
-use monteur_worker::job::{Encryption, Job, JobOptions, envelope};
+use monteur_worker::crypto::{Key, Signer, stream};
+use monteur_worker::job::{Encryption, Job, JobOptions, Stamp, envelope};
 
 const JOBS: usize = 40;
 const TENANT_KEY: [u8; 32] = [0x42; 32];
-const SIGNING_KEY: [u8; 32] = [0x17; 32];
+/// The producer's key (the worker gets its public half).
+fn signer() -> &'static Signer {
+    static S: std::sync::OnceLock<Signer> = std::sync::OnceLock::new();
+    S.get_or_init(|| match Signer::generate("sig-1") {
+        Ok((s, _)) => s,
+        Err(e) => panic!("no signing key: {e}"),
+    })
+}
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -83,9 +90,9 @@ impl Bench {
             &keyring,
             format!(
                 r#"{{"tenants": [{{"tenant": "acme", "id": "acme-1", "key": "{}", "active": true}}],
-                    "signing": [{{"id": "sig-1", "key": "{}"}}]}}"#,
+                    "verify": [{{"id": "sig-1", "public_key": "{}", "actions": ["process"], "tenants": ["*"]}}]}}"#,
                 b64(&TENANT_KEY),
-                b64(&SIGNING_KEY)
+                b64(&signer().public_key())
             ),
         )
         .map_err(err)?;
@@ -101,6 +108,7 @@ impl Bench {
             .env("MONTEUR_WORKER__AUDIT_EXCHANGE", &names[4])
             .env("MONTEUR_WORKER__AUDIT_QUEUE", &names[4])
             .env("MONTEUR_WORKER__KEYRING", &keyring)
+            .env("MONTEUR_WORKER__ALLOW_PLAINTEXT_LOOPBACK", "true")
             .env("MONTEUR_WORKER__HTTP_ADDR", "127.0.0.1:0")
             .env("MONTEUR_STORAGE__ENDPOINT", s3::endpoint())
             .env("MONTEUR_STORAGE__REGION", "garage")
@@ -146,17 +154,23 @@ impl Bench {
     /// Uploads `file` encrypted as this bench's input `name`.
     async fn upload(&self, file: &Path, name: &str) -> Result<(), String> {
         let input = std::fs::read(file).map_err(err)?;
+        let (bucket, key) = (s3::bucket(), format!("{}in/{name}", self.prefix));
         let sealed = stream::seal(
             &Key::new("acme-1", TENANT_KEY),
             stream::DEFAULT_SEGMENT,
             &input,
+            &stream::Location {
+                bucket: &bucket,
+                key: &key,
+                tenant: "acme",
+            },
         )
         .map_err(err)?;
         s3::ready_client()
             .await
             .put_object()
-            .bucket(s3::bucket())
-            .key(format!("{}in/{name}", self.prefix))
+            .bucket(&bucket)
+            .key(&key)
             .body(ByteStream::from(sealed))
             .send()
             .await
@@ -175,6 +189,7 @@ impl Bench {
             tasks: vec!["scenes".into()],
             encryption: Encryption::Client,
             options: JobOptions::default(),
+            stamp: Stamp::fresh(3600),
         };
         let started = Instant::now();
         self.ch
@@ -182,7 +197,7 @@ impl Bench {
                 "".into(),
                 self.names[0].as_str().into(),
                 BasicPublishOptions::default(),
-                envelope(&job, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
+                envelope(&job, signer()).as_bytes(),
                 lapin::BasicProperties::default(),
             )
             .await

@@ -65,11 +65,11 @@ async fn run(slots: usize, kind: Kind) -> f64 {
     let name = kind.fixture().rsplit('/').next().unwrap();
     let input = std::fs::read(fixtures::path(kind.fixture())).unwrap();
     put_input(&n, name, &input, Encryption::Client).await;
-    let signer = Key::new("sig-1", SIGNING_KEY);
+    let signer = signer();
     let started = Instant::now();
     for id in &ids {
         let j = job(&n, id, name, Encryption::Client);
-        publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
+        publish(&ch, &n.queue, envelope(&j, signer).as_bytes()).await;
     }
     let mut done = 0;
     while done < kind.jobs() {

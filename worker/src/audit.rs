@@ -31,6 +31,9 @@ pub enum Action {
     /// from ever running is written with the tenant's key).
     #[serde(rename = "job.cancel")]
     Cancel,
+    /// Writes are allowed again under a purged prefix.
+    #[serde(rename = "purge.lifted")]
+    PurgeLifted,
 }
 
 impl Action {
@@ -41,6 +44,7 @@ impl Action {
             Action::PurgeCompleted => "purge.completed",
             Action::PurgeFailed => "purge.failed",
             Action::Cancel => "job.cancel",
+            Action::PurgeLifted => "purge.lifted",
         }
     }
 }
@@ -56,8 +60,14 @@ pub struct AuditEvent<'a> {
     pub actor: &'a str,
     pub tenant: &'a str,
     pub job_id: &'a str,
+    /// The key used: for a process job, the one outputs are encrypted with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<&'a str>,
+    /// The key that unwraps a client-mode input's data key (an older key of
+    /// the tenant's, perhaps), read from the input's header before any key
+    /// is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_key_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,6 +91,7 @@ impl<'a> AuditEvent<'a> {
             tenant,
             job_id,
             key_id: None,
+            input_key_id: None,
             prefix: None,
             objects_deleted: None,
             uploads_aborted: None,

@@ -42,8 +42,9 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
-    /// Broker URL; `MONTEUR_WORKER__AMQP_URL` keeps credentials out of files.
+    /// Broker URL; or read from `amqp_url_file` (a mounted secret) when set.
     pub amqp_url: String,
+    pub amqp_url_file: String,
     /// The jobs queue (quorum; the batch lane), its dead-letter exchange and
     /// queue, and the exchange progress/completed/failed events are
     /// published to.
@@ -77,6 +78,21 @@ pub struct WorkerConfig {
     pub job_deadline_s: u64,
     /// A running job's `progress` events come at most this often.
     pub progress_interval_s: f64,
+    /// The longest a message may be valid (`expires_at - issued_at`), by
+    /// kind: purges short, as a captured one must not be usable for long.
+    pub max_job_lifetime_s: u64,
+    pub max_purge_lifetime_s: u64,
+    pub max_cancel_lifetime_s: u64,
+    /// Plaintext AMQP and HTTP (no TLS) are refused, to the broker and to
+    /// storage alike, except to a loopback address when this is set (local
+    /// development and tests). TLS is rustls: 1.2 at least, 1.3 preferred.
+    pub allow_plaintext_loopback: bool,
+    /// The dead-letter queue's bounds: at most this many messages
+    /// (`x-max-length`; the oldest are dropped first) kept at most this
+    /// long (`x-message-ttl`), so a flood of junk cannot fill the broker's
+    /// disk and stop the audit publishes every job waits on.
+    pub dead_letter_max_length: u32,
+    pub dead_letter_ttl_s: u64,
     /// The broker's consumer timeout; above the job deadline.
     pub consumer_timeout_s: u64,
     /// After SIGTERM, in-flight jobs get this long to finish before they are
@@ -100,6 +116,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            amqp_url_file: String::new(),
             queue: "monteur.jobs".into(),
             interactive_queue: "monteur.jobs.interactive".into(),
             batch_every: 4,
@@ -115,6 +132,12 @@ impl Default for WorkerConfig {
             delivery_limit: 5,
             job_deadline_s: 3600,
             progress_interval_s: 2.0,
+            max_job_lifetime_s: 7 * 86_400,
+            max_purge_lifetime_s: 3600,
+            max_cancel_lifetime_s: 86_400,
+            allow_plaintext_loopback: false,
+            dead_letter_max_length: 100_000,
+            dead_letter_ttl_s: 14 * 86_400,
             consumer_timeout_s: 7200,
             drain_deadline_s: 25,
             keyring: String::new(),
@@ -128,6 +151,78 @@ impl Default for WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// The broker URL: from `amqp_url_file` when set (trailing newline
+    /// dropped), else `amqp_url`.
+    pub fn broker_url(&self) -> Result<String, String> {
+        if self.amqp_url_file.is_empty() {
+            return Ok(self.amqp_url.clone());
+        }
+        std::fs::read_to_string(&self.amqp_url_file)
+            .map(|s| s.trim_end().to_string())
+            .map_err(|e| format!("worker.amqp_url_file: {e}"))
+    }
+
+    /// Why the daemon must not start with these endpoints: plaintext to a
+    /// host that is not loopback (or to loopback without
+    /// `allow_plaintext_loopback`), storage in another region than the one
+    /// served. Empty when all is well.
+    pub fn deployment_problems(&self, amqp_url: &str, storage: &StorageConfig) -> Vec<String> {
+        let mut p = Vec::new();
+        for (what, url, tls, plain) in [
+            ("worker.amqp_url", amqp_url, "amqps://", "amqp://"),
+            (
+                "storage.endpoint",
+                storage.endpoint.as_str(),
+                "https://",
+                "http://",
+            ),
+        ] {
+            if url.is_empty() || url.starts_with(tls) {
+                continue;
+            }
+            let host = url
+                .strip_prefix(plain)
+                .map(|rest| {
+                    let authority = rest.split(['/', '?']).next().unwrap_or("");
+                    let host_port = authority.rsplit('@').next().unwrap_or("");
+                    host_of(host_port)
+                })
+                .unwrap_or_default();
+            let loopback = is_loopback(&host);
+            if !url.starts_with(plain) {
+                p.push(format!("{what} must start with {tls}"));
+            } else if !loopback {
+                p.push(format!(
+                    "{what} is plaintext ({plain}) to a host that is not loopback: use {tls}"
+                ));
+            } else if !self.allow_plaintext_loopback {
+                p.push(format!(
+                    "{what} is plaintext ({plain}): use {tls}, or set worker.allow_plaintext_loopback = true for a broker or store on this machine"
+                ));
+            }
+        }
+        if storage.residency != self.region {
+            p.push(format!(
+                "storage.residency `{}` is not worker.region `{}`: this worker would store its region's data elsewhere",
+                storage.residency, self.region
+            ));
+        }
+        p
+    }
+
+    /// What messages are checked against besides keys.
+    pub fn checks(&self, now: u64) -> crate::job::Checks<'_> {
+        crate::job::Checks {
+            region: &self.region,
+            lifetimes: crate::job::Lifetimes {
+                job_s: self.max_job_lifetime_s,
+                purge_s: self.max_purge_lifetime_s,
+                cancel_s: self.max_cancel_lifetime_s,
+            },
+            now,
+        }
+    }
+
     /// Jobs run at once: `concurrency`, or when 0 a quarter of the cores
     /// (at least 1, at most 8). A job's decode, x264 render and Whisper each
     /// use several threads, so one job per core would only make every job
@@ -155,6 +250,18 @@ impl WorkerConfig {
         }
         if self.queue == self.interactive_queue {
             p.push("worker.interactive_queue must differ from worker.queue".into());
+        }
+        for (key, v) in [
+            ("max_job_lifetime_s", self.max_job_lifetime_s),
+            ("max_purge_lifetime_s", self.max_purge_lifetime_s),
+            ("max_cancel_lifetime_s", self.max_cancel_lifetime_s),
+        ] {
+            if !(60..=30 * 86_400).contains(&v) {
+                p.push(format!("worker.{key} must be 60 s to 30 days, got {v}"));
+            }
+        }
+        if self.dead_letter_max_length == 0 || self.dead_letter_ttl_s == 0 {
+            p.push("worker.dead_letter_max_length and dead_letter_ttl_s must be above 0".into());
         }
         if self.consumer_timeout_s <= self.job_deadline_s {
             p.push(format!(
@@ -238,9 +345,20 @@ impl DiagnosticsConfig {
 pub struct StorageConfig {
     /// Endpoint URL; empty for AWS's own.
     pub endpoint: String,
+    /// The S3 region of the endpoint (signing), not the platform's.
     pub region: String,
     pub bucket: String,
+    /// The platform region (`worker.region`'s names) this endpoint and
+    /// bucket are in: the worker refuses to start when it differs from the
+    /// region it serves, so a job's data cannot be stored out of region by a
+    /// misconfiguration.
+    pub residency: String,
     pub path_style: bool,
+    /// Credentials from files (mounted secrets, preferred: an environment
+    /// variable is inherited by every child process, GStreamer's plugin
+    /// scanner included), else from these environment variables.
+    pub access_key_file: String,
+    pub secret_key_file: String,
     pub access_key_env: String,
     pub secret_key_env: String,
     /// Seconds to open a connection.
@@ -256,7 +374,10 @@ impl Default for StorageConfig {
             endpoint: String::new(),
             region: "us-east-1".into(),
             bucket: "monteur".into(),
+            residency: "local".into(),
             path_style: true,
+            access_key_file: String::new(),
+            secret_key_file: String::new(),
             access_key_env: "AWS_ACCESS_KEY_ID".into(),
             secret_key_env: "AWS_SECRET_ACCESS_KEY".into(),
             connect_timeout_s: 10.0,
@@ -265,7 +386,40 @@ impl Default for StorageConfig {
     }
 }
 
+/// The host of `host[:port]` (IPv6 in brackets).
+fn host_of(host_port: &str) -> String {
+    if let Some(rest) = host_port.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("").to_string();
+    }
+    host_port.split(':').next().unwrap_or("").to_string()
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl StorageConfig {
+    /// The access key id and secret: from the files when set, else from the
+    /// environment variables.
+    pub fn credentials(&self) -> Result<(String, String), String> {
+        let read = |file: &str, env: &str| -> Result<String, String> {
+            if file.is_empty() {
+                Ok(std::env::var(env).unwrap_or_default())
+            } else {
+                std::fs::read_to_string(file)
+                    .map(|s| s.trim_end().to_string())
+                    .map_err(|e| format!("{file}: {e}"))
+            }
+        };
+        Ok((
+            read(&self.access_key_file, &self.access_key_env)?,
+            read(&self.secret_key_file, &self.secret_key_env)?,
+        ))
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         for (key, v) in [

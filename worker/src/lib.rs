@@ -22,6 +22,8 @@
 //! - [`process`]: one job: probe, a plan of stages, the stages, the outputs
 //!   and a report; the process-wide [`Engine`] (kernels chosen once, speech
 //!   models pooled). The CLI and the daemon run the very same path.
+//! - [`producer`]: the producer's side: stamped, signed messages published
+//!   with confirms (`monteur keys`, `sign`, `submit`).
 //! - [`progress`]: a job's progress: a bar or log lines for the CLI, the
 //!   overall percent behind the daemon's `progress` events.
 //! - [`scrub`]: what diagnostics may say: an allowlist of fields, keyed
@@ -41,6 +43,7 @@ pub mod health;
 pub mod job;
 pub mod metrics;
 pub mod process;
+pub mod producer;
 pub mod progress;
 pub mod reason;
 pub mod scrub;

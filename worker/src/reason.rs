@@ -16,6 +16,16 @@ pub enum Reason {
     /// An object key outside the tenant's prefix.
     ForeignObject,
     WrongRegion,
+    /// The signing key may not sign this kind of message for this tenant.
+    KeyNotAllowed,
+    /// Past its `expires_at`.
+    Expired,
+    /// `issued_at` further in the future than clocks drift.
+    NotYetValid,
+    /// A message this worker fleet has already acted on (its nonce).
+    Replayed,
+    /// A write under a prefix that a purge emptied (until a lift).
+    PurgedPrefix,
     /// No active key for the job's tenant on this worker.
     UnknownTenantKey,
     /// The input failed authentication (tampered, or another object's).
@@ -34,7 +44,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Malformed,
         Reason::UnsupportedSchema,
         Reason::Unsigned,
@@ -43,6 +53,11 @@ impl Reason {
         Reason::InvalidField,
         Reason::ForeignObject,
         Reason::WrongRegion,
+        Reason::KeyNotAllowed,
+        Reason::Expired,
+        Reason::NotYetValid,
+        Reason::Replayed,
+        Reason::PurgedPrefix,
         Reason::UnknownTenantKey,
         Reason::CorruptInput,
         Reason::InputTooLarge,
@@ -65,6 +80,11 @@ impl Reason {
             Reason::InvalidField => "invalid_field",
             Reason::ForeignObject => "foreign_object",
             Reason::WrongRegion => "wrong_region",
+            Reason::KeyNotAllowed => "key_not_allowed",
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::Replayed => "replayed",
+            Reason::PurgedPrefix => "purged_prefix",
             Reason::UnknownTenantKey => "unknown_tenant_key",
             Reason::CorruptInput => "corrupt_input",
             Reason::InputTooLarge => "input_too_large",

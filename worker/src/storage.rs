@@ -95,8 +95,12 @@ type SseHeaders = (&'static str, Zeroizing<String>, String);
 
 /// The SSE-C headers `p` needs, if any: every request on an SSE-C object
 /// (GET, HEAD, PUT, multipart create and parts) must carry them.
-fn sse(p: Protection<'_>) -> Option<SseHeaders> {
-    (p.mode == Encryption::SseC).then(|| crypto::sse_c(p.key))
+fn sse(p: Protection<'_>) -> Result<Option<SseHeaders>, StorageError> {
+    if p.mode == Encryption::SseC {
+        Ok(Some(crypto::sse_c(p.key)?))
+    } else {
+        Ok(None)
+    }
 }
 
 /// Adds `sse`'s headers to any S3 request builder (each operation has its
@@ -131,10 +135,11 @@ pub struct Storage {
     bucket: String,
 }
 
-/// How one object is protected: the mode, and the tenant key for it.
+/// How one object is protected: the mode, the tenant and its key.
 #[derive(Debug, Clone, Copy)]
 pub struct Protection<'a> {
     pub mode: Encryption,
+    pub tenant: &'a str,
     pub key: &'a Key,
     pub segment_bytes: u32,
 }
@@ -184,7 +189,9 @@ impl Storage {
         once: bool,
     ) -> Result<bool, StorageError> {
         let body = match p.mode {
-            Encryption::Client => stream::seal(p.key, p.segment_bytes, data)?,
+            Encryption::Client => {
+                stream::seal(p.key, p.segment_bytes, data, &self.location(key, p))?
+            }
             Encryption::SseC => data.to_vec(),
         };
         let mut req = self
@@ -196,7 +203,7 @@ impl Storage {
         if once {
             req = req.if_none_match("*");
         }
-        match with_sse!(req, &sse(p)).send().await {
+        match with_sse!(req, &sse(p)?).send().await {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(s))
                 if once
@@ -235,7 +242,11 @@ impl Storage {
         }
         let mut file = std::fs::File::open(path).map_err(io)?;
         let mut encryptor = match p.mode {
-            Encryption::Client => Some(stream::Encryptor::new(p.key, p.segment_bytes)?),
+            Encryption::Client => Some(stream::Encryptor::new(
+                p.key,
+                p.segment_bytes,
+                &self.location(key, p),
+            )?),
             Encryption::SseC => None,
         };
         let mut pending: Vec<u8> = encryptor
@@ -280,7 +291,7 @@ impl Storage {
         p: Protection<'_>,
         next_part: &mut (dyn FnMut() -> Result<Option<Vec<u8>>, StorageError> + Send),
     ) -> Result<(), StorageError> {
-        let sse = sse(p);
+        let sse = sse(p)?;
         let create = self
             .client
             .create_multipart_upload()
@@ -365,6 +376,37 @@ impl Storage {
             .map_err(classify)
     }
 
+    /// The id of the tenant key that wrapped a client-mode object's data key,
+    /// read from its header without using any key: what the audit record of
+    /// a job names before the key is used.
+    pub async fn wrapping_key_id(&self, key: &str) -> Result<String, StorageError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range("bytes=0-4095")
+            .send()
+            .await
+            .map_err(classify)?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::Transient(format!("body cut: {e}")))?
+            .into_bytes();
+        Ok(stream::key_id_of(&bytes)?)
+    }
+
+    /// Where `key` lives, for binding client-mode objects to it.
+    fn location<'a>(&'a self, key: &'a str, p: Protection<'a>) -> stream::Location<'a> {
+        stream::Location {
+            bucket: &self.bucket,
+            key,
+            tenant: p.tenant,
+        }
+    }
+
     /// Whether `key`, written in client mode (or unencrypted), exists: a
     /// HEAD without SSE-C headers.
     pub async fn exists_plain(&self, key: &str) -> Result<bool, StorageError> {
@@ -385,7 +427,7 @@ impl Storage {
     /// Whether `key` exists (the manifest of a finished job).
     pub async fn exists(&self, key: &str, p: Protection<'_>) -> Result<bool, StorageError> {
         let req = self.client.head_object().bucket(&self.bucket).key(key);
-        match with_sse!(req, &sse(p)).send().await {
+        match with_sse!(req, &sse(p)?).send().await {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(s)) if s.raw().status().as_u16() == 404 => Ok(false),
             Err(e) => Err(classify(e)),
@@ -442,13 +484,12 @@ impl Storage {
     pub async fn open_reader(
         &self,
         key: &str,
-        tenant: &str,
         p: Protection<'_>,
         keys: &dyn KeyProvider,
         limit: u64,
         cancel: &Cancel,
     ) -> Result<ObjectReader, StorageError> {
-        let sse = sse(p);
+        let sse = sse(p)?;
         let head = self.client.head_object().bucket(&self.bucket).key(key);
         let meta = with_sse!(head, &sse).send().await.map_err(classify)?;
         let total = meta.content_length().unwrap_or(0).max(0) as u64;
@@ -480,7 +521,8 @@ impl Storage {
         if p.mode == Encryption::Client {
             // The header is at most a few hundred bytes.
             let start = reader.get_range(0, total.min(4096)).await?;
-            let header = stream::Header::parse(&start, tenant, keys)?;
+            let at = self.location(key, p);
+            let header = stream::Header::parse(&start, &at, keys)?;
             reader.size = header.plaintext_len(total)?;
             reader.block = u64::from(header.segment_size);
             reader.header = Some(header);

@@ -39,6 +39,7 @@ async fn large_files_round_trip_through_multipart_in_both_modes() {
     for mode in [Encryption::Client, Encryption::SseC] {
         let p = Protection {
             mode,
+            tenant: "acme",
             key,
             segment_bytes: 1 << 20,
         };
@@ -51,7 +52,7 @@ async fn large_files_round_trip_through_multipart_in_both_modes() {
         // Read back the way the worker reads inputs: ranged blocks,
         // decrypted and authenticated one by one.
         let reader = storage
-            .open_reader(&object, "acme", p, &ring, 1 << 30, &Cancel::new())
+            .open_reader(&object, p, &ring, 1 << 30, &Cancel::new())
             .await
             .unwrap();
         assert_eq!(reader.size(), data.len() as u64);

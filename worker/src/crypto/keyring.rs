@@ -1,6 +1,8 @@
-//! Where keys come from: per-tenant AES-256 keys (for the segmented AEAD and
-//! SSE-C) and job-signing secrets, behind [`KeyProvider`] so a KMS or HSM can
-//! stand in for the development keyring file.
+//! Where keys come from: per-tenant AES-256 keys (from which the segmented
+//! AEAD's and SSE-C's keys are derived) and the producers' public keys that
+//! job signatures are checked with, behind [`KeyProvider`] so a KMS or HSM
+//! can stand in for the development keyring file. A worker holds no key that
+//! can sign a job.
 //!
 //! Keys are held in [`Zeroizing`] buffers (wiped when dropped) and never
 //! implement `Debug` with their bytes: a log line can name a key id, never a
@@ -14,6 +16,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::CryptoError;
+use super::signing::{Action, VerifyingKey};
 
 /// A 256-bit key and the id that names it (in headers, logs and job messages).
 pub struct Key {
@@ -51,15 +54,15 @@ pub trait KeyProvider: Send + Sync {
     /// A tenant key by id, for reading what an older key wrote. Only keys of
     /// `tenant` are returned: a header naming another tenant's key fails.
     fn tenant_key(&self, tenant: &str, id: &str) -> Result<&Key, CryptoError>;
-    /// A job-signing secret by id (several stay valid while secrets rotate).
-    fn signing_key(&self, id: &str) -> Result<&Key, CryptoError>;
+    /// A producer's public key by id (several stay valid while keys rotate).
+    fn verifying_key(&self, id: &str) -> Result<&VerifyingKey, CryptoError>;
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyringFile {
     tenants: Vec<TenantEntry>,
-    signing: Vec<SigningEntry>,
+    verify: Vec<VerifyEntry>,
 }
 
 #[derive(Deserialize)]
@@ -75,21 +78,26 @@ struct TenantEntry {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SigningEntry {
+struct VerifyEntry {
     id: String,
-    key: String,
+    /// Base64 of the 32-byte Ed25519 public key.
+    public_key: String,
+    actions: Vec<Action>,
+    /// Tenants the key may sign for; `*` for any.
+    tenants: Vec<String>,
 }
 
 /// Keys from a JSON file:
 /// `{"tenants": [{"tenant", "id", "key" (base64, 32 bytes), "active"}],
-///   "signing": [{"id", "key"}]}`; one active key per tenant.
+///   "verify": [{"id", "public_key" (base64, 32 bytes), "actions", "tenants"}]}`;
+/// one active key per tenant.
 #[derive(Debug, Default)]
 pub struct Keyring {
     tenants: HashMap<String, Vec<(Key, bool)>>,
-    signing: HashMap<String, Key>,
+    verify: HashMap<String, VerifyingKey>,
 }
 
-fn decode_key(id: &str, b64: &str) -> Result<[u8; 32], CryptoError> {
+fn decode_key(id: &str, b64: &str) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
     let raw = Zeroizing::new(
         base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
@@ -97,6 +105,7 @@ fn decode_key(id: &str, b64: &str) -> Result<[u8; 32], CryptoError> {
     );
     raw.as_slice()
         .try_into()
+        .map(Zeroizing::new)
         .map_err(|_| CryptoError::Keyring(format!("key `{id}` is not 32 bytes")))
 }
 
@@ -111,12 +120,18 @@ impl Keyring {
             .map_err(|e| CryptoError::Keyring(format!("{}: {e}", path.display())))?;
         let mut ring = Keyring::default();
         for t in file.tenants {
-            let key = Key::new(t.id.clone(), decode_key(&t.id, &t.key)?);
+            let key = Key::new(t.id.clone(), *decode_key(&t.id, &t.key)?);
             ring.add_tenant_key(&t.tenant, key, t.active)?;
         }
-        for s in file.signing {
-            let key = Key::new(s.id.clone(), decode_key(&s.id, &s.key)?);
-            ring.signing.insert(s.id, key);
+        for v in file.verify {
+            let public = *decode_key(&v.id, &v.public_key)?;
+            if v.actions.is_empty() || v.tenants.is_empty() {
+                return Err(CryptoError::Keyring(format!(
+                    "verifying key `{}` allows no action or no tenant",
+                    v.id
+                )));
+            }
+            ring.add_verifying_key(VerifyingKey::new(v.id, public, v.actions, v.tenants));
         }
         Ok(ring)
     }
@@ -137,8 +152,8 @@ impl Keyring {
         Ok(())
     }
 
-    pub fn add_signing_key(&mut self, key: Key) {
-        self.signing.insert(key.id.clone(), key);
+    pub fn add_verifying_key(&mut self, key: VerifyingKey) {
+        self.verify.insert(key.id.clone(), key);
     }
 }
 
@@ -159,8 +174,8 @@ impl KeyProvider for Keyring {
             .ok_or(CryptoError::UnknownKey)
     }
 
-    fn signing_key(&self, id: &str) -> Result<&Key, CryptoError> {
-        self.signing.get(id).ok_or(CryptoError::UnknownKey)
+    fn verifying_key(&self, id: &str) -> Result<&VerifyingKey, CryptoError> {
+        self.verify.get(id).ok_or(CryptoError::UnknownKey)
     }
 }
 
@@ -179,7 +194,7 @@ mod tests {
             format!(
                 r#"{{"tenants": [{{"tenant": "acme", "id": "acme-1", "key": "{k}", "active": true}},
                                {{"tenant": "acme", "id": "acme-0", "key": "{k}"}}],
-                    "signing": [{{"id": "sig-1", "key": "{k}"}}]}}"#
+                    "verify": [{{"id": "sig-1", "public_key": "{k}", "actions": ["process"], "tenants": ["*"]}}]}}"#
             ),
         )
         .unwrap();
@@ -187,7 +202,7 @@ mod tests {
         assert_eq!(ring.active_key("acme").unwrap().id, "acme-1");
         assert_eq!(ring.tenant_key("acme", "acme-0").unwrap().id, "acme-0");
         assert!(ring.tenant_key("other", "acme-0").is_err());
-        assert!(ring.signing_key("sig-1").is_ok());
+        assert!(ring.verifying_key("sig-1").is_ok());
         let shown = format!("{ring:?}");
         assert!(shown.contains("acme-1") && !shown.contains(&k) && !shown.contains("7, 7"));
     }
@@ -198,7 +213,7 @@ mod tests {
         let path = dir.path().join("keys.json");
         std::fs::write(
             &path,
-            r#"{"tenants": [{"tenant": "a", "id": "a-1", "key": "c2hvcnQ="}], "signing": []}"#,
+            r#"{"tenants": [{"tenant": "a", "id": "a-1", "key": "c2hvcnQ="}], "verify": []}"#,
         )
         .unwrap();
         let err = Keyring::load(&path).unwrap_err().to_string();

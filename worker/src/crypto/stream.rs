@@ -5,20 +5,32 @@
 //!
 //! ```text
 //! object  = header ‖ segment_0 ‖ … ‖ segment_{n-1}
-//! header  = "MNTR" ‖ version (1) ‖ key-id length (1) ‖ key id
+//! header  = "MNTR" ‖ version (2) ‖ key-id length (1) ‖ key id
 //!         ‖ wrap nonce (12) ‖ wrapped data key (32 + 16)
 //!         ‖ nonce prefix (7) ‖ segment size (u32 BE)
+//! wrapped = AES-256-GCM(wrapping key, aad = "monteur object v2" ‖ key id
+//!                       ‖ bucket ‖ object key ‖ tenant, each length-prefixed)
 //! segment = AES-256-GCM(data key, nonce = prefix ‖ i (u32 BE) ‖ last (1 byte),
 //!                       aad = header, plaintext of `segment size` bytes,
 //!                       fewer in the last) ‖ tag (16)
 //! ```
 //!
-//! Each object gets a fresh random data key, wrapped by the tenant's key
-//! (AES-256-GCM, the key id as associated data), so rotating a tenant key
-//! never re-encrypts footage. The segment index in the nonce makes reordered
-//! segments fail; the last-segment flag makes a truncated object fail (its new
-//! final segment was sealed as "not last"); the header as associated data
-//! binds every segment to its object's key and layout.
+//! Each object gets a fresh random data key, wrapped by the tenant's
+//! wrapping key, so rotating a tenant key never re-encrypts footage. The
+//! wrapping key is derived from the tenant key for that purpose alone
+//! ([`super::derive`]): the SSE-C key, which the storage side sees, is
+//! another. The wrapped key is bound to where the object lives (bucket,
+//! object key, tenant): an object copied or swapped to another key, even of
+//! the same tenant, does not open there. The segment index in the nonce
+//! makes reordered segments fail; the last-segment flag makes a truncated
+//! object fail (its new final segment was sealed as "not last"); the header
+//! as associated data binds every segment to its object's key and layout.
+//!
+//! Version 1 objects (the tenant key itself wrapped the data key, bound to
+//! the key id only) are still read, as what the worker wrote before this
+//! format; everything written now is version 2. A rollback of an object to
+//! an older object at the same key is not detected by the format: outputs
+//! are write-once per job (the manifest names them).
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use zeroize::Zeroizing;
@@ -27,7 +39,27 @@ use super::CryptoError;
 use super::keyring::{Key, KeyProvider};
 
 const MAGIC: &[u8; 4] = b"MNTR";
-const VERSION: u8 = 1;
+/// What is written; version 1 is still read.
+const VERSION: u8 = 2;
+const LEGACY: u8 = 1;
+
+/// Where an object lives: what its wrapped data key is bound to.
+#[derive(Debug, Clone, Copy)]
+pub struct Location<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub tenant: &'a str,
+}
+
+/// The associated data of a version 2 wrapped data key.
+fn wrap_aad(key_id: &str, at: &Location<'_>) -> Vec<u8> {
+    let mut out = b"monteur object v2".to_vec();
+    for part in [key_id, at.bucket, at.key, at.tenant] {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part.as_bytes());
+    }
+    out
+}
 const TAG: usize = 16;
 const PREFIX: usize = 7;
 /// Plaintext bytes per segment unless asked otherwise: large enough that the
@@ -51,6 +83,19 @@ fn segment_nonce(prefix: &[u8; PREFIX], index: u32, last: bool) -> Nonce {
     n[PREFIX..PREFIX + 4].copy_from_slice(&index.to_be_bytes());
     n[NONCE_LEN - 1] = u8::from(last);
     Nonce::assume_unique_for_key(n)
+}
+
+/// The key id a header names, read without unwrapping anything.
+pub fn key_id_of(object: &[u8]) -> Result<String, CryptoError> {
+    let bad = |what: &str| CryptoError::Corrupt(format!("header: {what}"));
+    if object.len() < 6 || &object[..4] != MAGIC {
+        return Err(bad("not a monteur encrypted object"));
+    }
+    let id_len = usize::from(object[5]);
+    let id = object.get(6..6 + id_len).ok_or_else(|| bad("truncated"))?;
+    std::str::from_utf8(id)
+        .map(str::to_string)
+        .map_err(|_| bad("key id is not UTF-8"))
 }
 
 /// The parsed header of an encrypted object.
@@ -82,13 +127,19 @@ impl Header {
     }
 
     /// Reads a header from the start of `object` (it may hold more than the
-    /// header) and unwraps the data key with `tenant`'s key named in it.
-    pub fn parse(object: &[u8], tenant: &str, keys: &dyn KeyProvider) -> Result<Self, CryptoError> {
+    /// header) and unwraps the data key with the key of `place.tenant` named
+    /// in it, for the object at `place`.
+    pub fn parse(
+        object: &[u8],
+        place: &Location<'_>,
+        keys: &dyn KeyProvider,
+    ) -> Result<Self, CryptoError> {
         let bad = |what: &str| CryptoError::Corrupt(format!("header: {what}"));
         if object.len() < 6 || &object[..4] != MAGIC {
             return Err(bad("not a monteur encrypted object"));
         }
-        if object[4] != VERSION {
+        let version = object[4];
+        if version != VERSION && version != LEGACY {
             return Err(bad("unknown version"));
         }
         let id_len = usize::from(object[5]);
@@ -118,14 +169,24 @@ impl Header {
         if segment_size == 0 || segment_size > MAX_SEGMENT {
             return Err(bad("segment size out of range"));
         }
-        let tenant_key = keys.tenant_key(tenant, &key_id)?;
-        let dek = gcm(tenant_key.bytes())?
+        let tenant_key = keys.tenant_key(place.tenant, &key_id)?;
+        let (wrapping, aad) = if version == LEGACY {
+            (gcm(tenant_key.bytes())?, key_id.as_bytes().to_vec())
+        } else {
+            let wrap = super::derive(tenant_key, super::Purpose::Wrap)?;
+            (gcm(wrap.bytes())?, wrap_aad(&key_id, place))
+        };
+        let dek = wrapping
             .open_in_place(
                 Nonce::assume_unique_for_key(wrap_nonce),
-                Aad::from(key_id.as_bytes()),
+                Aad::from(aad.as_slice()),
                 &mut wrapped,
             )
-            .map_err(|_| CryptoError::Corrupt("the data key does not unwrap".into()))?;
+            .map_err(|_| {
+                CryptoError::Corrupt(
+                    "the data key does not unwrap (another object, place or key)".into(),
+                )
+            })?;
         let dek: Zeroizing<[u8; 32]> =
             Zeroizing::new(dek.try_into().map_err(|_| bad("data key length"))?);
         Ok(Self {
@@ -217,8 +278,13 @@ impl std::fmt::Debug for Encryptor {
 }
 
 impl Encryptor {
-    /// A new object under `tenant_key`, with a fresh data key and prefix.
-    pub fn new(tenant_key: &Key, segment_size: u32) -> Result<Self, CryptoError> {
+    /// A new object at `at` under `tenant_key`, with a fresh data key and
+    /// prefix.
+    pub fn new(
+        tenant_key: &Key,
+        segment_size: u32,
+        at: &Location<'_>,
+    ) -> Result<Self, CryptoError> {
         if segment_size == 0 || segment_size > MAX_SEGMENT {
             return Err(CryptoError::Corrupt("segment size out of range".into()));
         }
@@ -232,10 +298,11 @@ impl Encryptor {
         let mut prefix = [0u8; PREFIX];
         random(&mut prefix)?;
         let mut wrapped = Zeroizing::new(dek.to_vec());
-        gcm(tenant_key.bytes())?
+        let wrap = super::derive(tenant_key, super::Purpose::Wrap)?;
+        gcm(wrap.bytes())?
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(wrap_nonce),
-                Aad::from(id),
+                Aad::from(wrap_aad(&tenant_key.id, at).as_slice()),
                 &mut *wrapped,
             )
             .map_err(|_| CryptoError::Random)?;
@@ -321,9 +388,14 @@ impl Encryptor {
     }
 }
 
-/// Encrypts a whole buffer (header included) in one call.
-pub fn seal(tenant_key: &Key, segment_size: u32, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let mut e = Encryptor::new(tenant_key, segment_size)?;
+/// Encrypts a whole buffer (header included) in one call, for `at`.
+pub fn seal(
+    tenant_key: &Key,
+    segment_size: u32,
+    plain: &[u8],
+    at: &Location<'_>,
+) -> Result<Vec<u8>, CryptoError> {
+    let mut e = Encryptor::new(tenant_key, segment_size, at)?;
     let mut out = e.header().to_vec();
     out.reserve(plain.len() + plain.len() / segment_size as usize * TAG + TAG);
     e.push(plain, &mut out)?;
@@ -331,9 +403,13 @@ pub fn seal(tenant_key: &Key, segment_size: u32, plain: &[u8]) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// Decrypts and authenticates a whole object.
-pub fn open(object: &[u8], tenant: &str, keys: &dyn KeyProvider) -> Result<Vec<u8>, CryptoError> {
-    let header = Header::parse(object, tenant, keys)?;
+/// Decrypts and authenticates a whole object read from `at`.
+pub fn open(
+    object: &[u8],
+    at: &Location<'_>,
+    keys: &dyn KeyProvider,
+) -> Result<Vec<u8>, CryptoError> {
+    let header = Header::parse(object, at, keys)?;
     let total = object.len() as u64;
     let mut plain = Vec::with_capacity(header.plaintext_len(total)? as usize);
     let n = header.segments(total);
@@ -398,15 +474,25 @@ mod tests {
         (0..n).map(|i| (i * 31 % 251) as u8).collect()
     }
 
+    const AT: Location<'static> = Location {
+        bucket: "b",
+        key: "tenants/acme/out/j1/render.mp4",
+        tenant: "acme",
+    };
+
+    fn at(tenant: &'static str) -> Location<'static> {
+        Location { tenant, ..AT }
+    }
+
     #[test]
     fn round_trips_at_every_boundary() {
         let r = ring();
         let key = r.active_key("acme").unwrap();
         for n in [0, 1, 63, 64, 65, 128, 1000] {
             let plain = data(n);
-            let sealed = seal(key, 64, &plain).unwrap();
-            assert_eq!(open(&sealed, "acme", &r).unwrap(), plain, "{n} bytes");
-            let h = Header::parse(&sealed, "acme", &r).unwrap();
+            let sealed = seal(key, 64, &plain, &AT).unwrap();
+            assert_eq!(open(&sealed, &AT, &r).unwrap(), plain, "{n} bytes");
+            let h = Header::parse(&sealed, &AT, &r).unwrap();
             assert_eq!(h.plaintext_len(sealed.len() as u64).unwrap(), n as u64);
         }
     }
@@ -416,21 +502,21 @@ mod tests {
         let r = ring();
         let key = r.active_key("acme").unwrap();
         let plain = data(1000);
-        let mut e = Encryptor::new(key, 100).unwrap();
+        let mut e = Encryptor::new(key, 100, &AT).unwrap();
         let mut out = e.header().to_vec();
         for piece in plain.chunks(37) {
             e.push(piece, &mut out).unwrap();
         }
         e.finish(&mut out).unwrap();
-        assert_eq!(open(&out, "acme", &r).unwrap(), plain);
+        assert_eq!(open(&out, &AT, &r).unwrap(), plain);
     }
 
     #[test]
     fn ranged_reads_touch_only_their_segments() {
         let r = ring();
         let plain = data(10_000);
-        let sealed = seal(r.active_key("acme").unwrap(), 256, &plain).unwrap();
-        let h = Header::parse(&sealed, "acme", &r).unwrap();
+        let sealed = seal(r.active_key("acme").unwrap(), 256, &plain, &AT).unwrap();
+        let h = Header::parse(&sealed, &AT, &r).unwrap();
         let total = sealed.len() as u64;
         for (a, b) in [(0, 1), (255, 257), (1000, 5000), (9990, 20_000)] {
             let mut reads = 0;
@@ -449,46 +535,114 @@ mod tests {
     fn tampering_truncation_reordering_and_foreign_keys_all_fail() {
         let r = ring();
         let plain = data(1000);
-        let sealed = seal(r.active_key("acme").unwrap(), 100, &plain).unwrap();
-        let h = Header::parse(&sealed, "acme", &r).unwrap().len();
+        let sealed = seal(r.active_key("acme").unwrap(), 100, &plain, &AT).unwrap();
+        let h = Header::parse(&sealed, &AT, &r).unwrap().len();
         let seg = 116;
 
         let mut flipped = sealed.clone();
         flipped[h + 5] ^= 1;
-        assert!(open(&flipped, "acme", &r).is_err(), "bit flip");
+        assert!(open(&flipped, &AT, &r).is_err(), "bit flip");
 
         let mut header_flip = sealed.clone();
         header_flip[h - 1] ^= 1; // segment size
-        assert!(open(&header_flip, "acme", &r).is_err(), "header edit");
+        assert!(open(&header_flip, &AT, &r).is_err(), "header edit");
 
         // Cut at a segment boundary: the new last segment was sealed "not last".
         let cut = &sealed[..h + 5 * seg];
-        assert!(open(cut, "acme", &r).is_err(), "truncated");
-        assert!(open(&sealed[..sealed.len() - 3], "acme", &r).is_err());
+        assert!(open(cut, &AT, &r).is_err(), "truncated");
+        assert!(open(&sealed[..sealed.len() - 3], &AT, &r).is_err());
 
         let mut swapped = sealed.clone();
         let (a, b) = (h, h + seg);
         let first = sealed[a..b].to_vec();
         swapped.copy_within(b..b + seg, a);
         swapped[b..b + seg].copy_from_slice(&first);
-        assert!(open(&swapped, "acme", &r).is_err(), "reordered");
+        assert!(open(&swapped, &AT, &r).is_err(), "reordered");
 
         // Another tenant cannot open it, even holding a key of the same id.
-        assert!(open(&sealed, "other", &r).is_err(), "other tenant");
+        assert!(open(&sealed, &at("other"), &r).is_err(), "other tenant");
         let mut impostor = Keyring::default();
         impostor
             .add_tenant_key("acme", Key::new("acme-1", [9; 32]), true)
             .unwrap();
-        assert!(open(&sealed, "acme", &impostor).is_err(), "wrong key");
+        assert!(open(&sealed, &AT, &impostor).is_err(), "wrong key");
     }
 
     #[test]
     fn every_object_gets_its_own_data_key_and_nonces() {
         let r = ring();
         let key = r.active_key("acme").unwrap();
-        let a = seal(key, 64, &data(200)).unwrap();
-        let b = seal(key, 64, &data(200)).unwrap();
+        let a = seal(key, 64, &data(200), &AT).unwrap();
+        let b = seal(key, 64, &data(200), &AT).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), b.len());
+    }
+
+    #[test]
+    fn an_object_opens_only_where_it_was_written() {
+        let r = ring();
+        let key = r.active_key("acme").unwrap();
+        let sealed = seal(key, 64, &data(300), &AT).unwrap();
+        // Swapped to another key of the same tenant, or another bucket.
+        let elsewhere = Location {
+            key: "tenants/acme/out/j2/render.mp4",
+            ..AT
+        };
+        assert!(open(&sealed, &elsewhere, &r).is_err(), "moved");
+        assert!(
+            open(&sealed, &Location { bucket: "c", ..AT }, &r).is_err(),
+            "other bucket"
+        );
+        assert_eq!(open(&sealed, &AT, &r).unwrap(), data(300));
+    }
+
+    #[test]
+    fn the_sse_c_key_cannot_unwrap_a_client_mode_object() {
+        // What the storage side sees of a tenant key in SSE-C mode, used as
+        // if it were the tenant key.
+        let r = ring();
+        let tenant = r.active_key("acme").unwrap();
+        let sealed = seal(tenant, 64, &data(100), &AT).unwrap();
+        let sse = super::super::derive(tenant, super::super::Purpose::SseC).unwrap();
+        let mut captured = Keyring::default();
+        captured
+            .add_tenant_key("acme", Key::new("acme-1", *sse.bytes()), true)
+            .unwrap();
+        assert!(open(&sealed, &AT, &captured).is_err());
+    }
+
+    #[test]
+    fn version_one_objects_still_open() {
+        // Built as the worker built them before version 2: the tenant key
+        // wraps the data key, the key id is the only associated data.
+        let r = ring();
+        let tenant = r.active_key("acme").unwrap();
+        let mut e = Encryptor::new(tenant, 64, &AT).unwrap();
+        let dek = [7u8; 32];
+        let mut wrapped = dek.to_vec();
+        let nonce = [3u8; NONCE_LEN];
+        gcm(tenant.bytes())
+            .unwrap()
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(b"acme-1".as_slice()),
+                &mut wrapped,
+            )
+            .unwrap();
+        let id_len = 6;
+        e.header[4] = LEGACY;
+        e.header[6 + id_len..6 + id_len + NONCE_LEN].copy_from_slice(&nonce);
+        e.header[6 + id_len + NONCE_LEN..6 + id_len + NONCE_LEN + 48].copy_from_slice(&wrapped);
+        e.data_key = gcm(&dek).unwrap();
+        let mut out = e.header().to_vec();
+        e.push(&data(150), &mut out).unwrap();
+        e.finish(&mut out).unwrap();
+        assert_eq!(open(&out, &AT, &r).unwrap(), data(150));
+        // Version 1 was bound to nothing but the key: it opens anywhere.
+        let elsewhere = Location {
+            key: "tenants/acme/x",
+            ..AT
+        };
+        assert_eq!(open(&out, &elsewhere, &r).unwrap(), data(150));
     }
 }

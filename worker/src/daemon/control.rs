@@ -5,19 +5,19 @@
 //! the message as sent on the control exchange. Every worker hears the
 //! broadcast on a queue of its own and stops the job if it holds it,
 //! running or waiting for a slot. A cancel for a job nobody holds only
-//! leaves its marker: harmless.
+//! leaves its marker: harmless. A lift (`monteur.lift.v2`, signed with a
+//! purge key) removes a purge's tombstone, audited.
 
 use std::sync::Arc;
 
 use super::Shared;
+use super::markers;
 use super::outcome::Outcome;
 use super::session::Channels;
-use super::wire::{CancelMarker, cancel_marker};
 use crate::audit::{Action, AuditEvent};
 use crate::crypto::KeyProvider;
-use crate::job::{CancelJob, Encryption};
+use crate::job::{CancelJob, Lift, Request};
 use crate::reason::Reason;
-use crate::storage::Protection;
 
 /// Records `cancel` and broadcasts `body` (the signed message) to every
 /// worker.
@@ -45,24 +45,19 @@ pub(crate) async fn record(
             detail: format!("audit sink: {e}"),
         };
     }
-    let marker = CancelMarker {
-        schema: "monteur.cancelled.v1",
-        job_id: &cancel.job_id,
-        at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
-    };
-    let body_json = serde_json::to_vec(&marker).unwrap_or_default();
     // Client mode always: workers look for it with a plain HEAD, before
     // they touch the job's key.
-    let p = Protection {
-        mode: Encryption::Client,
+    if let Err(e) = markers::put(
+        &shared.storage,
+        &markers::cancel(&cancel.tenant, &cancel.job_id),
+        "cancel",
+        &cancel.job_id,
+        &cancel.tenant,
         key,
-        segment_bytes: shared.config.worker.segment_bytes,
-    };
-    let key = cancel_marker(&cancel.tenant, &cancel.job_id);
-    if let Err(e) = shared.storage.put_once(&key, &body_json, p).await {
+        shared.config.worker.segment_bytes,
+    )
+    .await
+    {
         return super::outcome::storage_outcome(e);
     }
     match channels.broadcast(body).await {
@@ -70,5 +65,38 @@ pub(crate) async fn record(
         Err(e) => Outcome::Retry {
             detail: format!("control exchange: {e}"),
         },
+    }
+}
+
+/// Allows writes again under a purged prefix: removes the purge's tombstone,
+/// audited (`purge.lifted`) before it happens.
+pub(crate) async fn lift(shared: &Arc<Shared>, channels: &Channels, lift: &Lift) -> Outcome {
+    let Ok(key) = shared.keys.active_key(&lift.tenant) else {
+        return Outcome::refused(Reason::UnknownTenantKey, "no active key for this tenant");
+    };
+    let audit = AuditEvent {
+        prefix: Some(&lift.prefix),
+        ..AuditEvent::new(
+            Action::PurgeLifted,
+            &shared.actor,
+            &lift.tenant,
+            &lift.job_id,
+        )
+    };
+    if let Err(e) = shared.audit(channels, &audit).await {
+        return Outcome::Retry {
+            detail: format!("audit sink: {e}"),
+        };
+    }
+    if let Err(e) = shared
+        .storage
+        .delete(&markers::tombstone(&lift.tenant, &lift.prefix))
+        .await
+    {
+        return super::outcome::storage_outcome(e);
+    }
+    super::spent(shared, &Request::Lift(lift.clone()), key).await;
+    Outcome::Lifted {
+        prefix: lift.prefix.clone(),
     }
 }

@@ -46,6 +46,7 @@ mod control;
 pub(crate) mod failpoints;
 mod housekeeping;
 mod lanes;
+mod markers;
 mod outcome;
 mod process_job;
 mod purge;
@@ -74,6 +75,8 @@ pub enum DaemonError {
     Scratch(std::io::Error),
     #[error(transparent)]
     Engine(#[from] ProcessError),
+    #[error("refusing to start: {0}")]
+    Deployment(String),
 }
 
 /// What every job of the process shares.
@@ -178,7 +181,8 @@ impl Received {
             m.queue_wait.observe(now.saturating_sub(*published) as f64);
         }
         let verifying = Instant::now();
-        let request = job::verify(&delivery.data, &shared.keys, &shared.config.worker.region);
+        let checks = shared.config.worker.checks(job::now_s());
+        let request = job::verify(&delivery.data, &shared.keys, &checks);
         m.stage("verify", verifying.elapsed().as_secs_f64());
         let known = request
             .as_ref()
@@ -228,10 +232,19 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let w = config.worker.clone();
+    let mut w = config.worker.clone();
     if w.keyring.is_empty() {
         return Err(DaemonError::NoKeyring);
     }
+    w.amqp_url = w.broker_url().map_err(DaemonError::Deployment)?;
+    let problems = w.deployment_problems(&w.amqp_url, &config.storage);
+    if !problems.is_empty() {
+        return Err(DaemonError::Deployment(problems.join("; ")));
+    }
+    let (key_id, secret) = config
+        .storage
+        .credentials()
+        .map_err(DaemonError::Deployment)?;
     let keys = Keyring::load(Path::new(&w.keyring))?;
     let scratch =
         housekeeping::Scratch::open(Path::new(&w.scratch_dir)).map_err(DaemonError::Scratch)?;
@@ -253,7 +266,7 @@ pub async fn run(
         info!(addr = %bound, "health and metrics endpoint up");
     }
     let shared = Arc::new(Shared {
-        storage: Storage::new(&config.storage),
+        storage: Storage::with_credentials(&config.storage, &key_id, &secret),
         engine,
         config,
         keys,
@@ -463,11 +476,8 @@ impl Supervisor {
     /// A recorded cancel, heard by every worker: stop the job if it is
     /// here. Control messages are acknowledged whatever they say.
     fn broadcast_cancel(&mut self, d: Delivery, channels: &Arc<Channels>) {
-        let verified = job::verify(
-            &d.data,
-            &self.shared.keys,
-            &self.shared.config.worker.region,
-        );
+        let checks = self.shared.config.worker.checks(job::now_s());
+        let verified = job::verify(&d.data, &self.shared.keys, &checks);
         if let Ok(Request::Cancel(c)) = &verified {
             for r in self.shared.running().iter() {
                 if r.tenant == c.tenant && r.job_id == c.job_id {
@@ -667,9 +677,32 @@ async fn handle(
     r: &Received,
     stopper: &Stopper,
 ) -> Outcome {
-    match &r.request {
-        Err(refusal) => Outcome::refused(refusal.rejection.reason(), refusal.to_string()),
-        Ok(Request::Process(job)) => {
+    let request = match &r.request {
+        Err(refusal) => {
+            return Outcome::refused(refusal.rejection.reason(), refusal.to_string());
+        }
+        Ok(request) => request,
+    };
+    // A message whose effect is already done is a replay, unless the broker
+    // itself redelivers it (a worker died between the work and the ack: the
+    // work's own idempotency, the manifest or an empty prefix, answers
+    // that). Producers and attackers cannot set the redelivered flag. A
+    // cancel is harmless to repeat and is not tracked.
+    if !matches!(request, Request::Cancel(_)) && !r.delivery.redelivered {
+        let key = markers::nonce(request.tenant(), &request.stamp().nonce);
+        match shared.storage.exists_plain(&key).await {
+            Ok(true) => {
+                return Outcome::refused(
+                    Reason::Replayed,
+                    "this message's nonce was already acted on",
+                );
+            }
+            Ok(false) => {}
+            Err(e) => return outcome::storage_outcome(e),
+        }
+    }
+    match request {
+        Request::Process(job) => {
             let ctx = process_job::Context {
                 job,
                 stopper,
@@ -678,8 +711,31 @@ async fn handle(
             };
             process_job::run(shared, channels, ctx).await
         }
-        Ok(Request::Purge(p)) => purge::run(shared, channels, p).await,
-        Ok(Request::Cancel(c)) => control::record(shared, channels, c, &r.delivery.data).await,
+        Request::Purge(p) => purge::run(shared, channels, p).await,
+        Request::Lift(l) => control::lift(shared, channels, l).await,
+        Request::Cancel(c) => control::record(shared, channels, c, &r.delivery.data).await,
+    }
+}
+
+/// Records that `request` had its effect: a replay of it is refused from
+/// now on, by every worker.
+pub(crate) async fn spent(shared: &Shared, request: &Request, key: &crate::crypto::Key) {
+    let stamp = request.stamp();
+    let marker = markers::nonce(request.tenant(), &stamp.nonce);
+    if let Err(e) = markers::put(
+        &shared.storage,
+        &marker,
+        "nonce",
+        request.job_id(),
+        request.tenant(),
+        key,
+        shared.config.worker.segment_bytes,
+    )
+    .await
+    {
+        // The work is done; a replay before the next attempt to record it
+        // finds the manifest (jobs) or nothing left to delete (purges).
+        warn!(error = %e, "could not record a message's nonce");
     }
 }
 

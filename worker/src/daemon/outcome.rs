@@ -27,6 +27,10 @@ pub(crate) enum Outcome {
     },
     /// A cancel recorded and broadcast.
     CancelRecorded,
+    /// A purge's tombstone lifted.
+    Lifted {
+        prefix: String,
+    },
     /// Dead-letter with this reason.
     Refused {
         reason: Reason,
@@ -57,7 +61,10 @@ impl Outcome {
             Outcome::Done {
                 duplicate: true, ..
             } => "duplicate",
-            Outcome::Done { .. } | Outcome::Purged { .. } | Outcome::CancelRecorded => "completed",
+            Outcome::Done { .. }
+            | Outcome::Purged { .. }
+            | Outcome::CancelRecorded
+            | Outcome::Lifted { .. } => "completed",
             Outcome::Refused { .. } => "refused",
             Outcome::Retry { .. } => "retried",
             Outcome::Cancelled => "cancelled",
@@ -196,6 +203,13 @@ pub(crate) async fn settle(shared: &Shared, channels: &Channels, s: Settle<'_>, 
             confirm_then_ack(channels, d, &e).await
         }
         Outcome::CancelRecorded => session::ack(d).await,
+        Outcome::Lifted { prefix } => {
+            let e = Event {
+                prefix: Some(&prefix),
+                ..event(Kind::Lifted)
+            };
+            confirm_then_ack(channels, d, &e).await
+        }
         Outcome::Cancelled => {
             info!(job_id, "job cancelled");
             confirm_then_ack(channels, d, &event(Kind::Cancelled)).await

@@ -10,9 +10,10 @@ use monteur_pipelines::{Cancel, Input};
 use tokio::sync::watch;
 use tracing::warn;
 
+use super::markers;
 use super::outcome::{Outcome, Stopper, storage_outcome};
 use super::session::Channels;
-use super::wire::{Attribution, Event, Kind, Manifest, ManifestEntry, cancel_marker};
+use super::wire::{Attribution, Event, Kind, Manifest, ManifestEntry};
 use super::{Shared, failpoints};
 use crate::audit::{Action, AuditEvent};
 use crate::crypto::KeyProvider;
@@ -55,7 +56,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
     let w = &shared.config.worker;
     // A cancel recorded before the job reached a worker: the marker is
     // written in client mode whatever the job's mode, so a plain HEAD finds it.
-    let marker = cancel_marker(&job.tenant, &job.job_id);
+    let marker = markers::cancel(&job.tenant, &job.job_id);
     match shared.storage.exists_plain(&marker).await {
         Ok(true) => return Outcome::Cancelled,
         Ok(false) => {}
@@ -69,13 +70,23 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
     };
     let p = Protection {
         mode: job.encryption,
+        tenant: &job.tenant,
         key,
         segment_bytes: w.segment_bytes,
     };
     let manifest_key = format!("{}manifest.json", job.output_prefix);
+    // Which key unwraps the input: read from its header, no key used yet.
+    let input_key = match job.encryption {
+        crate::job::Encryption::Client => match shared.storage.wrapping_key_id(&job.input).await {
+            Ok(id) => Some(id),
+            Err(e) => return storage_outcome(e),
+        },
+        crate::job::Encryption::SseC => None,
+    };
     // No key is used before the audit sink has the record of it.
     let key_use = AuditEvent {
         key_id: Some(&key.id),
+        input_key_id: Some(input_key.as_deref().unwrap_or(&key.id)),
         ..AuditEvent::new(Action::KeyUse, &shared.actor, &job.tenant, &job.job_id)
     };
     if let Err(e) = shared.audit(channels, &key_use).await {
@@ -92,11 +103,18 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
     .await;
     match shared.storage.exists(&manifest_key, p).await {
         Ok(true) => {
+            super::spent(shared, &crate::job::Request::Process(job.clone()), key).await;
             return Outcome::Done {
                 manifest: manifest_key,
                 duplicate: true,
             };
         }
+        Ok(false) => {}
+        Err(e) => return storage_outcome(e),
+    }
+    // Nothing is written under a purged prefix, from the first byte on.
+    match markers::under_tombstone(&shared.storage, &job.tenant, &job.output_prefix).await {
+        Ok(true) => return purged_prefix(),
         Ok(false) => {}
         Err(e) => return storage_outcome(e),
     }
@@ -111,7 +129,6 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
         .storage
         .open_reader(
             &job.input,
-            &job.tenant,
             p,
             &shared.keys,
             w.max_input_bytes,
@@ -226,17 +243,46 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
         outputs,
     };
     let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    // A purge that began while the job ran: what it wrote goes again, or the
+    // purge would not stick.
+    match markers::under_tombstone(&shared.storage, &job.tenant, &job.output_prefix).await {
+        Ok(true) => {
+            remove(shared, stopper).await;
+            return purged_prefix();
+        }
+        Ok(false) => {}
+        Err(e) => return storage_outcome(e),
+    }
     let result = shared.storage.put_once(&manifest_key, &body, p).await;
     shared
         .metrics
         .stage("upload", uploading.elapsed().as_secs_f64());
     match result {
-        Ok(created) => Outcome::Done {
-            manifest: manifest_key,
-            duplicate: !created,
-        },
+        Ok(created) => {
+            // The purge's tombstone lands before its first deletion: seen
+            // now, it raced this job's last writes.
+            if let Ok(true) =
+                markers::under_tombstone(&shared.storage, &job.tenant, &job.output_prefix).await
+            {
+                stopper.uploading(&job.output_prefix, &manifest_key);
+                remove(shared, stopper).await;
+                return purged_prefix();
+            }
+            super::spent(shared, &crate::job::Request::Process(job.clone()), key).await;
+            Outcome::Done {
+                manifest: manifest_key,
+                duplicate: !created,
+            }
+        }
         Err(e) => storage_outcome(e),
     }
+}
+
+fn purged_prefix() -> Outcome {
+    Outcome::refused(
+        Reason::PurgedPrefix,
+        "the output prefix was purged; nothing is written there until a lift",
+    )
 }
 
 /// The outputs a cancelled or timed-out job had uploaded (or begun to)
@@ -251,6 +297,12 @@ pub(crate) async fn discard(shared: &Shared, stopper: &Stopper) {
     ) {
         return;
     }
+    remove(shared, stopper).await;
+}
+
+/// Deletes what `stopper` recorded as written, and aborts unfinished
+/// uploads under its prefix.
+async fn remove(shared: &Shared, stopper: &Stopper) {
     let Some(uploads) = stopper.uploads() else {
         return;
     };

@@ -1,14 +1,18 @@
 //! A purge job: delete every artifact under a tenant's or project's prefix,
-//! unfinished uploads included, announced to the audit sink before the first
-//! deletion and recorded there after the last.
+//! unfinished uploads and older versions included, announced to the audit
+//! sink before the first deletion and recorded there after the last. A
+//! tombstone goes down before anything is deleted, so a job running at the
+//! same time, or replayed later, writes nothing under the prefix (until an
+//! audited lift).
 
 use std::sync::Arc;
 
-use super::Shared;
 use super::outcome::Outcome;
 use super::session::Channels;
+use super::{Shared, markers};
 use crate::audit::{Action, AuditEvent};
-use crate::job::Purge;
+use crate::crypto::KeyProvider;
+use crate::job::{Purge, Request};
 use crate::reason::Reason;
 
 pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, purge: &Purge) -> Outcome {
@@ -16,10 +20,26 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, purge: &Purge
         prefix: Some(&purge.prefix),
         ..AuditEvent::new(action, &shared.actor, &purge.tenant, &purge.job_id)
     };
+    let Ok(key) = shared.keys.active_key(&purge.tenant) else {
+        return Outcome::refused(Reason::UnknownTenantKey, "no active key for this tenant");
+    };
     if let Err(e) = shared.audit(channels, &record(Action::PurgeStarted)).await {
         return Outcome::Retry {
             detail: format!("audit sink: {e}"),
         };
+    }
+    if let Err(e) = markers::put(
+        &shared.storage,
+        &markers::tombstone(&purge.tenant, &purge.prefix),
+        "tombstone",
+        &purge.job_id,
+        &purge.tenant,
+        key,
+        shared.config.worker.segment_bytes,
+    )
+    .await
+    {
+        return super::outcome::storage_outcome(e);
     }
     let started = std::time::Instant::now();
     let result = shared.storage.purge_prefix(&purge.prefix).await;
@@ -36,10 +56,13 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, purge: &Purge
                 ..record(Action::PurgeCompleted)
             };
             match shared.audit(channels, &done).await {
-                Ok(()) => Outcome::Purged {
-                    prefix: purge.prefix.clone(),
-                    report,
-                },
+                Ok(()) => {
+                    super::spent(shared, &Request::Purge(purge.clone()), key).await;
+                    Outcome::Purged {
+                        prefix: purge.prefix.clone(),
+                        report,
+                    }
+                }
                 // Redone on redelivery: a purge is idempotent.
                 Err(e) => Outcome::Retry {
                     detail: format!("audit sink: {e}"),

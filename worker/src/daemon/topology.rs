@@ -69,18 +69,32 @@ pub(super) async fn declare(channel: &Channel, c: &WorkerConfig) -> Result<(), l
             FieldTable::default(),
         )
         .await?;
-    // The dead letters, and the audit events (kept even when nobody reads
-    // them yet), each bound to its exchange.
-    for (queue, exchange, key) in [
+    // The dead letters (bounded in number and age, oldest dropped first: a
+    // flood of junk must not fill the broker's disk and stop the audit
+    // publishes every job waits on), and the audit events (unbounded: kept
+    // even when nobody reads them yet), each bound to its exchange.
+    let dead_letter_bounds = vec![
+        (
+            "x-max-length",
+            AMQPValue::LongLongInt(i64::from(c.dead_letter_max_length)),
+        ),
+        (
+            "x-message-ttl",
+            AMQPValue::LongLongInt((c.dead_letter_ttl_s * 1000) as i64),
+        ),
+        ("x-overflow", AMQPValue::LongString("drop-head".into())),
+    ];
+    for (queue, exchange, key, args) in [
         (
             &c.dead_letter_queue,
             &c.dead_letter_exchange,
             c.queue.as_str(),
+            dead_letter_bounds,
         ),
-        (&c.audit_queue, &c.audit_exchange, "#"),
+        (&c.audit_queue, &c.audit_exchange, "#", Vec::new()),
     ] {
         channel
-            .queue_declare(queue.as_str().into(), DURABLE_QUEUE, quorum(Vec::new()))
+            .queue_declare(queue.as_str().into(), DURABLE_QUEUE, quorum(args))
             .await?;
         channel
             .queue_bind(

@@ -45,6 +45,7 @@ pub(crate) enum Kind {
     Cancelled,
     Failed,
     Purged,
+    Lifted,
 }
 
 impl Kind {
@@ -56,6 +57,7 @@ impl Kind {
             Kind::Cancelled => "cancelled",
             Kind::Failed => "failed",
             Kind::Purged => "purged",
+            Kind::Lifted => "lifted",
         }
     }
 }
@@ -124,20 +126,4 @@ pub(crate) struct ManifestEntry {
     pub key: String,
     /// Plaintext size.
     pub bytes: u64,
-}
-
-/// Where a cancel leaves its marker: a delivery of the job that finds it is
-/// dropped before any work. Keyed by tenant and job id, not by the output
-/// prefix a message names, so a cancel holds whatever prefix the job has.
-pub(crate) fn cancel_marker(tenant: &str, job_id: &str) -> String {
-    format!("tenants/{tenant}/.monteur/cancelled/{job_id}.json")
-}
-
-/// The cancel marker's body (encrypted like every object).
-#[derive(Debug, Serialize)]
-pub(crate) struct CancelMarker<'a> {
-    pub schema: &'static str,
-    pub job_id: &'a str,
-    /// Unix time in milliseconds.
-    pub at_ms: u64,
 }

@@ -383,9 +383,9 @@ async fn storage_faults_are_resumed_or_retried_and_never_corrupt() {
     let input = std::fs::read(fixtures::path(TALK)).unwrap();
     assert!(input.len() > 1 << 20);
     put_input(&n, "talk.mp4", &input, Encryption::Client).await;
-    let signer = Key::new("sig-1", SIGNING_KEY);
+    let signer = signer();
     let j = job(&n, "f0", "talk.mp4", Encryption::Client);
-    publish(&ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
+    publish(&ch, &n.queue, envelope(&j, signer).as_bytes()).await;
     let e = next_event(&mut events).await;
     assert_eq!(
         (e["event"].as_str(), e["job_id"].as_str()),

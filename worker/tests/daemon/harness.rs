@@ -19,9 +19,12 @@ pub use lapin::options::{
 pub use lapin::types::{AMQPValue, FieldTable};
 pub use lapin::{BasicProperties, Channel};
 pub use monteur_tests::{fixtures, rabbitmq, s3};
+pub use monteur_worker::crypto::Signer;
 pub use monteur_worker::crypto::stream;
 pub use monteur_worker::crypto::{Key, KeyProvider, Keyring};
-pub use monteur_worker::job::{Encryption, Job, JobOptions, Purge, envelope, purge_envelope};
+pub use monteur_worker::job::{
+    Encryption, Job, JobOptions, Purge, Stamp, envelope, purge_envelope,
+};
 pub use serde_json::Value;
 
 pub const TENANT_KEY: [u8; 32] = [0x42; 32];
@@ -31,7 +34,22 @@ pub const CANARY_TENANT: &str = "zq81globex";
 
 pub const CANARY_KEY: [u8; 32] = [0x43; 32];
 
-pub const SIGNING_KEY: [u8; 32] = [0x17; 32];
+/// The producers' signing key (key id `sig-1`), made once per test
+/// process; workers get its public key only, allowed every action.
+pub fn signer() -> &'static Signer {
+    static S: std::sync::OnceLock<Signer> = std::sync::OnceLock::new();
+    S.get_or_init(|| Signer::generate("sig-1").unwrap().0)
+}
+
+/// A key with the producers' key id that no worker trusts: a forger's.
+pub fn impostor() -> Signer {
+    Signer::generate("sig-1").unwrap().0
+}
+
+/// A stamp valid for an hour from now, with a fresh nonce.
+pub fn stamp() -> Stamp {
+    Stamp::fresh(3600)
+}
 
 pub const REGION: &str = "test-region";
 
@@ -147,10 +165,11 @@ pub fn start_worker_on(n: Names, env: &[(&str, &str)]) -> Worker {
         format!(
             r#"{{"tenants": [{{"tenant": "acme", "id": "acme-1", "key": "{}", "active": true}},
                              {{"tenant": "{CANARY_TENANT}", "id": "{CANARY_TENANT}-1", "key": "{}", "active": true}}],
-                "signing": [{{"id": "sig-1", "key": "{}"}}]}}"#,
+                "verify": [{{"id": "sig-1", "public_key": "{}",
+                             "actions": ["process", "purge", "cancel"], "tenants": ["*"]}}]}}"#,
             b64(&TENANT_KEY),
             b64(&CANARY_KEY),
-            b64(&SIGNING_KEY)
+            b64(&signer().public_key())
         ),
     )
     .unwrap();
@@ -188,6 +207,9 @@ pub fn spawn(n: &Names, keyring: &std::path::Path, env: &[(String, String)]) -> 
         .env("MONTEUR_WORKER__AUDIT_EXCHANGE", &n.audit_x)
         .env("MONTEUR_WORKER__AUDIT_QUEUE", &n.audit_q)
         .env("MONTEUR_WORKER__REGION", REGION)
+        .env("MONTEUR_STORAGE__RESIDENCY", REGION)
+        // Broker and Garage listen on loopback, in plaintext.
+        .env("MONTEUR_WORKER__ALLOW_PLAINTEXT_LOOPBACK", "true")
         .env("MONTEUR_WORKER__KEYRING", keyring)
         .env("MONTEUR_WORKER__SEGMENT_BYTES", "65536")
         // Parallel tests: any free port unless the test names one.
@@ -250,7 +272,6 @@ pub fn keyring() -> Keyring {
         true,
     )
     .unwrap();
-    k.add_signing_key(Key::new("sig-1", SIGNING_KEY));
     k
 }
 
@@ -361,8 +382,9 @@ pub async fn cancel(ch: &Channel, n: &Names, id: &str) {
         tenant: "acme".into(),
         region: REGION.into(),
         output_prefix: format!("{}out/{id}/", n.prefix),
+        stamp: stamp(),
     };
-    let body = monteur_worker::job::cancel_envelope(&c, &Key::new("sig-1", SIGNING_KEY));
+    let body = monteur_worker::job::cancel_envelope(&c, signer());
     publish(ch, &n.cancels, body.as_bytes()).await;
 }
 
@@ -419,6 +441,7 @@ pub fn job(n: &Names, id: &str, input: &str, encryption: Encryption) -> Job {
         tasks: vec!["scenes".into()],
         encryption,
         options: JobOptions::default(),
+        stamp: stamp(),
     }
 }
 
@@ -428,10 +451,10 @@ pub async fn submit(n: &Names, ch: &Channel, fixture: &str, ids: &[String]) {
     let name = fixture.rsplit('/').next().unwrap();
     let input = std::fs::read(fixtures::path(fixture)).unwrap();
     put_input(n, name, &input, Encryption::Client).await;
-    let signer = Key::new("sig-1", SIGNING_KEY);
+    let signer = signer();
     for id in ids {
         let j = job(n, id, name, Encryption::Client);
-        publish(ch, &n.queue, envelope(&j, &signer).as_bytes()).await;
+        publish(ch, &n.queue, envelope(&j, signer).as_bytes()).await;
     }
 }
 
@@ -449,15 +472,14 @@ pub async fn put_object_as(tenant: &str, key: &str, data: &[u8], mode: Encryptio
     let req = client.put_object().bucket(s3::bucket()).key(key);
     match mode {
         Encryption::Client => {
-            let k = keyring();
-            let sealed = stream::seal(k.active_key(tenant).unwrap(), 65536, data).unwrap();
+            let sealed = seal_for(tenant, key, data);
             req.body(ByteStream::from(sealed)).send().await.unwrap();
         }
         Encryption::SseC => {
-            let c = s3::SseCustomerKey::new(&TENANT_KEY);
-            req.sse_customer_algorithm(c.algorithm)
-                .sse_customer_key(c.key_b64)
-                .sse_customer_key_md5(c.key_md5_b64)
+            let (alg, key, md5) = sse_c();
+            req.sse_customer_algorithm(alg)
+                .sse_customer_key(key)
+                .sse_customer_key_md5(md5)
                 .body(ByteStream::from(data.to_vec()))
                 .send()
                 .await
@@ -473,10 +495,10 @@ pub async fn get_output(key: &str, mode: Encryption) -> Vec<u8> {
     let body = match mode {
         Encryption::Client => req.send().await.unwrap().body,
         Encryption::SseC => {
-            let c = s3::SseCustomerKey::new(&TENANT_KEY);
-            req.sse_customer_algorithm(c.algorithm)
-                .sse_customer_key(c.key_b64)
-                .sse_customer_key_md5(c.key_md5_b64)
+            let (alg, k, md5) = sse_c();
+            req.sse_customer_algorithm(alg)
+                .sse_customer_key(k)
+                .sse_customer_key_md5(md5)
                 .send()
                 .await
                 .unwrap()
@@ -485,9 +507,37 @@ pub async fn get_output(key: &str, mode: Encryption) -> Vec<u8> {
     };
     let raw = body.collect().await.unwrap().into_bytes().to_vec();
     match mode {
-        Encryption::Client => stream::open(&raw, "acme", &keyring()).unwrap(),
+        Encryption::Client => stream::open(&raw, &place("acme", key), &keyring()).unwrap(),
         Encryption::SseC => raw,
     }
+}
+
+/// Where an object of `tenant` at `key` lives, for client-side encryption.
+pub fn place<'a>(tenant: &'a str, key: &'a str) -> stream::Location<'a> {
+    static BUCKET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    stream::Location {
+        bucket: BUCKET.get_or_init(s3::bucket),
+        key,
+        tenant,
+    }
+}
+
+/// `data` sealed client-side for `tenant`'s object at `key`.
+pub fn seal_for(tenant: &str, key: &str, data: &[u8]) -> Vec<u8> {
+    let k = keyring();
+    stream::seal(
+        k.active_key(tenant).unwrap(),
+        65536,
+        data,
+        &place(tenant, key),
+    )
+    .unwrap()
+}
+
+/// The SSE-C headers for acme's key (the SSE-C key derived from it).
+pub fn sse_c() -> (String, String, String) {
+    let (alg, key, md5) = monteur_worker::crypto::sse_c(&Key::new("acme-1", TENANT_KEY)).unwrap();
+    (alg.to_string(), key.to_string(), md5)
 }
 
 pub fn reason(d: &lapin::message::Delivery) -> String {

@@ -294,7 +294,7 @@ async fn cancels_stop_a_running_job_drop_a_queued_one_and_ignore_unknown_ones() 
     for id in [&r0, &q0, &z0] {
         let keys = keys_of(&format!("{}out/{id}/", n.prefix)).await;
         assert!(keys.is_empty(), "{id}: {keys:?}");
-        let marker = keys_of(&format!("tenants/acme/.monteur/cancelled/{id}.json")).await;
+        let marker = keys_of(&format!("_monteur/cancelled/acme/{id}")).await;
         assert_eq!(marker.len(), 1, "{id}");
     }
     // Each recorded cancel is audited once.
@@ -369,12 +369,12 @@ async fn a_panic_in_one_job_leaves_the_next_jobs_options_untouched() {
     let (_conn, ch, mut events) = listen(&n).await;
     let input = std::fs::read(fixtures::path("autocut/example.mp4")).unwrap();
     put_input(&n, "talk.mp4", &input, Encryption::Client).await;
-    let signer = Key::new("sig-1", SIGNING_KEY);
+    let signer = signer();
     let with = |id: &str, target: Option<f64>| {
         let mut j = job(&n, id, "talk.mp4", Encryption::Client);
         j.tasks = vec!["autocut".into()];
         j.options.target_s = target;
-        envelope(&j, &signer)
+        envelope(&j, signer)
     };
     // a0 asks for a 5 s edit and panics; b0 asks nothing; c0 asks 5 s.
     for body in [
@@ -426,9 +426,9 @@ async fn an_interactive_job_sent_after_ten_batch_jobs_starts_next() {
     submit(&n, &ch, "inputs/testsrc.mkv", &batch).await;
     wait_started(&mut events).await;
     // b0 runs (2 s); the interactive job goes after the nine others.
-    let signer = Key::new("sig-1", SIGNING_KEY);
+    let signer = signer();
     let j = job(&n, "i0", "testsrc.mkv", Encryption::Client);
-    publish(&ch, &n.interactive, envelope(&j, &signer).as_bytes()).await;
+    publish(&ch, &n.interactive, envelope(&j, signer).as_bytes()).await;
     let seen = events_until(&mut events, |s| {
         s.iter().filter(|(_, e)| e["event"] == "completed").count() == 11
     })

@@ -83,7 +83,7 @@ async fn a_real_prometheus_scrapes_the_worker_and_promtool_accepts_the_metrics()
         "".into(),
         n.queue.as_str().into(),
         BasicPublishOptions::default(),
-        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
+        envelope(&j, signer()).as_bytes(),
         BasicProperties::default()
             .with_delivery_mode(2)
             .with_timestamp(now),

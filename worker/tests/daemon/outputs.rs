@@ -10,12 +10,7 @@ async fn happy_path(mode: Encryption, test: &str) {
     put_input(&w.names, "clip.mkv", &input, mode).await;
     let mut j = job(&w.names, "job-1", "clip.mkv", mode);
     j.tasks = vec!["scenes".into(), "autocut".into()];
-    publish(
-        &ch,
-        &w.names.queue,
-        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
-    )
-    .await;
+    publish(&ch, &w.names.queue, envelope(&j, signer()).as_bytes()).await;
     let e = next_event(&mut events).await;
     assert_eq!(e["event"], "completed", "{e}");
     assert_eq!(e["job_id"], "job-1");
@@ -58,11 +53,19 @@ async fn happy_path(mode: Encryption, test: &str) {
         assert!(raw.starts_with(b"MNTR") && !raw.windows(6).any(|w| w == b"frames"));
     }
 
-    // Redelivered (sent again): acknowledged as done, nothing redone.
+    // The same message sent again is a replay: refused.
+    publish(&ch, &w.names.queue, envelope(&j, signer()).as_bytes()).await;
+    let replayed = next_event(&mut events).await;
+    assert_eq!(replayed["reason"], "replayed", "{replayed}");
+    // The same job in a new message: acknowledged as done, nothing redone.
+    let again_job = Job {
+        stamp: stamp(),
+        ..j.clone()
+    };
     publish(
         &ch,
         &w.names.queue,
-        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
+        envelope(&again_job, signer()).as_bytes(),
     )
     .await;
     let again = next_event(&mut events).await;

@@ -45,7 +45,7 @@ async fn canary_identifiers_never_reach_the_logs_metrics_or_crash_reports() {
     let n = w.names.clone();
     let (_conn, ch, mut events) = listen(&n).await;
     let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
-    let signer = Key::new("sig-1", SIGNING_KEY);
+    let signer = signer();
     // Planted: e-mail addresses in object keys, marked job ids, a tenant
     // name, a tampered input whose failure text travels through the logs,
     // and spoken words that become caption text.
@@ -56,7 +56,8 @@ async fn canary_identifiers_never_reach_the_logs_metrics_or_crash_reports() {
         Encryption::Client,
     )
     .await;
-    let mut tampered = stream::seal(keyring().active_key("acme").unwrap(), 65536, &input).unwrap();
+    let tampered_key = format!("{}in/mary.major@example.org/bad.mkv", n.prefix);
+    let mut tampered = seal_for("acme", &tampered_key, &input);
     let mid = tampered.len() / 2;
     tampered[mid] ^= 1;
     s3::ready_client()
@@ -122,12 +123,12 @@ async fn canary_identifiers_never_reach_the_logs_metrics_or_crash_reports() {
     );
     captions.tasks = vec!["captions".into()];
     for body in [
-        envelope(&ok, &signer),
-        envelope(&bad, &signer),
-        envelope(&missing, &signer),
-        envelope(&forged, &Key::new("sig-1", [3; 32])),
-        envelope(&panics, &signer),
-        envelope(&captions, &signer),
+        envelope(&ok, signer),
+        envelope(&bad, signer),
+        envelope(&missing, signer),
+        envelope(&forged, &impostor()),
+        envelope(&panics, signer),
+        envelope(&captions, signer),
     ] {
         publish(&ch, &n.queue, body.as_bytes()).await;
     }
@@ -197,7 +198,7 @@ async fn canary_identifiers_never_reach_the_logs_metrics_or_crash_reports() {
         "tenants/acme".into(),
         b64(&TENANT_KEY).to_lowercase(),
         b64(&CANARY_KEY).to_lowercase(),
-        b64(&SIGNING_KEY).to_lowercase(),
+        b64(&signer.public_key()).to_lowercase(),
     ];
     planted.extend(heard.iter().map(|w| w.to_string()));
     for p in &planted {
@@ -259,14 +260,15 @@ async fn purge_deletes_a_project_and_its_unfinished_uploads_and_audits_it() {
     assert_eq!(keys_under(&client, &p1).await, 1005);
     assert_eq!(uploads_under(&client, &p1).await, 1);
 
-    let signer = Key::new("sig-1", SIGNING_KEY);
+    let signer = signer();
     let purge = Purge {
         job_id: "purge-1".into(),
         tenant: "acme".into(),
         region: REGION.into(),
         prefix: p1.clone(),
+        stamp: stamp(),
     };
-    publish(&ch, &n.queue, purge_envelope(&purge, &signer).as_bytes()).await;
+    publish(&ch, &n.queue, purge_envelope(&purge, signer).as_bytes()).await;
     let e = next_event(&mut events).await;
     assert_eq!(e["event"], "purged", "{e}");
     assert_eq!(e["job_id"], "purge-1");
@@ -287,23 +289,33 @@ async fn purge_deletes_a_project_and_its_unfinished_uploads_and_audits_it() {
     assert_eq!(keys_under(&client, &p2).await, 1);
     assert_eq!(uploads_under(&client, &p2).await, 1);
 
-    // Redelivered: nothing left to delete, completed again.
-    publish(&ch, &n.queue, purge_envelope(&purge, &signer).as_bytes()).await;
+    // The same message again is a replay: refused, nothing done.
+    publish(&ch, &n.queue, purge_envelope(&purge, signer).as_bytes()).await;
+    let replayed = next_event(&mut events).await;
+    assert_eq!(replayed["reason"], "replayed", "{replayed}");
+    // A new purge of the prefix: nothing left to delete, completed again.
+    let fresh = Purge {
+        stamp: stamp(),
+        ..purge.clone()
+    };
+    publish(&ch, &n.queue, purge_envelope(&fresh, signer).as_bytes()).await;
     let again = next_event(&mut events).await;
     assert_eq!(again["event"], "purged");
     assert_eq!(again["objects_deleted"], 0);
     // Another tenant's prefix, or a forged purge: refused, nothing deleted.
     let mut foreign = purge.clone();
+    foreign.stamp = stamp();
     foreign.job_id = "purge-2".into();
     foreign.prefix = "tenants/globex/".into();
-    publish(&ch, &n.queue, purge_envelope(&foreign, &signer).as_bytes()).await;
+    publish(&ch, &n.queue, purge_envelope(&foreign, signer).as_bytes()).await;
     assert_eq!(next_event(&mut events).await["reason"], "foreign_object");
     let mut forged = purge.clone();
+    forged.stamp = stamp();
     forged.prefix = p2.clone();
     publish(
         &ch,
         &n.queue,
-        purge_envelope(&forged, &Key::new("sig-1", [9; 32])).as_bytes(),
+        purge_envelope(&forged, &impostor()).as_bytes(),
     )
     .await;
     assert_eq!(next_event(&mut events).await["reason"], "bad_signature");
@@ -346,12 +358,7 @@ async fn key_use_is_audited_before_the_key_is_used() {
     let input = std::fs::read(fixtures::path("inputs/testsrc.mkv")).unwrap();
     put_input(&n, "clip.mkv", &input, Encryption::SseC).await;
     let j = job(&n, "audited-1", "clip.mkv", Encryption::SseC);
-    publish(
-        &ch,
-        &n.queue,
-        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
-    )
-    .await;
+    publish(&ch, &n.queue, envelope(&j, signer()).as_bytes()).await;
     assert_eq!(next_event(&mut events).await["event"], "completed");
     let audit = drain_json(&ch, &n.audit_q).await;
     assert_eq!(audit.len(), 1, "{audit:?}");
@@ -371,14 +378,10 @@ async fn key_use_is_audited_before_the_key_is_used() {
         .await
         .unwrap();
     let mut j2 = j.clone();
+    j2.stamp = stamp();
     j2.job_id = "audited-2".into();
     j2.output_prefix = format!("{}out/audited-2/", n.prefix);
-    publish(
-        &ch,
-        &n.queue,
-        envelope(&j2, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
-    )
-    .await;
+    publish(&ch, &n.queue, envelope(&j2, signer()).as_bytes()).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let client = s3::ready_client().await;
     assert_eq!(
@@ -429,14 +432,10 @@ async fn key_use_is_audited_before_the_key_is_used() {
         .await
         .unwrap();
     let mut j3 = j.clone();
+    j3.stamp = stamp();
     j3.job_id = "audited-3".into();
     j3.output_prefix = format!("{}out/audited-3/", n.prefix);
-    publish(
-        &ch,
-        &n.queue,
-        envelope(&j3, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
-    )
-    .await;
+    publish(&ch, &n.queue, envelope(&j3, signer()).as_bytes()).await;
     let e = next_event(&mut events).await;
     assert_eq!(e["event"], "completed", "{e}");
     assert_eq!(e["job_id"], "audited-3");

@@ -13,22 +13,25 @@ async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() 
     // Half of an MP4 whose index sits at its end: not decodable media.
     let mp4 = std::fs::read(fixtures::path(TALK)).unwrap();
     put_input(&n, "cut.mp4", &mp4[..mp4.len() / 2], Encryption::Client).await;
-    let signer = Key::new("sig-1", SIGNING_KEY);
+    let signer = signer();
 
     let good = job(&n, "good", "good.mkv", Encryption::Client);
-    let good_text = envelope(&good, &signer);
+    let good_text = envelope(&good, signer);
     let mut foreign = good.clone();
+    foreign.stamp = stamp();
     foreign.job_id = "foreign".into();
     foreign.input = "tenants/globex/in/their.mkv".into();
     let mut region = good.clone();
+    region.stamp = stamp();
     region.job_id = "region".into();
     region.region = "elsewhere".into();
     let mut missing = good.clone();
+    missing.stamp = stamp();
     missing.job_id = "missing".into();
     missing.input = format!("{}in/absent.mkv", n.prefix);
     let truncated = job(&n, "truncated", "cut.mp4", Encryption::Client);
     // A ciphertext with one byte flipped in its body: fails authentication.
-    let mut sealed = stream::seal(keyring().active_key("acme").unwrap(), 65536, &input).unwrap();
+    let mut sealed = seal_for("acme", &format!("{}in/tampered.mkv", n.prefix), &input);
     let at = sealed.len() / 2;
     sealed[at] ^= 0x01;
     s3::ready_client()
@@ -67,20 +70,17 @@ async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_serves_on() 
         (
             "unsigned",
             format!(
-                r#"{{"schema":"monteur.job.v1","job":{}}}"#,
+                r#"{{"schema":"monteur.job.v2","job":{}}}"#,
                 serde_json::to_string(&v["job"]).unwrap()
             ),
         ),
-        (
-            "bad_signature",
-            envelope(&good, &Key::new("sig-1", [0; 32])),
-        ),
-        ("foreign_object", envelope(&foreign, &signer)),
-        ("wrong_region", envelope(&region, &signer)),
-        ("input_unreadable", envelope(&missing, &signer)),
-        ("bad_media", envelope(&truncated, &signer)),
-        ("corrupt_input", envelope(&tampered, &signer)),
-        ("bad_media", envelope(&huge, &signer)),
+        ("bad_signature", envelope(&good, &impostor())),
+        ("foreign_object", envelope(&foreign, signer)),
+        ("wrong_region", envelope(&region, signer)),
+        ("input_unreadable", envelope(&missing, signer)),
+        ("bad_media", envelope(&truncated, signer)),
+        ("corrupt_input", envelope(&tampered, signer)),
+        ("bad_media", envelope(&huge, signer)),
     ];
     for (_, body) in &cases {
         publish(&ch, &n.queue, body.as_bytes()).await;
@@ -155,12 +155,7 @@ async fn a_truncated_upload_is_refused_with_its_own_reason() {
     .await;
     let mut j = job(&n, "t0", "cut.mp4", Encryption::Client);
     j.tasks = vec!["scenes".into(), "captions".into(), "autocut".into()];
-    publish(
-        &ch,
-        &n.queue,
-        envelope(&j, &Key::new("sig-1", SIGNING_KEY)).as_bytes(),
-    )
-    .await;
+    publish(&ch, &n.queue, envelope(&j, signer()).as_bytes()).await;
     let e = next_event(&mut events).await;
     assert_eq!(
         (e["event"].as_str(), e["reason"].as_str()),
