@@ -91,6 +91,26 @@ TOML
   say "Garage ready: bucket $S3_BUCKET on http://127.0.0.1:3900"
 }
 
+# moto's S3 server (versioned buckets), in memory, loopback only.
+MOTO_DIR="${MONTEUR_MOTO_DIR:-/tmp/monteur-moto}"
+start_moto() {
+  if port_open 3950; then say "moto already listening on 127.0.0.1:3950"; return; fi
+  local bin="$CACHE/pytools/bin/moto_server"
+  [ -x "$bin" ] || die "moto is not installed: run scripts/setup.sh"
+  mkdir -p "$MOTO_DIR"
+  setsid "$bin" -H 127.0.0.1 -p 3950 >"$MOTO_DIR/moto.log" 2>&1 < /dev/null &
+  echo $! >"$MOTO_DIR/moto.pid"
+  wait_port 3950 30 || die "moto did not open 127.0.0.1:3950 (see $MOTO_DIR/moto.log)"
+  say "moto ready on http://127.0.0.1:3950"
+}
+
+stop_moto() {
+  if [ -f "$MOTO_DIR/moto.pid" ]; then
+    kill "$(cat "$MOTO_DIR/moto.pid")" 2>/dev/null || true
+    rm -f "$MOTO_DIR/moto.pid"
+  fi
+}
+
 stop_garage() {
   if [ -f "$GARAGE_DIR/garage.pid" ]; then
     kill "$(cat "$GARAGE_DIR/garage.pid")" 2>/dev/null || true
@@ -99,7 +119,7 @@ stop_garage() {
 }
 
 case "${1:-start}" in
-  start) start_rabbitmq; start_garage ;;
-  stop) stop_garage ;;
+  start) start_rabbitmq; start_garage; start_moto ;;
+  stop) stop_garage; stop_moto ;;
   *) die "usage: $0 [start|stop]" ;;
 esac

@@ -109,6 +109,15 @@ PY_PINS=(
   scenedetect-headless==0.7.2 opencv-python-headless==5.0.0.93 click==8.5.1 platformdirs==4.14.8 tqdm==4.70.1
   # Real clients that must read our timeline exports (tests).
   opentimelineio==0.18.1 pycmx==1.5.1
+  # moto's S3 server: the one local store found with object versioning, for
+  # the purge-removes-every-version test (Garage has none; moto does not
+  # enforce SSE-C, so every encryption test stays on Garage).
+  moto==5.1.18 boto3==1.44.8 botocore==1.44.8 s3transfer==0.19.3 jmespath==1.1.0
+  python-dateutil==2.9.0.post0 six==1.17.0 urllib3==2.8.0 requests==2.34.2 idna==3.20
+  certifi==2026.10.19.post1 charset-normalizer==3.5.3 responses==0.26.3 PyYAML==6.0.4
+  xmltodict==1.0.4 Werkzeug==3.1.9 MarkupSafe==3.0.4 Jinja2==3.1.6 cryptography==50.0.2
+  cffi==2.1.1 pycparser==3.12 Flask==3.1.3 flask-cors==6.0.5 itsdangerous==2.2.0
+  blinker==1.9.0 py-partiql-parser==0.6.3
 )
 pinned_venv "$PY" "${PY_PINS[@]}"
 

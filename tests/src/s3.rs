@@ -95,3 +95,60 @@ impl SseCustomerKey {
         }
     }
 }
+
+/// moto's S3 server (`scripts/services.sh`), for what Garage lacks: object
+/// versioning. Any credentials pass; nothing encrypted is tested there.
+pub fn versioned_endpoint() -> String {
+    env_or(
+        "MONTEUR_TEST_VERSIONED_S3_ENDPOINT",
+        "http://127.0.0.1:3950",
+    )
+}
+
+/// A client for moto with `bucket` created and versioning enabled on it.
+pub async fn versioned_bucket(bucket: &str) -> Client {
+    let credentials = Credentials::new("moto", "moto", None, None, "monteur-tests");
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(versioned_endpoint())
+        .force_path_style(true)
+        .credentials_provider(credentials)
+        .build();
+    let client = Client::from_conf(config);
+    let created = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.create_bucket().bucket(bucket).send(),
+    )
+    .await;
+    match created {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.as_service_error().is_some() => {} // it exists
+        Ok(Err(e)) => panic!(
+            "moto at {} is not usable: {}; {START_HINT}",
+            versioned_endpoint(),
+            aws_sdk_s3::error::DisplayErrorContext(&e)
+        ),
+        Err(_) => panic!(
+            "moto at {} did not answer within 10 s; {START_HINT}",
+            versioned_endpoint()
+        ),
+    }
+    if let Err(e) = client
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+    {
+        panic!(
+            "could not enable versioning on moto: {}",
+            aws_sdk_s3::error::DisplayErrorContext(&e)
+        );
+    }
+    client
+}

@@ -74,6 +74,9 @@ pub struct AuditEvent<'a> {
     pub objects_deleted: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uploads_aborted: Option<u64>,
+    /// Absent where the store keeps no object versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions_deleted: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
 }
@@ -95,6 +98,7 @@ impl<'a> AuditEvent<'a> {
             prefix: None,
             objects_deleted: None,
             uploads_aborted: None,
+            versions_deleted: None,
             error: None,
         }
     }

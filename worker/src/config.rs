@@ -169,35 +169,32 @@ impl WorkerConfig {
     pub fn deployment_problems(&self, amqp_url: &str, storage: &StorageConfig) -> Vec<String> {
         let mut p = Vec::new();
         for (what, url, tls, plain) in [
-            ("worker.amqp_url", amqp_url, "amqps://", "amqp://"),
+            ("worker.amqp_url", amqp_url, "amqps", "amqp"),
             (
                 "storage.endpoint",
                 storage.endpoint.as_str(),
-                "https://",
-                "http://",
+                "https",
+                "http",
             ),
         ] {
-            if url.is_empty() || url.starts_with(tls) {
+            // Messages name schemes without "://": the scrubber would take a
+            // URL out of the very line that must explain it.
+            if url.is_empty() || url.starts_with(&format!("{tls}://")) {
                 continue;
             }
-            let host = url
-                .strip_prefix(plain)
-                .map(|rest| {
-                    let authority = rest.split(['/', '?']).next().unwrap_or("");
-                    let host_port = authority.rsplit('@').next().unwrap_or("");
-                    host_of(host_port)
-                })
-                .unwrap_or_default();
-            let loopback = is_loopback(&host);
-            if !url.starts_with(plain) {
-                p.push(format!("{what} must start with {tls}"));
-            } else if !loopback {
+            let Some(rest) = url.strip_prefix(&format!("{plain}://")) else {
+                p.push(format!("{what} must use the {tls} scheme"));
+                continue;
+            };
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            let host = host_of(authority.rsplit('@').next().unwrap_or(""));
+            if !is_loopback(&host) {
                 p.push(format!(
-                    "{what} is plaintext ({plain}) to a host that is not loopback: use {tls}"
+                    "{what} has no TLS ({plain}, not {tls}) and its host is not loopback"
                 ));
             } else if !self.allow_plaintext_loopback {
                 p.push(format!(
-                    "{what} is plaintext ({plain}): use {tls}, or set worker.allow_plaintext_loopback = true for a broker or store on this machine"
+                    "{what} has no TLS ({plain}, not {tls}): use {tls}, or set worker.allow_plaintext_loopback = true for a service on this machine"
                 ));
             }
         }

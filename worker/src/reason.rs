@@ -111,15 +111,20 @@ mod tests {
     #[test]
     fn codes_are_unique_snake_case_and_documented() {
         let mut seen = std::collections::HashSet::new();
-        let doc = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
-        )
-        .unwrap_or_default();
+        let read = |f: &str| {
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f))
+                .unwrap_or_default()
+        };
+        let (doc, metrics) = (read("../README.md"), read("../docs/metrics.md"));
         for r in Reason::ALL {
             let c = r.code();
             assert!(seen.insert(c), "{c} twice");
             assert!(c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
             assert!(doc.contains(&format!("`{c}`")), "{c} is not in the README");
+            assert!(
+                metrics.contains(&format!("`{c}`")),
+                "{c} is not in docs/metrics.md"
+            );
         }
     }
 }

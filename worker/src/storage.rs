@@ -122,6 +122,10 @@ macro_rules! with_sse {
 pub struct PurgeReport {
     pub objects: u64,
     pub uploads: u64,
+    /// Older versions and delete markers removed, on a store with object
+    /// versioning; `None` where the store has none (Garage answers
+    /// `NotImplemented`), so nothing older exists to delete.
+    pub versions: Option<u64>,
 }
 
 /// Listing-and-deleting passes before a purge gives up on a prefix that
@@ -737,6 +741,9 @@ impl Storage {
             report.objects += objects;
             report.uploads += uploads;
             if objects == 0 && uploads == 0 {
+                // On a versioned bucket the deletions above only stacked
+                // delete markers on top of every version: remove them all.
+                report.versions = self.delete_versions_under(prefix).await?;
                 return Ok(report);
             }
         }
@@ -786,6 +793,67 @@ impl Storage {
                 // The error's key is the tenant's object name: left out.
                 return Err(StorageError::Transient(format!(
                     "{} of {n} deletions failed ({})",
+                    out.errors().len(),
+                    first.code().unwrap_or("no code")
+                )));
+            }
+            deleted += n;
+        }
+    }
+
+    /// Deletes every version and delete marker under `prefix`; `None` when
+    /// the store does not implement versioning.
+    async fn delete_versions_under(&self, prefix: &str) -> Result<Option<u64>, StorageError> {
+        let mut deleted = 0;
+        loop {
+            let page = match self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .max_keys(1000)
+                .send()
+                .await
+            {
+                Ok(page) => page,
+                Err(SdkError::ServiceError(s)) if s.err().code() == Some("NotImplemented") => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(classify(e)),
+            };
+            let versions = page
+                .versions()
+                .iter()
+                .map(|v| (v.key(), v.version_id()))
+                .chain(
+                    page.delete_markers()
+                        .iter()
+                        .map(|m| (m.key(), m.version_id())),
+                )
+                .filter_map(|(k, v)| Some((k?, v?)))
+                .map(|(k, v)| ObjectIdentifier::builder().key(k).version_id(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StorageError::Refused(e.to_string()))?;
+            if versions.is_empty() {
+                return Ok(Some(deleted));
+            }
+            let n = versions.len() as u64;
+            let delete = Delete::builder()
+                .set_objects(Some(versions))
+                .quiet(true)
+                .build()
+                .map_err(|e| StorageError::Refused(e.to_string()))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(classify)?;
+            if let Some(first) = out.errors().first() {
+                return Err(StorageError::Transient(format!(
+                    "{} of {n} version deletions failed ({})",
                     out.errors().len(),
                     first.code().unwrap_or("no code")
                 )));

@@ -203,6 +203,138 @@ fn keda_counts_jobs_being_worked_on() {
     assert!(scaled["spec"]["minReplicaCount"].as_u64().unwrap() >= 1);
 }
 
+/// Each container's mount paths.
+fn mounts(container: &Value) -> Vec<&str> {
+    container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_worker_holds_no_cluster_token_and_reads_secrets_from_files() {
+    let docs = documents("worker.yaml");
+    let deployment = kind(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let (worker, config) = worker_of(deployment);
+    // No token auto-mounted into any container; only the sidecar mounts a
+    // projected one where kubectl looks.
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let token_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+    assert!(!mounts(worker).contains(&token_dir));
+    let containers = pod["containers"].as_sequence().unwrap();
+    let sidecar = containers
+        .iter()
+        .find(|c| c["name"] == "deletion-cost")
+        .unwrap();
+    assert!(mounts(sidecar).contains(&token_dir));
+    // Secrets never as environment variables (children inherit those).
+    for c in containers {
+        for e in c["env"].as_sequence().unwrap() {
+            assert!(
+                e["valueFrom"]["secretKeyRef"].is_null(),
+                "{} takes a secret through its environment: {e:?}",
+                c["name"].as_str().unwrap()
+            );
+        }
+    }
+    // ...but as files inside read-only mounts of the worker.
+    let secret_mounts: Vec<&str> = worker["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            let name = &m["name"];
+            pod["volumes"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|v| &v["name"] == name && !v["secret"].is_null())
+        })
+        .map(|m| {
+            assert_eq!(m["readOnly"], true, "{m:?}");
+            m["mountPath"].as_str().unwrap()
+        })
+        .collect();
+    for file in [
+        &config.worker.amqp_url_file,
+        &config.storage.access_key_file,
+        &config.storage.secret_key_file,
+        &config.worker.keyring,
+    ] {
+        assert!(
+            secret_mounts
+                .iter()
+                .any(|m| file.starts_with(&format!("{m}/"))),
+            "{file} is not in a mounted secret ({secret_mounts:?})"
+        );
+    }
+    // The deployment passes the daemon's own start checks: storage in the
+    // region served, TLS to the broker and storage.
+    assert_eq!(config.storage.residency, config.worker.region);
+    assert!(!config.worker.allow_plaintext_loopback);
+    assert_eq!(
+        config
+            .worker
+            .deployment_problems("amqps://broker.messaging:5671/%2f", &config.storage),
+        Vec::<String>::new()
+    );
+    // Every image pinned by digest.
+    for c in containers {
+        let image = c["image"].as_str().unwrap();
+        let digest = image.split_once("@sha256:").map(|(_, d)| d).unwrap_or("");
+        assert!(
+            digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{image} is not pinned by digest"
+        );
+    }
+}
+
+#[test]
+fn the_network_policy_admits_only_scrapes_and_reaches_only_broker_storage_dns() {
+    let docs = documents("worker.yaml");
+    let deployment = kind(&docs, "Deployment");
+    let policy = kind(&docs, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        deployment["spec"]["template"]["metadata"]["labels"]
+    );
+    let types = policy["spec"]["policyTypes"].as_sequence().unwrap();
+    assert!(types.contains(&"Ingress".into()) && types.contains(&"Egress".into()));
+    let (_, config) = worker_of(deployment);
+    let metrics_port = config
+        .worker
+        .http_addr
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .port();
+    let ports = |rules: &Value| -> Vec<u64> {
+        rules
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["ports"].as_sequence().unwrap().iter())
+            .map(|p| p["port"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ports(&policy["spec"]["ingress"]), [u64::from(metrics_port)]);
+    let mut egress = ports(&policy["spec"]["egress"]);
+    egress.sort();
+    egress.dedup();
+    // AMQPS, HTTPS (storage, API server), the API server's other usual
+    // port, DNS; nothing in clear.
+    assert_eq!(egress, [53, 443, 5671, 6443]);
+    // Every rule names its peers: none is open to all.
+    for rules in [&policy["spec"]["ingress"], &policy["spec"]["egress"]] {
+        for r in rules.as_sequence().unwrap() {
+            let peers = r.get("from").or_else(|| r.get("to")).unwrap();
+            assert!(!peers.as_sequence().unwrap().is_empty(), "{r:?}");
+        }
+    }
+}
+
 /// The metric names the worker exposes (with histogram suffixes).
 fn exposed() -> Vec<String> {
     let m = Metrics::with_every_family().unwrap();

@@ -684,13 +684,16 @@ async fn handle(
         Ok(request) => request,
     };
     // A message whose effect is already done is a replay, unless the broker
-    // itself redelivers it (a worker died between the work and the ack: the
-    // work's own idempotency, the manifest or an empty prefix, answers
-    // that). Producers and attackers cannot set the redelivered flag. A
-    // cancel is harmless to repeat and is not tracked.
-    if !matches!(request, Request::Cancel(_)) && !r.delivery.redelivered {
+    // itself redelivers it (a worker died between the work and the ack;
+    // producers and attackers cannot set the redelivered flag): then the
+    // completion is announced again and nothing is redone. A cancel is
+    // harmless to repeat and is not tracked.
+    if !matches!(request, Request::Cancel(_)) {
         let key = markers::nonce(request.tenant(), &request.stamp().nonce);
         match shared.storage.exists_plain(&key).await {
+            // Done, and delivered again by the broker: its completion is
+            // announced again, nothing is redone (a purge, above all).
+            Ok(true) if r.delivery.redelivered => return already_done(request),
             Ok(true) => {
                 return Outcome::refused(
                     Reason::Replayed,
@@ -714,6 +717,24 @@ async fn handle(
         Request::Purge(p) => purge::run(shared, channels, p).await,
         Request::Lift(l) => control::lift(shared, channels, l).await,
         Request::Cancel(c) => control::record(shared, channels, c, &r.delivery.data).await,
+    }
+}
+
+/// The completion of a request whose work is done, for a redelivery of it.
+fn already_done(request: &Request) -> Outcome {
+    match request {
+        Request::Process(j) => Outcome::Done {
+            manifest: format!("{}manifest.json", j.output_prefix),
+            duplicate: true,
+        },
+        Request::Purge(p) => Outcome::Purged {
+            prefix: p.prefix.clone(),
+            report: Default::default(),
+        },
+        Request::Lift(l) => Outcome::Lifted {
+            prefix: l.prefix.clone(),
+        },
+        Request::Cancel(_) => Outcome::CancelRecorded,
     }
 }
 

@@ -192,12 +192,14 @@ pub(crate) async fn settle(shared: &Shared, channels: &Channels, s: Settle<'_>, 
                 job_id,
                 objects = report.objects,
                 uploads = report.uploads,
+                versions = report.versions,
                 "purge completed"
             );
             let e = Event {
                 prefix: Some(&prefix),
                 objects_deleted: Some(report.objects),
                 uploads_aborted: Some(report.uploads),
+                versions_deleted: report.versions,
                 ..event(Kind::Purged)
             };
             confirm_then_ack(channels, d, &e).await

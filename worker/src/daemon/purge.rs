@@ -53,6 +53,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, purge: &Purge
             let done = AuditEvent {
                 objects_deleted: Some(report.objects),
                 uploads_aborted: Some(report.uploads),
+                versions_deleted: report.versions,
                 ..record(Action::PurgeCompleted)
             };
             match shared.audit(channels, &done).await {

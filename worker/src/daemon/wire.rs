@@ -92,6 +92,10 @@ pub(crate) struct Event<'a> {
     pub objects_deleted: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uploads_aborted: Option<u64>,
+    /// Older versions and delete markers removed; absent where the store
+    /// keeps no versions (Garage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions_deleted: Option<u64>,
 }
 
 impl<'a> Event<'a> {
@@ -108,6 +112,7 @@ impl<'a> Event<'a> {
             prefix: None,
             objects_deleted: None,
             uploads_aborted: None,
+            versions_deleted: None,
         }
     }
 }

@@ -691,3 +691,104 @@ pub async fn unfinished_upload(client: &aws_sdk_s3::Client, key: &str) {
         .await
         .unwrap();
 }
+
+/// A TCP relay in front of the S3 server that counts connections and
+/// misbehaves on demand: the first
+/// request of each of the first `refuse` connections gets `503 Service
+/// Unavailable`, and the first `cut` responses longer than 256 KiB are cut
+/// off mid-body.
+pub struct S3Relay {
+    pub port: u16,
+    /// Faults still to inject: (503s, cuts).
+    pub left: (
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ),
+    /// Connections the worker opened to storage (none: no request).
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl S3Relay {
+    pub async fn start(refuse: usize, cut: usize) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let target = s3::endpoint()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refuse = Arc::new(AtomicUsize::new(refuse));
+        let cut = Arc::new(AtomicUsize::new(cut));
+        let left = (refuse.clone(), cut.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let opened = connections.clone();
+        let take = |n: &AtomicUsize| {
+            n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                .is_ok()
+        };
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                opened.fetch_add(1, Ordering::SeqCst);
+                let (refuse, cut, target) = (refuse.clone(), cut.clone(), target.clone());
+                tokio::spawn(async move {
+                    // The first request's head (forwarded unless refused).
+                    let mut head = vec![0u8; 8192];
+                    let Ok(n) = inbound.read(&mut head).await else {
+                        return;
+                    };
+                    head.truncate(n);
+                    if take(&refuse) {
+                        let _ = inbound
+                            .write_all(
+                                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                            )
+                            .await;
+                        return;
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    if outbound.write_all(&head).await.is_err() {
+                        return;
+                    }
+                    let (mut ri, mut wi) = inbound.into_split();
+                    let (mut ro, mut wo) = outbound.into_split();
+                    let up = tokio::io::copy(&mut ri, &mut wo);
+                    let down = async {
+                        let mut buf = vec![0u8; 65536];
+                        let mut sent = 0usize;
+                        let mut armed = true;
+                        loop {
+                            let n = match ro.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            sent += n;
+                            if armed && sent > 256 * 1024 {
+                                armed = false;
+                                if take(&cut) {
+                                    // Mid-body: the client sees a reset.
+                                    break;
+                                }
+                            }
+                            if wi.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = up => {}
+                        () = down => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            left,
+            connections,
+        }
+    }
+}

@@ -14,3 +14,4 @@ mod observability;
 mod outputs;
 mod privacy;
 mod refusals;
+mod security;
