@@ -179,16 +179,36 @@ impl WorkerConfig {
         ] {
             // Messages name schemes without "://": the scrubber would take a
             // URL out of the very line that must explain it.
-            if url.is_empty() || url.starts_with(&format!("{tls}://")) {
+            if url.is_empty() {
                 continue;
             }
-            let Some(rest) = url.strip_prefix(&format!("{plain}://")) else {
-                p.push(format!("{what} must use the {tls} scheme"));
+            // Parsed as the clients parse it (both use the `url` crate), so
+            // the host checked is the host connected to (`#`, `@`, `\` and
+            // percent-encoding tricks included).
+            let Ok(parsed) = url::Url::parse(url) else {
+                p.push(format!("{what} is not a valid URL"));
                 continue;
             };
-            let authority = rest.split(['/', '?']).next().unwrap_or("");
-            let host = host_of(authority.rsplit('@').next().unwrap_or(""));
-            if !is_loopback(&host) {
+            if parsed.scheme() == tls {
+                continue;
+            }
+            if parsed.scheme() != plain {
+                p.push(format!("{what} must use the {tls} scheme"));
+                continue;
+            }
+            let loopback = match parsed.host() {
+                // `amqp` is not a scheme the URL standard knows, so its
+                // host stays text even when it is an address.
+                Some(url::Host::Domain(d)) => {
+                    d.eq_ignore_ascii_case("localhost")
+                        || d.parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                }
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !loopback {
                 p.push(format!(
                     "{what} has no TLS ({plain}, not {tls}) and its host is not loopback"
                 ));
@@ -358,6 +378,11 @@ pub struct StorageConfig {
     pub secret_key_file: String,
     pub access_key_env: String,
     pub secret_key_env: String,
+    /// Read version 1 client-mode objects (bound to no place, wrapped with
+    /// the raw tenant key that was also the SSE-C key): for a migration
+    /// only, while old inputs are re-encrypted; off, they are refused as
+    /// corrupt.
+    pub read_v1_objects: bool,
     /// Seconds to open a connection.
     pub connect_timeout_s: f64,
     /// Seconds one attempt of one request may take (a 16 MiB part included);
@@ -377,25 +402,11 @@ impl Default for StorageConfig {
             secret_key_file: String::new(),
             access_key_env: "AWS_ACCESS_KEY_ID".into(),
             secret_key_env: "AWS_SECRET_ACCESS_KEY".into(),
+            read_v1_objects: false,
             connect_timeout_s: 10.0,
             attempt_timeout_s: 120.0,
         }
     }
-}
-
-/// The host of `host[:port]` (IPv6 in brackets).
-fn host_of(host_port: &str) -> String {
-    if let Some(rest) = host_port.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or("").to_string();
-    }
-    host_port.split(':').next().unwrap_or("").to_string()
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl StorageConfig {
@@ -784,6 +795,55 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn plaintext_is_allowed_only_to_a_host_that_is_truly_loopback() {
+        let mut w = WorkerConfig::default();
+        let s = StorageConfig {
+            residency: w.region.clone(),
+            ..StorageConfig::default()
+        };
+        let refused = |w: &WorkerConfig, url: &str| !w.deployment_problems(url, &s).is_empty();
+        for url in [
+            "amqp://guest:guest@rabbit.example:5672/%2f",
+            // The host lapin would connect to is evil.example in each.
+            "amqp://evil.example#@127.0.0.1/",
+            "amqp://evil.example?@127.0.0.1/",
+            "amqp://127.0.0.1@evil.example/",
+            "amqp://localhost.evil.example/",
+            "amqp://127.0.0.1.nip.io/",
+            "AMQP://10.0.0.7/",
+            "ftp://127.0.0.1/",
+            "not a url",
+        ] {
+            assert!(refused(&w, url), "{url} passed");
+            w.allow_plaintext_loopback = true;
+            assert!(refused(&w, url), "{url} passed with loopback allowed");
+            w.allow_plaintext_loopback = false;
+        }
+        for url in [
+            "amqp://127.0.0.1:5672/%2f",
+            "amqp://[::1]/",
+            "amqp://u:p@LOCALHOST/",
+        ] {
+            assert!(refused(&w, url), "{url} passed without the loopback flag");
+            w.allow_plaintext_loopback = true;
+            assert!(!refused(&w, url), "{url} refused with the loopback flag");
+            w.allow_plaintext_loopback = false;
+        }
+        assert!(!refused(&w, "amqps://broker.example:5671/%2f"));
+        assert!(!refused(&w, "AMQPS://broker.example/"));
+        // Storage the same way; AWS itself ("") is https.
+        let plain_storage = StorageConfig {
+            endpoint: "http://s3.example".into(),
+            ..s.clone()
+        };
+        assert!(
+            !w.deployment_problems("amqps://b/", &plain_storage)
+                .is_empty()
+        );
+        assert!(w.deployment_problems("amqps://b/", &s).is_empty());
     }
 
     #[test]

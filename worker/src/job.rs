@@ -672,7 +672,8 @@ mod tests {
                 s.public_key(),
                 all.clone(),
                 vec!["*".into()],
-            ));
+            ))
+            .unwrap();
         }
         // A purge key limited to one tenant.
         r.add_verifying_key(VerifyingKey::new(
@@ -680,7 +681,8 @@ mod tests {
             p.purger.public_key(),
             vec![Action::Purge],
             vec!["acme".into()],
-        ));
+        ))
+        .unwrap();
         r
     }
 

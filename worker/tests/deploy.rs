@@ -326,13 +326,106 @@ fn the_network_policy_admits_only_scrapes_and_reaches_only_broker_storage_dns() 
     // AMQPS, HTTPS (storage, API server), the API server's other usual
     // port, DNS; nothing in clear.
     assert_eq!(egress, [53, 443, 5671, 6443]);
-    // Every rule names its peers: none is open to all.
+    // Every rule names its peers, and no address block is wider than a
+    // /16: none is open to all, nor to the internet.
     for rules in [&policy["spec"]["ingress"], &policy["spec"]["egress"]] {
         for r in rules.as_sequence().unwrap() {
             let peers = r.get("from").or_else(|| r.get("to")).unwrap();
             assert!(!peers.as_sequence().unwrap().is_empty(), "{r:?}");
+            for peer in peers.as_sequence().unwrap() {
+                if let Some(cidr) = peer["ipBlock"]["cidr"].as_str() {
+                    let bits: u8 = cidr.split('/').nth(1).unwrap().parse().unwrap();
+                    assert!(bits >= 16, "{cidr} is too wide");
+                }
+            }
         }
     }
+}
+
+/// A compromised worker serving hostile `/metrics` gets no command run in
+/// the sidecar (which holds the pod-patching token) and no odd cost set.
+#[test]
+fn the_deletion_cost_sidecar_runs_nothing_a_hostile_worker_serves() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let pwned = dir.path().join("pwned");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = [
+        // Relative paths: the script cuts the value at its first dot.
+        "monteur_jobs_in_flight a[$(touch${IFS}pwned)]\n".to_string(),
+        "monteur_jobs_in_flight x[`touch${IFS}pwned`]+1\n".to_string(),
+        "monteur_jobs_in_flight 99999999999999999999\n".to_string(),
+        "monteur_jobs_in_flight 2\n".to_string(),
+    ];
+    let server = std::thread::spawn(move || {
+        for body in bodies.iter().cycle().take(40) {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            let _ = write!(s, "HTTP/1.0 200 OK\r\n\r\n{body}");
+        }
+    });
+    let log = dir.path().join("kubectl.log");
+    let stub = dir.path().join("kubectl");
+    std::fs::write(
+        &stub,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let docs = documents("worker.yaml");
+    let pod = &kind(&docs, "Deployment")["spec"]["template"]["spec"];
+    let script = pod["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "deletion-cost")
+        .unwrap()["args"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut sidecar = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir.path())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                dir.path().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("POD_NAME", "monteur-worker-abc12")
+        .env("METRICS_PORT", port.to_string())
+        .env("INTERVAL_S", "0.05")
+        .spawn()
+        .unwrap();
+    // Until the honest value (2 jobs) has been set after the hostile ones.
+    let mut costs = Vec::new();
+    for _ in 0..100 {
+        costs = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split("pod-deletion-cost=").nth(1).map(String::from))
+            .collect::<Vec<_>>();
+        if costs.iter().any(|c| c == "2000") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = sidecar.kill();
+    let _ = sidecar.wait();
+    drop(server);
+    assert!(
+        !pwned.exists(),
+        "the sidecar ran a command the worker served"
+    );
+    assert!(costs.iter().any(|c| c == "2000"), "{costs:?}");
+    assert!(costs.iter().all(|c| c == "0" || c == "2000"), "{costs:?}");
 }
 
 /// The metric names the worker exposes (with histogram suffixes).

@@ -56,6 +56,13 @@ pub trait KeyProvider: Send + Sync {
     fn tenant_key(&self, tenant: &str, id: &str) -> Result<&Key, CryptoError>;
     /// A producer's public key by id (several stay valid while keys rotate).
     fn verifying_key(&self, id: &str) -> Result<&VerifyingKey, CryptoError>;
+    /// Whether version 1 client-mode objects may be read. Their data keys
+    /// are wrapped with the raw tenant key (which was also the SSE-C key
+    /// then) and bound to no place: whoever saw an old SSE-C request can
+    /// forge one. Off unless a migration turns it on.
+    fn reads_legacy_objects(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Deserialize)]
@@ -95,6 +102,7 @@ struct VerifyEntry {
 pub struct Keyring {
     tenants: HashMap<String, Vec<(Key, bool)>>,
     verify: HashMap<String, VerifyingKey>,
+    legacy_objects: bool,
 }
 
 fn decode_key(id: &str, b64: &str) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
@@ -131,9 +139,15 @@ impl Keyring {
                     v.id
                 )));
             }
-            ring.add_verifying_key(VerifyingKey::new(v.id, public, v.actions, v.tenants));
+            ring.add_verifying_key(VerifyingKey::new(v.id, public, v.actions, v.tenants))?;
         }
         Ok(ring)
+    }
+
+    /// Lets version 1 client-mode objects be read (`storage.read_v1_objects`,
+    /// for a migration only; see [`KeyProvider::reads_legacy_objects`]).
+    pub fn read_legacy_objects(&mut self, allow: bool) {
+        self.legacy_objects = allow;
     }
 
     pub fn add_tenant_key(
@@ -143,6 +157,14 @@ impl Keyring {
         active: bool,
     ) -> Result<(), CryptoError> {
         let keys = self.tenants.entry(tenant.to_string()).or_default();
+        // A second entry under one id would shadow the first, or be
+        // shadowed, depending on lookup order: refused.
+        if keys.iter().any(|(k, _)| k.id == key.id) {
+            return Err(CryptoError::Keyring(format!(
+                "tenant `{tenant}` has key id `{}` twice",
+                key.id
+            )));
+        }
         if active && keys.iter().any(|(_, a)| *a) {
             return Err(CryptoError::Keyring(format!(
                 "tenant `{tenant}` has more than one active key"
@@ -152,8 +174,17 @@ impl Keyring {
         Ok(())
     }
 
-    pub fn add_verifying_key(&mut self, key: VerifyingKey) {
+    /// Adds a producer's public key; an id given twice is refused (the
+    /// second entry would silently replace the first's scope).
+    pub fn add_verifying_key(&mut self, key: VerifyingKey) -> Result<(), CryptoError> {
+        if self.verify.contains_key(&key.id) {
+            return Err(CryptoError::Keyring(format!(
+                "verifying key `{}` is listed twice",
+                key.id
+            )));
+        }
         self.verify.insert(key.id.clone(), key);
+        Ok(())
     }
 }
 
@@ -176,6 +207,10 @@ impl KeyProvider for Keyring {
 
     fn verifying_key(&self, id: &str) -> Result<&VerifyingKey, CryptoError> {
         self.verify.get(id).ok_or(CryptoError::UnknownKey)
+    }
+
+    fn reads_legacy_objects(&self) -> bool {
+        self.legacy_objects
     }
 }
 
@@ -224,6 +259,23 @@ mod tests {
         assert!(
             ring.add_tenant_key("a", Key::new("2", [2; 32]), true)
                 .is_err()
+        );
+        // One id twice: refused, for tenant keys and verifying keys alike.
+        assert!(
+            ring.add_tenant_key("a", Key::new("1", [3; 32]), false)
+                .is_err()
+        );
+        let vk = |tenants: Vec<String>| {
+            VerifyingKey::new("p", [9; 32], vec![crate::crypto::Action::Process], tenants)
+        };
+        ring.add_verifying_key(vk(vec!["a".into()])).unwrap();
+        let err = ring.add_verifying_key(vk(vec!["*".into()])).unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+        assert!(
+            !ring
+                .verifying_key("p")
+                .unwrap()
+                .allows(crate::crypto::Action::Process, "b")
         );
     }
 }

@@ -169,6 +169,11 @@ impl Header {
         if segment_size == 0 || segment_size > MAX_SEGMENT {
             return Err(bad("segment size out of range"));
         }
+        if version == LEGACY && !keys.reads_legacy_objects() {
+            return Err(CryptoError::Corrupt(
+                "a version 1 object (bound to no place; readable only while storage.read_v1_objects is set for a migration)".into(),
+            ));
+        }
         let tenant_key = keys.tenant_key(place.tenant, &key_id)?;
         let (wrapping, aad) = if version == LEGACY {
             (gcm(tenant_key.bytes())?, key_id.as_bytes().to_vec())
@@ -612,10 +617,10 @@ mod tests {
     }
 
     #[test]
-    fn version_one_objects_still_open() {
+    fn version_one_objects_open_only_while_a_migration_allows_them() {
         // Built as the worker built them before version 2: the tenant key
         // wraps the data key, the key id is the only associated data.
-        let r = ring();
+        let mut r = ring();
         let tenant = r.active_key("acme").unwrap();
         let mut e = Encryptor::new(tenant, 64, &AT).unwrap();
         let dek = [7u8; 32];
@@ -637,6 +642,11 @@ mod tests {
         let mut out = e.header().to_vec();
         e.push(&data(150), &mut out).unwrap();
         e.finish(&mut out).unwrap();
+        // Refused by default: anyone who saw the raw tenant key as an SSE-C
+        // key could have made it.
+        let err = open(&out, &AT, &r).unwrap_err().to_string();
+        assert!(err.contains("version 1"), "{err}");
+        r.read_legacy_objects(true);
         assert_eq!(open(&out, &AT, &r).unwrap(), data(150));
         // Version 1 was bound to nothing but the key: it opens anywhere.
         let elsewhere = Location {

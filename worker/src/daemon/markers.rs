@@ -4,13 +4,19 @@
 //! HEAD. Being in storage, they hold across restarts and for every worker of
 //! the fleet, which a worker's memory cannot:
 //!
-//! - **nonces**: `_monteur/nonces/<tenant>/<nonce>`, written once a message
-//!   has had its effect (a job's manifest, a purge's completion, a lift); a
-//!   message whose nonce is there is a replay and is refused. Redeliveries
-//!   of a message whose work did not finish find nothing and run again
-//!   (idempotently), as at-least-once delivery needs. Markers older than the
-//!   longest message lifetime may be expired by a bucket lifecycle rule:
-//!   such a message is refused as expired anyway.
+//! - **nonces**: `_monteur/nonces/<tenant>/<nonce>`, the claim, looked for
+//!   and then written (with `If-None-Match: *`, which Garage ignores, so
+//!   the lookup is what catches a later copy there) before a message does
+//!   anything; a message whose claim is
+//!   there is a replay and is refused, whether the first copy finished,
+//!   failed or still runs. Only the broker's own redelivery of the message
+//!   (a flag producers and attackers cannot set) goes past a claim, as
+//!   at-least-once delivery needs: then `_monteur/spent/<tenant>/<nonce>`,
+//!   written once the effect is done (a manifest, a purge's completion, a
+//!   lift), says whether to redo the work (idempotently) or only announce
+//!   it again. Markers older than the longest message lifetime may be
+//!   expired by a bucket lifecycle rule: such a message is refused as
+//!   expired anyway.
 //! - **tombstones**: `_monteur/tombstones/<tenant>/<sha256 of the prefix>`,
 //!   written by a purge before it deletes anything; while one is there no
 //!   job writes under that prefix. A signed, audited lift removes it.
@@ -27,6 +33,10 @@ const ROOT: &str = "_monteur/";
 
 pub(crate) fn nonce(tenant: &str, nonce: &str) -> String {
     format!("{ROOT}nonces/{tenant}/{nonce}")
+}
+
+pub(crate) fn spent(tenant: &str, nonce: &str) -> String {
+    format!("{ROOT}spent/{tenant}/{nonce}")
 }
 
 pub(crate) fn tombstone(tenant: &str, prefix: &str) -> String {
@@ -48,9 +58,9 @@ struct Marker<'a> {
     at_ms: u64,
 }
 
-/// Writes marker `key` (once; an existing one is left as it is), encrypted
-/// client-side with `tenant_key` whatever the job's mode, so a HEAD without
-/// SSE-C headers finds it.
+/// Writes marker `key` (once; an existing one is left as it is, and the
+/// answer is `false`), encrypted client-side with `tenant_key` whatever the
+/// job's mode, so a HEAD without SSE-C headers finds it.
 pub(crate) async fn put(
     storage: &Storage,
     key: &str,
@@ -59,7 +69,7 @@ pub(crate) async fn put(
     tenant: &str,
     tenant_key: &Key,
     segment_bytes: u32,
-) -> Result<(), StorageError> {
+) -> Result<bool, StorageError> {
     let body = serde_json::to_vec(&Marker {
         schema: "monteur.marker.v1",
         kind,
@@ -76,7 +86,7 @@ pub(crate) async fn put(
         key: tenant_key,
         segment_bytes,
     };
-    storage.put_once(key, &body, p).await.map(|_| ())
+    storage.put_once(key, &body, p).await
 }
 
 /// Whether a purge's tombstone covers `prefix`: its own, or any folder
@@ -112,6 +122,7 @@ mod tests {
     fn markers_live_outside_every_tenant_prefix() {
         for k in [
             nonce("acme", "0123456789abcdef"),
+            spent("acme", "0123456789abcdef"),
             tombstone("acme", "tenants/acme/p/"),
             cancel("acme", "j1"),
         ] {

@@ -245,7 +245,8 @@ pub async fn run(
         .storage
         .credentials()
         .map_err(DaemonError::Deployment)?;
-    let keys = Keyring::load(Path::new(&w.keyring))?;
+    let mut keys = Keyring::load(Path::new(&w.keyring))?;
+    keys.read_legacy_objects(config.storage.read_v1_objects);
     let scratch =
         housekeeping::Scratch::open(Path::new(&w.scratch_dir)).map_err(DaemonError::Scratch)?;
     let slots = w.slots();
@@ -683,24 +684,71 @@ async fn handle(
         }
         Ok(request) => request,
     };
-    // A message whose effect is already done is a replay, unless the broker
-    // itself redelivers it (a worker died between the work and the ack;
-    // producers and attackers cannot set the redelivered flag): then the
-    // completion is announced again and nothing is redone. A cancel is
+    // Verified on arrival, but it may have waited in a lane since: an
+    // expired purge must not start because a slot came free late.
+    let now = crate::job::now_s();
+    if request.stamp().expires_at <= now {
+        return Outcome::refused(
+            Reason::Expired,
+            format!(
+                "expired {} s ago, while waiting for a slot",
+                now - request.stamp().expires_at
+            ),
+        );
+    }
+    // The message claims its nonce before it does anything (markers.rs):
+    // a second copy, now or later, on any worker, is a replay. A cancel is
     // harmless to repeat and is not tracked.
     if !matches!(request, Request::Cancel(_)) {
-        let key = markers::nonce(request.tenant(), &request.stamp().nonce);
-        match shared.storage.exists_plain(&key).await {
-            // Done, and delivered again by the broker: its completion is
-            // announced again, nothing is redone (a purge, above all).
-            Ok(true) if r.delivery.redelivered => return already_done(request),
-            Ok(true) => {
+        let Ok(key) = crate::crypto::KeyProvider::active_key(&shared.keys, request.tenant()) else {
+            return Outcome::refused(Reason::UnknownTenantKey, "no active key for this tenant");
+        };
+        let (tenant, nonce) = (request.tenant(), &request.stamp().nonce);
+        let claim_key = markers::nonce(tenant, nonce);
+        // Looked for first: not every store honours a conditional PUT
+        // (Garage ignores `If-None-Match`), so the write-once claim alone
+        // would not see a copy that comes after; where it is honoured it
+        // also closes the window between the two for copies delivered at
+        // the same moment.
+        let claim = match shared.storage.exists_plain(&claim_key).await {
+            Ok(true) => Ok(false),
+            Ok(false) => {
+                markers::put(
+                    &shared.storage,
+                    &claim_key,
+                    "nonce",
+                    request.job_id(),
+                    tenant,
+                    key,
+                    shared.config.worker.segment_bytes,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match claim {
+            Ok(true) => {}
+            // Claimed before, and this is the broker handing the same
+            // delivery back (retried, or its worker died): done work is
+            // only announced again (nothing is redone, a purge above all);
+            // unfinished work runs again, idempotently.
+            Ok(false) if r.delivery.redelivered => {
+                match shared
+                    .storage
+                    .exists_plain(&markers::spent(tenant, nonce))
+                    .await
+                {
+                    Ok(true) => return already_done(request),
+                    Ok(false) => {}
+                    Err(e) => return outcome::storage_outcome(e),
+                }
+            }
+            Ok(false) => {
                 return Outcome::refused(
                     Reason::Replayed,
-                    "this message's nonce was already acted on",
+                    "this message's nonce was already claimed",
                 );
             }
-            Ok(false) => {}
             Err(e) => return outcome::storage_outcome(e),
         }
     }
@@ -738,15 +786,15 @@ fn already_done(request: &Request) -> Outcome {
     }
 }
 
-/// Records that `request` had its effect: a replay of it is refused from
-/// now on, by every worker.
+/// Records that `request` had its effect: a redelivery of it only
+/// announces it again (its claim already refuses copies).
 pub(crate) async fn spent(shared: &Shared, request: &Request, key: &crate::crypto::Key) {
     let stamp = request.stamp();
-    let marker = markers::nonce(request.tenant(), &stamp.nonce);
+    let marker = markers::spent(request.tenant(), &stamp.nonce);
     if let Err(e) = markers::put(
         &shared.storage,
         &marker,
-        "nonce",
+        "spent",
         request.job_id(),
         request.tenant(),
         key,
@@ -754,9 +802,9 @@ pub(crate) async fn spent(shared: &Shared, request: &Request, key: &crate::crypt
     )
     .await
     {
-        // The work is done; a replay before the next attempt to record it
-        // finds the manifest (jobs) or nothing left to delete (purges).
-        warn!(error = %e, "could not record a message's nonce");
+        // The work is done and copies are refused by the claim; only a
+        // broker redelivery would redo it (idempotently).
+        warn!(error = %e, "could not record a message's effect");
     }
 }
 

@@ -62,6 +62,15 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
         Ok(false) => {}
         Err(e) => return storage_outcome(e),
     }
+    // Nothing is written under a purged prefix, from the first byte on; and
+    // before the manifest is looked at, so a redelivery of a job that raced
+    // a purge (or failed half-way) clears what it left instead of reporting
+    // it done.
+    match markers::under_tombstone(&shared.storage, &job.tenant, &job.output_prefix).await {
+        Ok(true) => return purged(shared, job).await,
+        Ok(false) => {}
+        Err(e) => return storage_outcome(e),
+    }
     let key = match shared.keys.active_key(&job.tenant) {
         Ok(k) => k,
         Err(_) => {
@@ -109,12 +118,6 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
                 duplicate: true,
             };
         }
-        Ok(false) => {}
-        Err(e) => return storage_outcome(e),
-    }
-    // Nothing is written under a purged prefix, from the first byte on.
-    match markers::under_tombstone(&shared.storage, &job.tenant, &job.output_prefix).await {
-        Ok(true) => return purged_prefix(),
         Ok(false) => {}
         Err(e) => return storage_outcome(e),
     }
@@ -231,7 +234,15 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
     if let Err(e) = result {
         return match stopper.why() {
             Some(_) => stopper.outcome(w.job_deadline_s),
-            None => storage_outcome(e),
+            // Parts may already be up: under a purge, they go now.
+            None => {
+                match markers::under_tombstone(&shared.storage, &job.tenant, &job.output_prefix)
+                    .await
+                {
+                    Ok(true) => purged(shared, job).await,
+                    _ => storage_outcome(e),
+                }
+            }
         };
     }
     if stopper.why().is_some() {
@@ -246,10 +257,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
     // A purge that began while the job ran: what it wrote goes again, or the
     // purge would not stick.
     match markers::under_tombstone(&shared.storage, &job.tenant, &job.output_prefix).await {
-        Ok(true) => {
-            remove(shared, stopper).await;
-            return purged_prefix();
-        }
+        Ok(true) => return purged(shared, job).await,
         Ok(false) => {}
         Err(e) => return storage_outcome(e),
     }
@@ -260,13 +268,16 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
     match result {
         Ok(created) => {
             // The purge's tombstone lands before its first deletion: seen
-            // now, it raced this job's last writes.
-            if let Ok(true) =
-                markers::under_tombstone(&shared.storage, &job.tenant, &job.output_prefix).await
-            {
-                stopper.uploading(&job.output_prefix, &manifest_key);
-                remove(shared, stopper).await;
-                return purged_prefix();
+            // now, it raced this job's last writes. Unknown counts as seen:
+            // the job is retried, and its redelivery looks first.
+            match markers::under_tombstone(&shared.storage, &job.tenant, &job.output_prefix).await {
+                Ok(false) => {}
+                Ok(true) => return purged(shared, job).await,
+                Err(e) => {
+                    return Outcome::Retry {
+                        detail: format!("could not check for a purge after the manifest: {e}"),
+                    };
+                }
             }
             super::spent(shared, &crate::job::Request::Process(job.clone()), key).await;
             Outcome::Done {
@@ -275,6 +286,19 @@ pub(crate) async fn run(shared: &Arc<Shared>, channels: &Channels, ctx: Context<
             }
         }
         Err(e) => storage_outcome(e),
+    }
+}
+
+/// A job whose output prefix a purge covers: whatever it, or an earlier
+/// attempt of it, left there goes (unfinished uploads and older versions
+/// included), then it is refused. A failed clean-up retries the job, whose
+/// redelivery cleans again: a purged prefix ends empty.
+async fn purged(shared: &Shared, job: &Job) -> Outcome {
+    match shared.storage.purge_prefix(&job.output_prefix).await {
+        Ok(_) => purged_prefix(),
+        Err(e) => Outcome::Retry {
+            detail: format!("clearing a purged output prefix: {e}"),
+        },
     }
 }
 

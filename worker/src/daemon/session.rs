@@ -107,7 +107,7 @@ async fn consume(channel: &Channel, queue: &str, tag: &str) -> Result<Consumer, 
 pub(crate) async fn connect(w: &WorkerConfig, tag: &str) -> Result<Session, lapin::Error> {
     let conn = Connection::connect(&w.amqp_url, ConnectionProperties::default()).await?;
     let consume_ch = conn.create_channel().await?;
-    topology::declare(&consume_ch, w).await?;
+    topology::declare(&conn, &consume_ch, w).await?;
     // Per consumer (not global), one unacknowledged delivery each (see
     // `Standby`). Set on every new channel: it holds after a reconnect too.
     consume_ch.basic_qos(1, BasicQosOptions::default()).await?;

@@ -13,7 +13,8 @@
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
+use tracing::warn;
 
 use crate::config::WorkerConfig;
 
@@ -38,7 +39,11 @@ const DURABLE_QUEUE: QueueDeclareOptions = QueueDeclareOptions {
 };
 
 /// Declares the exchanges and durable queues.
-pub(super) async fn declare(channel: &Channel, c: &WorkerConfig) -> Result<(), lapin::Error> {
+pub(super) async fn declare(
+    conn: &Connection,
+    channel: &Channel,
+    c: &WorkerConfig,
+) -> Result<(), lapin::Error> {
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
@@ -84,18 +89,22 @@ pub(super) async fn declare(channel: &Channel, c: &WorkerConfig) -> Result<(), l
         ),
         ("x-overflow", AMQPValue::LongString("drop-head".into())),
     ];
-    for (queue, exchange, key, args) in [
+    declare_dead_letter_queue(conn, channel, c, dead_letter_bounds).await?;
+    channel
+        .queue_declare(
+            c.audit_queue.as_str().into(),
+            DURABLE_QUEUE,
+            quorum(Vec::new()),
+        )
+        .await?;
+    for (queue, exchange, key) in [
         (
             &c.dead_letter_queue,
             &c.dead_letter_exchange,
             c.queue.as_str(),
-            dead_letter_bounds,
         ),
-        (&c.audit_queue, &c.audit_exchange, "#", Vec::new()),
+        (&c.audit_queue, &c.audit_exchange, "#"),
     ] {
-        channel
-            .queue_declare(queue.as_str().into(), DURABLE_QUEUE, quorum(args))
-            .await?;
         channel
             .queue_bind(
                 queue.as_str().into(),
@@ -114,6 +123,55 @@ pub(super) async fn declare(channel: &Channel, c: &WorkerConfig) -> Result<(), l
             .await?;
     }
     Ok(())
+}
+
+/// Declares the dead-letter queue with its bounds, on a channel of its own:
+/// a queue that already exists with other arguments (declared by a worker
+/// from before the bounds, or with other values) makes the broker close the
+/// channel (PRECONDITION_FAILED), and a fleet must not crash-loop on an
+/// upgrade. Then the queue is used as it is and the operator told how to
+/// bound it (a policy, which needs no redeclaration).
+async fn declare_dead_letter_queue(
+    conn: &Connection,
+    channel: &Channel,
+    c: &WorkerConfig,
+    bounds: Vec<(&str, AMQPValue)>,
+) -> Result<(), lapin::Error> {
+    let own = conn.create_channel().await?;
+    match own
+        .queue_declare(
+            c.dead_letter_queue.as_str().into(),
+            DURABLE_QUEUE,
+            quorum(bounds),
+        )
+        .await
+    {
+        Ok(_) => {
+            let _ = own.close(200, "declared".into()).await;
+            Ok(())
+        }
+        Err(e) if precondition_failed(&e) => {
+            warn!(
+                "the dead-letter queue exists with other arguments than worker.dead_letter_max_length and dead_letter_ttl_s: those bounds are not applied; set them with a broker policy (README, Refusals and retries)"
+            );
+            channel
+                .queue_declare(
+                    c.dead_letter_queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..DURABLE_QUEUE
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn precondition_failed(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(a) if a.get_id() == 406)
 }
 
 fn jobs_queue_args(c: &WorkerConfig) -> FieldTable {

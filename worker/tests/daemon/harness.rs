@@ -41,6 +41,13 @@ pub fn signer() -> &'static Signer {
     S.get_or_init(|| Signer::generate("sig-1").unwrap().0)
 }
 
+/// A second trusted producer key (key id `sig-2`, process jobs only): a
+/// key id swapped for it must not let a signature by `sig-1` through.
+pub fn second_signer() -> &'static Signer {
+    static S: std::sync::OnceLock<Signer> = std::sync::OnceLock::new();
+    S.get_or_init(|| Signer::generate("sig-2").unwrap().0)
+}
+
 /// A key with the producers' key id that no worker trusts: a forger's.
 pub fn impostor() -> Signer {
     Signer::generate("sig-1").unwrap().0
@@ -166,10 +173,13 @@ pub fn start_worker_on(n: Names, env: &[(&str, &str)]) -> Worker {
             r#"{{"tenants": [{{"tenant": "acme", "id": "acme-1", "key": "{}", "active": true}},
                              {{"tenant": "{CANARY_TENANT}", "id": "{CANARY_TENANT}-1", "key": "{}", "active": true}}],
                 "verify": [{{"id": "sig-1", "public_key": "{}",
-                             "actions": ["process", "purge", "cancel"], "tenants": ["*"]}}]}}"#,
+                             "actions": ["process", "purge", "cancel"], "tenants": ["*"]}},
+                           {{"id": "sig-2", "public_key": "{}",
+                             "actions": ["process"], "tenants": ["*"]}}]}}"#,
             b64(&TENANT_KEY),
             b64(&CANARY_KEY),
-            b64(&signer().public_key())
+            b64(&signer().public_key()),
+            b64(&second_signer().public_key())
         ),
     )
     .unwrap();

@@ -39,6 +39,7 @@ async fn expired_and_foreign_region_messages_never_reach_storage() {
     );
     let as_purge = good.replace("\"monteur.job.v2\"", "\"monteur.purge.v2\"");
     publish(&ch, &n.queue, as_purge.as_bytes()).await;
+    // Another key the workers trust: the signature is checked under it.
     let other_key = good.replace("\"key_id\":\"sig-1\"", "\"key_id\":\"sig-2\"");
     publish(&ch, &n.queue, other_key.as_bytes()).await;
     let mut reasons = Vec::new();
@@ -56,7 +57,7 @@ async fn expired_and_foreign_region_messages_never_reach_storage() {
         reasons,
         [
             ("", "bad_signature"),
-            ("", "unknown_signing_key"),
+            ("", "bad_signature"),
             ("far-away", "wrong_region"),
             ("old-purge", "expired"),
         ]
@@ -160,7 +161,8 @@ async fn a_purged_prefix_takes_no_write_from_a_late_or_running_job() {
     // A job sent later for the same project: refused, nothing written.
     let mut late = job(&n, "late", "clip.mkv", Encryption::Client);
     late.output_prefix = format!("{}project/out/late/", n.prefix);
-    publish(&ch, &n.queue, envelope(&late, signer()).as_bytes()).await;
+    let late_message = envelope(&late, signer());
+    publish(&ch, &n.queue, late_message.as_bytes()).await;
     assert_eq!(next_event(&mut events).await["reason"], "purged_prefix");
     let left = keys_of(&format!("{}project/", n.prefix)).await;
     assert!(left.is_empty(), "written after the purge: {left:?}");
@@ -180,6 +182,10 @@ async fn a_purged_prefix_takes_no_write_from_a_late_or_running_job() {
     };
     publish(&ch, &n.queue, envelope(&again, signer()).as_bytes()).await;
     assert_eq!(next_event(&mut events).await["event"], "completed");
+    // The refused message, taken from the dead letters and sent again after
+    // the lift, is a replay: it was claimed when it first arrived.
+    publish(&ch, &n.queue, late_message.as_bytes()).await;
+    assert_eq!(next_event(&mut events).await["reason"], "replayed");
     let audit = drain_json(&ch, &n.audit_q).await;
     assert!(
         audit.iter().any(|a| a["action"] == "purge.lifted"),
@@ -336,6 +342,45 @@ async fn dead_letters_are_scrubbed_and_their_queue_is_bounded() {
             .await
             .is_err(),
         "the dead-letter queue is not bounded as configured"
+    );
+    drop(w);
+    cleanup(&n).await;
+}
+
+/// An upgrade: the dead-letter queue exists, declared by an older worker
+/// without bounds. The worker must still start, dead-letter into it, and
+/// say how to bound it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_queue_declared_without_bounds_does_not_stop_the_worker() {
+    let n = names("dlqold");
+    let conn = rabbitmq::connect().await;
+    let old = conn.create_channel().await.unwrap();
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    old.queue_declare(
+        n.dlq.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        },
+        args,
+    )
+    .await
+    .unwrap();
+    let w = start_worker_on(n.clone(), &[]);
+    let (_conn, ch, mut events) = listen(&n).await;
+    publish(&ch, &n.queue, b"{not json").await;
+    assert_eq!(next_event(&mut events).await["reason"], "malformed");
+    let dead = dead_letters(&ch, &n, 1).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0, "malformed");
+    let log = std::fs::read_to_string(w.keyring.with_file_name("worker.log")).unwrap();
+    assert!(
+        log.contains("dead-letter queue exists with other arguments"),
+        "{log}"
     );
     drop(w);
     cleanup(&n).await;

@@ -129,12 +129,14 @@ fn keys() -> (Signer, Keyring) {
         Err(e) => panic!("{e}"),
     };
     let mut ring = Keyring::default();
-    ring.add_verifying_key(VerifyingKey::new(
+    if let Err(e) = ring.add_verifying_key(VerifyingKey::new(
         "prod-1",
         signer.public_key(),
         vec![Action::Process, Action::Purge, Action::Cancel],
         vec!["*".into()],
-    ));
+    )) {
+        panic!("{e}");
+    }
     let _ = ring.add_tenant_key("acme", Key::new("acme-1", [7; 32]), true);
     (signer, ring)
 }
