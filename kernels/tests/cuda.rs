@@ -1,7 +1,7 @@
 //! The CUDA kernels: compiled by NVRTC on every machine (CI has no GPU but has
 //! NVRTC), and compared with the CPU reference wherever a GPU is present.
 //!
-//! Tests that need a device are `#[ignore]`d with that reason, so a machine
+//! Tests that need a device are marked ignored, each with its reason, so a machine
 //! without one lists them as ignored rather than passing them: on a GPU
 //! machine run `-- --include-ignored` with `MONTEUR_REQUIRE_GPU=1`, so a
 //! missing or broken device fails instead of falling back.

@@ -775,30 +775,36 @@ impl Storage {
             if ids.is_empty() {
                 return Ok(deleted);
             }
-            let n = ids.len() as u64;
-            let delete = Delete::builder()
-                .set_objects(Some(ids))
-                .quiet(true)
-                .build()
-                .map_err(|e| StorageError::Refused(e.to_string()))?;
-            let out = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(classify)?;
-            if let Some(first) = out.errors().first() {
-                // The error's key is the tenant's object name: left out.
-                return Err(StorageError::Transient(format!(
-                    "{} of {n} deletions failed ({})",
-                    out.errors().len(),
-                    first.code().unwrap_or("no code")
-                )));
-            }
-            deleted += n;
+            deleted += self.delete_batch(ids).await?;
         }
+    }
+
+    /// Deletes up to 1000 objects (or versions) in one request; any that
+    /// failed fail the batch, to be listed and tried again.
+    async fn delete_batch(&self, ids: Vec<ObjectIdentifier>) -> Result<u64, StorageError> {
+        let n = ids.len() as u64;
+        let delete = Delete::builder()
+            .set_objects(Some(ids))
+            .quiet(true)
+            .build()
+            .map_err(|e| StorageError::Refused(e.to_string()))?;
+        let out = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(classify)?;
+        if let Some(first) = out.errors().first() {
+            // The error's key is the tenant's object name: left out.
+            return Err(StorageError::Transient(format!(
+                "{} of {n} deletions failed ({})",
+                out.errors().len(),
+                first.code().unwrap_or("no code")
+            )));
+        }
+        Ok(n)
     }
 
     /// Deletes every version and delete marker under `prefix`; `None` when
@@ -837,28 +843,7 @@ impl Storage {
             if versions.is_empty() {
                 return Ok(Some(deleted));
             }
-            let n = versions.len() as u64;
-            let delete = Delete::builder()
-                .set_objects(Some(versions))
-                .quiet(true)
-                .build()
-                .map_err(|e| StorageError::Refused(e.to_string()))?;
-            let out = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(classify)?;
-            if let Some(first) = out.errors().first() {
-                return Err(StorageError::Transient(format!(
-                    "{} of {n} version deletions failed ({})",
-                    out.errors().len(),
-                    first.code().unwrap_or("no code")
-                )));
-            }
-            deleted += n;
+            deleted += self.delete_batch(versions).await?;
         }
     }
 
