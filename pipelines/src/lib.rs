@@ -11,8 +11,9 @@
 //!   end, appsinks, the watcher of a running graph, error classification,
 //!   truncation check).
 //! - [`analyse`]: one decode graph per input (`decodebin → videoscale →
-//!   videoconvert(GRAY8) → appsink`) feeding frames, in batches, to a kernel
-//!   [`Backend`](monteur_kernels::Backend).
+//!   videoconvert(I420) → appsink`) feeding frames, in batches, to a kernel
+//!   [`Backend`](monteur_kernels::Backend), and their thumbnails to the
+//!   shot-boundary model on a thread of its own.
 //! - [`captions`]: speech regions (voice activity), Whisper on windows of
 //!   speech, cues that follow subtitle rules, SRT and VTT.
 //! - [`scenes`]: pure logic turning per-frame features into transitions and
@@ -42,7 +43,7 @@ pub mod source;
 pub mod timeline;
 
 pub use analyse::{
-    AUDIO_RATE, AnalyseSettings, Analysis, AudioTrack, FrameTime, Progress, analyse,
+    AUDIO_RATE, AnalyseSettings, Analysis, AudioTrack, FrameTime, Grid, Progress, analyse,
 };
 pub use cancel::Cancel;
 pub use cutplan::{AutocutSettings, CutMode, CutPlan};

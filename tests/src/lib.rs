@@ -13,6 +13,8 @@
 //! - [`fixtures`]: where the shared fixtures with known answers are.
 //! - [`synthetic`]: clips made with ffmpeg whose transitions are known to the
 //!   frame.
+//! - [`sceneset`]: the scene-boundary evaluation set, real footage re-joined
+//!   with exact truth, in a tuning and a held-out split.
 //! - [`wer`]: word error rate with reference-style normalisation, and the
 //!   pocketsphinx test utterances.
 
@@ -20,6 +22,7 @@ pub mod assets;
 pub mod fixtures;
 pub mod rabbitmq;
 pub mod s3;
+pub mod sceneset;
 pub mod synthetic;
 pub mod wer;
 

@@ -452,6 +452,9 @@ pub struct ModelsConfig {
     pub onnxruntime: String,
     pub vad: String,
     pub whisper: String,
+    /// TransNetV2 shot boundaries (converted to ONNX by setup), for
+    /// `scenes.detector = neural` or `auto`.
+    pub transnet: String,
     /// Threads per model session.
     pub threads: usize,
     /// Where Whisper runs: `auto`, `cpu` or `cuda` (see `monteur_models::Provider`).
@@ -465,6 +468,7 @@ impl Default for ModelsConfig {
             onnxruntime: "onnxruntime/libonnxruntime.so.1.31.1".into(),
             vad: "models/silero_vad.onnx".into(),
             whisper: "models/whisper-tiny.en".into(),
+            transnet: "models/transnetv2/transnetv2.onnx".into(),
             threads: 2,
             provider: "auto".into(),
         }
@@ -547,6 +551,8 @@ pub struct AnalysisConfig {
     pub width: u32,
     /// Frames per kernel launch.
     pub batch_frames: usize,
+    /// Windows of 100 frames per shot-boundary model run.
+    pub neural_batch: usize,
     /// Seconds to wait for the probe of an input.
     pub probe_timeout_s: f64,
     /// Seconds without a decoded frame before a decode is declared stalled.
@@ -562,6 +568,7 @@ impl Default for AnalysisConfig {
             backend: "auto".into(),
             width: a.width,
             batch_frames: a.batch_frames,
+            neural_batch: a.neural_batch,
             probe_timeout_s: 15.0,
             stall_timeout_s: a.stall_timeout.as_secs_f64(),
             // 8K UHD fits; a crafted 60000x60000 header does not.
@@ -575,6 +582,7 @@ impl AnalysisConfig {
         AnalyseSettings {
             width: self.width,
             batch_frames: self.batch_frames,
+            neural_batch: self.neural_batch,
             stall_timeout: Duration::from_secs_f64(self.stall_timeout_s),
             ..AnalyseSettings::default()
         }
@@ -604,6 +612,14 @@ impl AnalysisConfig {
             p.push(format!(
                 "analysis.batch_frames must be within 1..=1024, got {}",
                 self.batch_frames
+            ));
+        }
+        // A batch blocks the decode while it runs (about 0.7 s a window on
+        // two cores): more than 16 would come near the stall timeout.
+        if !(1..=16).contains(&self.neural_batch) {
+            p.push(format!(
+                "analysis.neural_batch must be within 1..=16, got {}",
+                self.neural_batch
             ));
         }
         for (key, v) in [

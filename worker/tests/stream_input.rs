@@ -81,6 +81,7 @@ fn analyse_cpu(
         &info,
         &AnalyseSettings::default(),
         Box::new(CpuBackend::new()),
+        None,
         cancel,
         &mut |_| {},
     )
@@ -134,6 +135,7 @@ fn a_cancel_stops_a_decode_whose_read_hangs_within_two_seconds() {
                 &info,
                 &settings,
                 Box::new(CpuBackend::new()),
+                None,
                 &cancel,
                 &mut |_| {},
             )
@@ -176,6 +178,7 @@ fn a_cut_input_is_refused_as_truncated_unless_allowed() {
             &info,
             settings,
             Box::new(CpuBackend::new()),
+            None,
             &Cancel::new(),
             &mut |_| {},
         )
@@ -201,6 +204,7 @@ fn a_cut_input_is_refused_as_truncated_unless_allowed() {
         &info,
         &settings,
         Box::new(CpuBackend::new()),
+        None,
         &Cancel::new(),
         &mut |_| {},
     )

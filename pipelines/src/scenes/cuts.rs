@@ -13,18 +13,16 @@ use super::SceneSettings;
 /// colour or the first steps of a fade from black move the histogram a lot and
 /// leave the structure. Measured on the fixtures: real cuts 0.31..0.72, a flat
 /// colour change 0.04, fade steps under 0.03.
-pub fn frame_score(f: &FrameFeatures) -> f32 {
+pub fn frame_score(f: &FrameFeatures, s: &SceneSettings) -> f32 {
     match (f.residual_diff, f.hist_distance) {
-        // Residuals of real cuts sit around 0.1..0.2 of full scale; the factor
-        // puts them on the histogram distance's scale.
-        (Some(residual), Some(hist)) => (residual * 4.0).min(1.0).min(hist),
+        (Some(residual), Some(hist)) => (residual * s.residual_scale).min(1.0).min(hist),
         _ => 0.0,
     }
 }
 
 /// Frames that start a new shot, with their scores.
 pub fn detect_cuts(features: &[FrameFeatures], fps: f64, s: &SceneSettings) -> Vec<(usize, f32)> {
-    let scores: Vec<f32> = features.iter().map(frame_score).collect();
+    let scores: Vec<f32> = features.iter().map(|f| frame_score(f, s)).collect();
     let min_gap = ((s.min_scene_s * fps).round() as usize).max(1);
     let mut cuts: Vec<(usize, f32)> = Vec::new();
     for (i, &score) in scores.iter().enumerate().skip(1) {
@@ -39,9 +37,7 @@ pub fn detect_cuts(features: &[FrameFeatures], fps: f64, s: &SceneSettings) -> V
         } else {
             neighbours.iter().sum::<f32>() / neighbours.len() as f32
         };
-        // The floor keeps a static shot (baseline near zero) from letting any
-        // ratio through; min_score already bounds the score itself.
-        if score < s.adaptive_ratio * baseline.max(0.01) {
+        if score < s.adaptive_ratio * baseline.max(s.adaptive_floor) {
             continue;
         }
         if is_transient(features, i, s) {
@@ -67,10 +63,10 @@ pub fn detect_cuts(features: &[FrameFeatures], fps: f64, s: &SceneSettings) -> V
 /// disturbance match. `i` is transient if a frame up to `flash_frames` after it
 /// matches the frame before it (the onset), or a frame up to `flash_frames`
 /// before its predecessor matches it (the return).
-fn is_transient(features: &[FrameFeatures], i: usize, s: &SceneSettings) -> bool {
+pub(super) fn is_transient(features: &[FrameFeatures], i: usize, s: &SceneSettings) -> bool {
     let similar = |a: usize, b: usize| {
         hist_distance(&features[a].hist, &features[b].hist) < s.min_score * 0.5
-            && (features[a].mean_luma - features[b].mean_luma).abs() < 8.0
+            && (features[a].mean_luma - features[b].mean_luma).abs() < s.transient_luma
     };
     let k = s.flash_frames;
     let onset = (i + 1..=(i + k).min(features.len() - 1)).any(|j| similar(i - 1, j));

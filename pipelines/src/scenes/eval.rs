@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use monteur_models::transnet::Prediction;
+
 use super::{Transition, TransitionKind};
 
 /// A labelled transition over frames `[start, end)`; a cut has `start == end`.
@@ -109,6 +111,112 @@ pub fn evaluate(predicted: &[Transition], truth: &[Labeled], cut_tolerance: u64)
     scores
 }
 
+/// A boundary without a kind: frames `[start, end)` (a cut: `start == end`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Boundary {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// The truth as a detector without kinds sees it: a fade out followed at
+/// once (or after a few black frames) by a fade in is one change of shot.
+pub fn boundary_truth(truth: &[Labeled], max_black: u64) -> Vec<Labeled> {
+    let mut out: Vec<Labeled> = Vec::with_capacity(truth.len());
+    for t in truth {
+        if let Some(last) = out.last_mut()
+            && last.kind == TransitionKind::FadeOut
+            && t.kind == TransitionKind::FadeIn
+            && t.start <= last.end + max_black
+        {
+            last.kind = TransitionKind::Dissolve;
+            last.end = t.end;
+            continue;
+        }
+        out.push(*t);
+    }
+    out
+}
+
+/// Scores boundaries that carry no kind (TransNetV2's own output, or any
+/// detector's transitions with their kinds dropped) against `truth`: a
+/// boundary matches a labelled transition it touches within `tolerance`
+/// frames, one to one. Misses count in the class of the truth; a boundary
+/// that matches nothing is a false cut when it spans at most `cut_frames`
+/// frames, else a false gradual transition.
+pub fn evaluate_boundaries(
+    predicted: &[Boundary],
+    truth: &[Labeled],
+    tolerance: u64,
+    cut_frames: u64,
+) -> Scores {
+    let mut used = vec![false; predicted.len()];
+    let mut scores = Scores::default();
+    for t in truth {
+        let (lo, hi) = (
+            t.start.saturating_sub(tolerance),
+            t.end.max(t.start) + tolerance,
+        );
+        let found = predicted
+            .iter()
+            .enumerate()
+            .position(|(i, p)| !used[i] && p.start <= hi && lo <= p.end.max(p.start));
+        let counts = if t.kind == TransitionKind::Cut {
+            &mut scores.cuts
+        } else {
+            &mut scores.gradual
+        };
+        match found {
+            Some(i) => {
+                used[i] = true;
+                counts.hits += 1;
+            }
+            None => counts.misses += 1,
+        }
+    }
+    for (p, _) in predicted.iter().zip(&used).filter(|(_, u)| !**u) {
+        if p.end.saturating_sub(p.start) <= cut_frames {
+            scores.cuts.false_alarms += 1;
+        } else {
+            scores.gradual.false_alarms += 1;
+        }
+    }
+    scores
+}
+
+/// TransNetV2's own reading: runs of frames above 0.5, each closing a scene
+/// (the reference's `predictions_to_scenes`); a run of one or two frames is a
+/// cut at the first frame after it.
+pub fn transnet_boundaries(p: &[Prediction]) -> Vec<Boundary> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < p.len() {
+        if p[i].single_frame <= 0.5 {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < p.len() && p[i].single_frame > 0.5 {
+            i += 1;
+        }
+        if start == 0 {
+            continue;
+        }
+        let b = if i - start <= 2 {
+            Boundary {
+                start: i as u64,
+                end: i as u64,
+            }
+        } else {
+            Boundary {
+                start: start as u64,
+                end: i as u64,
+            }
+        };
+        out.push(b);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +270,38 @@ mod tests {
                 false_alarms: 1,
                 misses: 1
             }
+        );
+    }
+
+    #[test]
+    fn boundaries_match_without_kinds() {
+        use TransitionKind::*;
+        let truth = boundary_truth(
+            &[
+                l(Cut, 10, 10),
+                l(FadeOut, 20, 25),
+                l(FadeIn, 27, 30),
+                l(Wipe, 50, 60),
+            ],
+            5,
+        );
+        assert_eq!(truth.len(), 3, "{truth:?}");
+        let b = |start, end| Boundary { start, end };
+        let s = evaluate_boundaries(&[b(11, 11), b(26, 26), b(80, 84)], &truth, 1, 2);
+        assert_eq!(
+            (s.cuts, s.gradual),
+            (
+                Counts {
+                    hits: 1,
+                    false_alarms: 0,
+                    misses: 0
+                },
+                Counts {
+                    hits: 1,
+                    false_alarms: 1,
+                    misses: 1
+                }
+            )
         );
     }
 

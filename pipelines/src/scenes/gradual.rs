@@ -103,7 +103,7 @@ fn detect_fades(features: &[FrameFeatures], fps: f64, s: &SceneSettings) -> Vec<
 /// The earliest frame of the darkening ramp that ends at black frame `bs`
 /// (`bs` itself when there is none). One frame that does not darken (a
 /// duplicated frame) may sit inside the ramp.
-fn fade_out_start(bs: usize, luma: &impl Fn(usize) -> f32, step: f32) -> usize {
+pub(super) fn fade_out_start(bs: usize, luma: &impl Fn(usize) -> f32, step: f32) -> usize {
     let (mut k, mut start, mut stalled) = (bs, bs, false);
     while k >= 1 {
         if luma(k) < luma(k - 1) - step {
@@ -121,7 +121,7 @@ fn fade_out_start(bs: usize, luma: &impl Fn(usize) -> f32, step: f32) -> usize {
 
 /// One past the last frame of the brightening ramp that starts after the last
 /// black frame `be - 1` (`be` when there is none).
-fn fade_in_end(be: usize, n: usize, luma: &impl Fn(usize) -> f32, step: f32) -> usize {
+pub(super) fn fade_in_end(be: usize, n: usize, luma: &impl Fn(usize) -> f32, step: f32) -> usize {
     let (mut k, mut end, mut stalled) = (be, be, false);
     while k < n {
         if luma(k) > luma(k - 1) + step {
@@ -164,7 +164,7 @@ fn detect_dissolves(
         let start = i;
         let mut end = i + 1;
         let mut j = end;
-        while j < n && j - end <= 2 && !taken[j] {
+        while j < n && j - end <= s.dissolve_gap && !taken[j] {
             if active[j] {
                 end = j + 1;
             }
@@ -177,7 +177,7 @@ fn detect_dissolves(
         }
         let (before, after) = (start - 1, end);
         let distance = hist_distance(&features[before].hist, &features[after].hist);
-        if distance < s.dissolve_high || !stands_out(features, start, end, s.dissolve_contrast) {
+        if distance < s.dissolve_high || !stands_out(features, start, end, s) {
             continue;
         }
         out.push(Gradual {
@@ -192,7 +192,7 @@ fn detect_dissolves(
 
 /// The run `[start, end)` changes at least `contrast` times as much per frame
 /// as the half-second-ish of footage on each side of it.
-fn stands_out(features: &[FrameFeatures], start: usize, end: usize, contrast: f32) -> bool {
+fn stands_out(features: &[FrameFeatures], start: usize, end: usize, s: &SceneSettings) -> bool {
     let change = |i: usize| features[i].hist_distance.unwrap_or(0.0);
     let mean = |r: std::ops::Range<usize>| {
         let len = r.len().max(1) as f32;
@@ -202,5 +202,5 @@ fn stands_out(features: &[FrameFeatures], start: usize, end: usize, contrast: f3
     let inside = mean(start..end);
     let before = mean(start.saturating_sub(edge).max(1)..start);
     let after = mean(end + 1..(end + 1 + edge).min(features.len()));
-    inside >= contrast * before.max(after).max(0.002)
+    inside >= s.dissolve_contrast * before.max(after).max(s.dissolve_floor)
 }

@@ -5,6 +5,8 @@
 //!
 //! - [`cuts`]: hard cuts (adaptive threshold, flash suppression).
 //! - [`gradual`]: fades to and from black, and dissolves.
+//! - [`fusion`]: boundaries from the TransNetV2 model, kinds and spans from
+//!   the kernel features (the default when the model is present).
 //! - [`eval`]: precision, recall and F1 against labelled transitions.
 //!
 //! Scenes are the spans between transitions: a cut ends one scene and starts
@@ -13,10 +15,17 @@
 
 pub mod cuts;
 pub mod eval;
+pub mod fusion;
 pub mod gradual;
 
 pub use cuts::{detect_cuts, frame_score};
+pub use fusion::Span;
 pub use gradual::{Gradual, detect_gradual};
+
+use monteur_kernels::FrameFeatures;
+use monteur_models::transnet::Prediction;
+
+use crate::analyse::Grid;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,10 +36,91 @@ pub const DEFAULT_ADAPTIVE_RATIO: f32 = 3.0;
 pub const DEFAULT_WINDOW: usize = 3;
 pub const DEFAULT_MIN_SCENE_S: f64 = 0.4;
 
-/// Thresholds of the cut detector (`[scenes]` in the config).
+/// Which detector finds the boundaries (`scenes.detector`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// The kernel features alone: the cheapest, and weakest on gradual
+    /// transitions it was not tuned for.
+    Kernel,
+    /// TransNetV2 proposes, the kernel features classify ([`fusion`]); the
+    /// model must be installed.
+    Neural,
+    /// `neural` when the model file is installed, else `kernel` (with a
+    /// warning).
+    Auto,
+}
+
+/// Thresholds of the detectors (`[scenes]` in the config). Each default
+/// says where its value comes from; the ones set on the generated tuning set
+/// (`tests/src/sceneset.rs`) were never looked at on its held-out part.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SceneSettings {
+    pub detector: Detector,
+    /// TransNetV2's single-frame probability at which a frame is a boundary
+    /// (0.5, the reference implementation's).
+    pub boundary_threshold: f32,
+    /// Its many-hot probability at which a neighbouring frame belongs to the
+    /// same transition: how far a boundary's span reaches.
+    pub span_threshold: f32,
+    /// A proposed transition is a cut when one frame carries at least this
+    /// share of the change (grid distance) between the frames either side.
+    pub cut_share: f32,
+    /// ...and its frame score (`frame_score`) reaches this: a flat colour
+    /// change moves every cell but not the structure.
+    pub cut_min_score: f32,
+    /// A proposed dissolve or wipe must change this many times more per frame
+    /// than the footage either side (a pan goes on changing).
+    pub gradual_contrast: f32,
+    /// Frames either side of a proposed transition closer than this
+    /// (histogram distance) and than `same_picture_grid` (mean luma change
+    /// per grid cell) show one picture: a flash or a title, not a transition.
+    pub same_picture_hist: f32,
+    pub same_picture_grid: f32,
+    /// A fade through black (white) dips to at most this share of the ends'
+    /// height above black (below white)...
+    pub dip_ratio: f32,
+    /// ...and frames within this share of the dip's depth from its bottom are
+    /// the black between the fade out and the fade in.
+    pub dip_core: f32,
+    /// A span ending (starting) within this much luma of black or white is a
+    /// lone fade out (in).
+    pub fade_floor: f32,
+    /// How far a gradual change departs from one uniform blend (see
+    /// `fusion::sweep`) before it is a wipe rather than a dissolve.
+    pub wipe_sweep: f32,
+    /// Grid cells whose two ends differ by less than this luma carry no
+    /// evidence of a sweep.
+    pub wipe_cell_contrast: f32,
+    /// Kernel cuts at least this strong are kept where the model saw nothing.
+    pub kernel_cut_score: f32,
+    /// Keep the kernels' fades and dissolves where the model saw nothing.
+    pub kernel_gradual: bool,
+    /// Novelty (see `fusion::novelty`) over stretches of this many seconds
+    /// either side...
+    pub novelty_s: f64,
+    /// ...at or above which a frame proposes a transition nobody else found
+    /// (0 turns the proposals off).
+    pub novelty_ratio: f32,
+    /// Longest disturbance, in seconds, after which the picture coming back
+    /// undoes a proposed transition (a strobe's half period); `flash_frames`
+    /// is the floor.
+    pub flash_s: f64,
+    /// Puts the residual difference on the histogram distance's scale: real
+    /// cuts' residuals sit around 0.1..0.2 of full scale.
+    pub residual_scale: f32,
+    /// The least neighbour mean the adaptive threshold compares against, so
+    /// a static shot (mean near zero) does not let any ratio through.
+    pub adaptive_floor: f32,
+    /// Mean-luma difference within which two frames can be the same picture
+    /// either side of a flash.
+    pub transient_luma: f32,
+    /// Quiet frames a dissolve's run of change may bridge.
+    pub dissolve_gap: usize,
+    /// The least change per frame the footage around a dissolve is taken to
+    /// have, so a still shot does not make any run stand out.
+    pub dissolve_floor: f32,
     /// A cut's frame difference score must reach this (0..1).
     pub min_score: f32,
     /// ...and be this many times the mean score of its neighbours.
@@ -67,6 +157,29 @@ pub struct SceneSettings {
 impl Default for SceneSettings {
     fn default() -> Self {
         Self {
+            detector: Detector::Auto,
+            boundary_threshold: 0.5,
+            span_threshold: 0.3,
+            cut_share: 0.7,
+            cut_min_score: 0.05,
+            gradual_contrast: 1.5,
+            same_picture_hist: 0.1,
+            same_picture_grid: 6.0,
+            dip_ratio: 0.35,
+            dip_core: 0.1,
+            fade_floor: 10.0,
+            wipe_sweep: 0.2,
+            wipe_cell_contrast: 12.0,
+            kernel_cut_score: 0.4,
+            kernel_gradual: true,
+            novelty_s: 1.0,
+            novelty_ratio: 3.5,
+            flash_s: 0.1,
+            residual_scale: 4.0,
+            adaptive_floor: 0.01,
+            transient_luma: 8.0,
+            dissolve_gap: 2,
+            dissolve_floor: 0.002,
             min_score: DEFAULT_MIN_SCORE,
             adaptive_ratio: DEFAULT_ADAPTIVE_RATIO,
             window: DEFAULT_WINDOW,
@@ -151,6 +264,62 @@ impl SceneSettings {
                 self.min_dissolve_s, self.max_dissolve_s
             ));
         }
+        for (key, v) in [
+            ("boundary_threshold", self.boundary_threshold),
+            ("span_threshold", self.span_threshold),
+            ("cut_share", self.cut_share),
+            ("same_picture_hist", self.same_picture_hist),
+            ("dip_ratio", self.dip_ratio),
+            ("dip_core", self.dip_core),
+            ("wipe_sweep", self.wipe_sweep),
+            ("kernel_cut_score", self.kernel_cut_score),
+            ("adaptive_floor", self.adaptive_floor),
+            ("dissolve_floor", self.dissolve_floor),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                p.push(format!("scenes.{key} must be within 0..=1, got {v}"));
+            }
+        }
+        for (key, v) in [
+            ("same_picture_grid", self.same_picture_grid),
+            ("fade_floor", self.fade_floor),
+            ("wipe_cell_contrast", self.wipe_cell_contrast),
+            ("transient_luma", self.transient_luma),
+        ] {
+            if !(0.0..=255.0).contains(&v) {
+                p.push(format!("scenes.{key} must be within 0..=255, got {v}"));
+            }
+        }
+        if !(self.residual_scale > 0.0 && self.residual_scale <= 100.0) {
+            p.push(format!(
+                "scenes.residual_scale must be within (0, 100], got {}",
+                self.residual_scale
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.novelty_ratio) {
+            p.push(format!(
+                "scenes.novelty_ratio must be within 0..=100 (0: off), got {}",
+                self.novelty_ratio
+            ));
+        }
+        if !(self.novelty_s > 0.0 && self.novelty_s <= 10.0) {
+            p.push(format!(
+                "scenes.novelty_s must be within (0, 10], got {}",
+                self.novelty_s
+            ));
+        }
+        if !(0.0..=2.0).contains(&self.flash_s) {
+            p.push(format!(
+                "scenes.flash_s must be within 0..=2, got {}",
+                self.flash_s
+            ));
+        }
+        if self.dissolve_gap > 30 {
+            p.push(format!(
+                "scenes.dissolve_gap must be at most 30, got {}",
+                self.dissolve_gap
+            ));
+        }
         if !(0.0..=60.0).contains(&self.min_scene_s) {
             p.push(format!(
                 "scenes.min_scene_s must be within 0..=60, got {}",
@@ -161,15 +330,19 @@ impl SceneSettings {
     }
 }
 
-/// Kinds of transition. Only cuts are detected so far; the others are part of
-/// the contract that readers must accept.
+/// Kinds of transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransitionKind {
     Cut,
+    /// From black (or white) to the new shot.
     FadeIn,
+    /// From the old shot to black (or white).
     FadeOut,
+    /// Every part of the picture blends from one shot to the next at once.
     Dissolve,
+    /// A moving edge (a wipe, a slide, an iris) sweeps the new shot in.
+    Wipe,
 }
 
 /// The `scenes.json` document. Field names and meanings are a fixed contract
@@ -240,16 +413,16 @@ pub fn detect_scenes(analysis: &Analysis, info: &MediaInfo, s: &SceneSettings) -
         if fps > 0.0 { frame as f64 / fps } else { 0.0 }
     };
 
-    let cuts = detect_cuts(&analysis.features, fps.max(1.0), s);
-    let gradual = detect_gradual(&analysis.features, &cuts, fps.max(1.0), s);
-    let mut spans: Vec<(TransitionKind, usize, usize, f32)> = cuts
-        .iter()
-        // A cut inside a gradual transition is part of it.
-        .filter(|&&(c, _)| !gradual.iter().any(|g| g.start <= c && c < g.end))
-        .map(|&(c, score)| (TransitionKind::Cut, c, c, score))
-        .chain(gradual.iter().map(|g| (g.kind, g.start, g.end, g.score)))
-        .collect();
-    spans.sort_by_key(|t| t.1);
+    let spans: Vec<(TransitionKind, usize, usize, f32)> = detect_transitions(
+        &analysis.features,
+        &analysis.grids,
+        analysis.boundaries.as_deref(),
+        fps.max(1.0),
+        s,
+    )
+    .into_iter()
+    .map(|f| (f.kind, f.start, f.end, f.score))
+    .collect();
     let transitions: Vec<Transition> = spans
         .iter()
         .map(|&(kind, start, end, score)| Transition {
@@ -290,6 +463,66 @@ pub fn detect_scenes(analysis: &Analysis, info: &MediaInfo, s: &SceneSettings) -
         scenes,
         transitions,
     }
+}
+
+/// Every transition, in order: fused with the boundary model's
+/// `predictions` when there are some and `s.detector` allows, else from the
+/// kernel features alone.
+pub fn detect_transitions(
+    features: &[FrameFeatures],
+    grids: &[Grid],
+    predictions: Option<&[Prediction]>,
+    fps: f64,
+    s: &SceneSettings,
+) -> Vec<Span> {
+    let mut spans = match predictions {
+        Some(p) if s.detector != Detector::Kernel => {
+            fusion::detect_fused(features, grids, p, fps, s)
+        }
+        _ => kernel_transitions(features, grids, fps, s),
+    };
+    spans.sort_by_key(|t| t.start);
+    spans
+}
+
+/// The kernel-only detector: cuts, fades, and gradual changes told apart as
+/// dissolves or wipes by the same test the fused detector uses.
+fn kernel_transitions(
+    features: &[FrameFeatures],
+    grids: &[Grid],
+    fps: f64,
+    s: &SceneSettings,
+) -> Vec<Span> {
+    let cuts = detect_cuts(features, fps, s);
+    let gradual = detect_gradual(features, &cuts, fps, s);
+    let has_grids = grids.len() == features.len();
+    cuts.iter()
+        // A cut inside a gradual transition is part of it.
+        .filter(|&&(c, _)| !gradual.iter().any(|g| g.start <= c && c < g.end))
+        .map(|&(c, score)| Span {
+            kind: TransitionKind::Cut,
+            start: c,
+            end: c,
+            score,
+        })
+        .chain(gradual.iter().map(|g| {
+            let kind = match g.kind {
+                TransitionKind::Dissolve
+                    if has_grids
+                        && fusion::sweep(grids, g.start.max(1), g.end, s) >= s.wipe_sweep =>
+                {
+                    TransitionKind::Wipe
+                }
+                k => k,
+            };
+            Span {
+                kind,
+                start: g.start,
+                end: g.end,
+                score: g.score,
+            }
+        }))
+        .collect()
 }
 
 fn round_us(s: f64) -> f64 {
@@ -414,9 +647,11 @@ mod tests {
             adaptive_ratio: 0.5,
             window: 0,
             min_scene_s: -1.0,
+            cut_share: 1.5,
+            novelty_s: 0.0,
             ..SceneSettings::default()
         };
-        assert_eq!(s.problems().len(), 4);
+        assert_eq!(s.problems().len(), 6);
         assert!(SceneSettings::default().problems().is_empty());
     }
 }

@@ -1,11 +1,11 @@
 //! What a process keeps across jobs: the kernel backend it chose once, and
-//! the speech models, one set per job running at once.
+//! the models (speech, shot boundaries), one set per job running at once.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use monteur_kernels::Kernels;
-use monteur_models::{Runtime, VoiceActivity, Whisper};
+use monteur_models::{Runtime, TransNet, VoiceActivity, Whisper};
 use monteur_pipelines::PipelineError;
 use tracing::info;
 
@@ -54,6 +54,36 @@ impl Engine {
     pub(crate) fn speech(&self) -> Result<SpeechLease<'_>, ProcessError> {
         self.speech.lease(&self.config)
     }
+
+    /// The shot-boundary model for one job, back to the pool when dropped.
+    pub(crate) fn boundaries(&self) -> Result<BoundaryLease<'_>, ProcessError> {
+        let idle = lock(&self.speech.boundaries).pop();
+        let model = match idle {
+            Some(m) => m,
+            None => {
+                let m = &self.config.models;
+                let started = Instant::now();
+                let runtime = self.speech.runtime(&self.config)?;
+                let model = TransNet::load(&runtime, &m.path(&m.transnet), m.threads)?;
+                info!(
+                    elapsed_s = started.elapsed().as_secs_f64(),
+                    "shot-boundary model loaded"
+                );
+                Boundaries {
+                    _runtime: runtime,
+                    model,
+                }
+            }
+        };
+        Ok(BoundaryLease {
+            model: Some(model),
+            pool: &self.speech,
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Voice activity and Whisper sessions, made on first use (a daemon pays for
@@ -63,6 +93,37 @@ impl Engine {
 struct SpeechPool {
     runtime: Mutex<Option<Arc<Runtime>>>,
     idle: Mutex<Vec<Speech>>,
+    boundaries: Mutex<Vec<Boundaries>>,
+}
+
+#[derive(Debug)]
+struct Boundaries {
+    _runtime: Arc<Runtime>,
+    model: TransNet,
+}
+
+/// A job's shot-boundary model.
+pub(crate) struct BoundaryLease<'a> {
+    model: Option<Boundaries>,
+    pool: &'a SpeechPool,
+}
+
+impl BoundaryLease<'_> {
+    pub fn model(&mut self) -> &mut TransNet {
+        // Always Some until drop.
+        &mut self.model.as_mut().unwrap_or_else(|| unreachable!()).model
+    }
+}
+
+impl Drop for BoundaryLease<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(m) = self.model.take() {
+            lock(&self.pool.boundaries).push(m);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -86,10 +147,10 @@ impl SpeechPool {
         })
     }
 
-    fn load(&self, config: &Config) -> Result<Speech, ProcessError> {
+    /// ONNX Runtime, loaded once for every model.
+    fn runtime(&self, config: &Config) -> Result<Arc<Runtime>, ProcessError> {
         let m = &config.models;
-        let started = Instant::now();
-        let runtime = {
+        Ok({
             let mut slot = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
             match slot.as_ref() {
                 Some(r) => Arc::clone(r),
@@ -106,7 +167,13 @@ impl SpeechPool {
                     r
                 }
             }
-        };
+        })
+    }
+
+    fn load(&self, config: &Config) -> Result<Speech, ProcessError> {
+        let m = &config.models;
+        let started = Instant::now();
+        let runtime = self.runtime(config)?;
         let vad = VoiceActivity::load(&runtime, &m.path(&m.vad))?;
         let whisper = Whisper::load(&runtime, &m.path(&m.whisper), m.threads)?;
         info!(

@@ -5,13 +5,14 @@ use std::time::Instant;
 
 use monteur_pipelines::captions::{self, Cue};
 use monteur_pipelines::cutplan::{self, CutMode, CutPlan, Rate};
-use monteur_pipelines::scenes::TransitionKind;
+use monteur_pipelines::scenes::{Detector, TransitionKind};
 use monteur_pipelines::timeline::{self, SourceMedia};
 use monteur_pipelines::{
     self as pipelines, AUDIO_RATE, AnalyseSettings, Analysis, AudioTrack, MediaInfo, PipelineError,
 };
 use tracing::{info, warn};
 
+use super::engine::BoundaryLease;
 use super::outputs::{self, Outputs};
 use super::plan::{Stage, TaskPlan};
 use super::{Engine, ProcessError, ProcessOutcome, Run, StageTime};
@@ -113,11 +114,16 @@ impl<'a> State<'a> {
             .kernels()
             .lease()
             .map_err(PipelineError::Kernel)?;
+        let mut boundaries = match self.plan.detect_scenes {
+            true => self.boundary_model()?,
+            false => None,
+        };
         let analysis = pipelines::analyse(
             &self.run.input,
             self.media,
             &settings,
             Box::new(lease),
+            boundaries.as_mut().map(|b| b.model()),
             &self.run.cancel,
             &mut |p| progress.update(p),
         )?;
@@ -133,6 +139,24 @@ impl<'a> State<'a> {
         self.analysis = Some(analysis);
         self.decode_s = Some(started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// The shot-boundary model `scenes.detector` asks for: none for
+    /// `kernel`; for `auto`, none (with a warning) when it is not installed.
+    fn boundary_model(&self) -> Result<Option<BoundaryLease<'a>>, ProcessError> {
+        let models = &self.config().models;
+        match self.run.config.scenes.detector {
+            Detector::Kernel => Ok(None),
+            Detector::Neural => Ok(Some(self.engine.boundaries()?)),
+            Detector::Auto if !models.path(&models.transnet).is_file() => {
+                warn!(
+                    "scenes.detector = auto: the shot-boundary model is not installed \
+                     (scripts/setup.sh converts it); using the kernel detector"
+                );
+                Ok(None)
+            }
+            Detector::Auto => Ok(Some(self.engine.boundaries()?)),
+        }
     }
 
     fn scenes(&mut self) -> Result<(), ProcessError> {

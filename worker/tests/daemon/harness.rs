@@ -222,6 +222,11 @@ pub fn spawn(n: &Names, keyring: &std::path::Path, env: &[(String, String)]) -> 
         .env("MONTEUR_WORKER__ALLOW_PLAINTEXT_LOOPBACK", "true")
         .env("MONTEUR_WORKER__KEYRING", keyring)
         .env("MONTEUR_WORKER__SEGMENT_BYTES", "65536")
+        // These tests are about the daemon, not about scene detection (its
+        // own tests cover the fused detector): the kernel detector keeps
+        // thirty workers on two cores from each running TransNetV2, which
+        // pushed short jobs past the deadlines the lifecycle tests set.
+        .env("MONTEUR_SCENES__DETECTOR", "kernel")
         // Parallel tests: any free port unless the test names one.
         .env("MONTEUR_WORKER__HTTP_ADDR", "127.0.0.1:0")
         .env("MONTEUR_STORAGE__ENDPOINT", s3::endpoint())

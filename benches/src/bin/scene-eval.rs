@@ -1,0 +1,443 @@
+//! Scores the scene detectors on the generated evaluation set
+//! (`monteur_tests::sceneset`), clip by clip, from one decode per clip.
+//!
+//! Each clip is decoded once (CPU kernels and TransNetV2 through ONNX
+//! Runtime, exactly as `monteur process` does) and its per-frame features and
+//! predictions are cached, so detector settings can be tried in seconds. This
+//! is the tuning loop: run it on `--split tuning`; the held-out split is for
+//! the final figures only.
+//!
+//! ```text
+//! scene-eval [--split tuning|held-out|all] [--settings JSON] [--quiet]
+//! ```
+//! `--settings` overrides `SceneSettings` fields, e.g. `'{"span_threshold":0.3}'`.
+//! Prints, per clip and pooled: the fused detector (kinds scored), the
+//! kernel-only detector, and TransNetV2 alone (boundaries without kinds, the
+//! reference's 0.5 rule), all scored by `scenes::eval`.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use monteur_kernels::{CpuBackend, FrameFeatures, HIST_BINS};
+use monteur_models::transnet::Prediction;
+use monteur_models::{Runtime, TransNet};
+use monteur_pipelines::scenes::eval::{
+    Boundary, Labeled, Scores, boundary_truth, evaluate, evaluate_boundaries, transnet_boundaries,
+};
+use monteur_pipelines::scenes::{
+    Detector, SceneSettings, Transition, TransitionKind, detect_transitions,
+};
+use monteur_pipelines::{AnalyseSettings, Cancel, Grid, Input};
+use monteur_tests::sceneset::{self, Split};
+use monteur_tests::{assets, cache_dir};
+
+/// What one decode leaves for the detectors.
+struct Cached {
+    features: Vec<FrameFeatures>,
+    grids: Vec<Grid>,
+    predictions: Vec<Prediction>,
+    fps: f64,
+}
+
+const FORMAT: &[u8; 8] = b"msev0001";
+
+fn main() -> ExitCode {
+    monteur_benches::finish(run())
+}
+
+fn run() -> Result<(), String> {
+    let mut split = Some(Split::Tuning);
+    let mut overrides = String::from("{}");
+    let mut quiet = false;
+    let mut dump: Option<PathBuf> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--split" => {
+                split = match args.next().as_deref() {
+                    Some("tuning") => Some(Split::Tuning),
+                    Some("held-out") => Some(Split::HeldOut),
+                    Some("all") => None,
+                    other => return Err(format!("--split tuning|held-out|all, got {other:?}")),
+                }
+            }
+            "--settings" => overrides = args.next().ok_or("--settings JSON")?,
+            "--quiet" => quiet = true,
+            "--dump" => dump = Some(PathBuf::from(args.next().ok_or("--dump DIR")?)),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let settings = settings(&overrides)?;
+    let kernel_settings = SceneSettings {
+        detector: Detector::Kernel,
+        ..settings.clone()
+    };
+    monteur_pipelines::init().map_err(|e| e.to_string())?;
+    let runtime = Runtime::load(&assets::onnxruntime()).map_err(|e| e.to_string())?;
+    let mut model = TransNet::load(
+        &runtime,
+        &assets::dir().join("models/transnetv2/transnetv2.onnx"),
+        2,
+    )
+    .map_err(|e| e.to_string())?;
+
+    let (mut fused, mut kernel, mut neural, mut fused_b) = Default::default();
+    println!(
+        "{:<34} {:>5} | fused cut h/fa/m  grad h/fa/m | kernel cut  grad | transnet cut  grad",
+        "clip", "n"
+    );
+    for clip in clips(split)? {
+        let path = clip.path.clone();
+        let cached = analysis(&path, &mut model)?;
+        let truth = clip.truth.clone();
+        if let Some(dir) = &dump {
+            // For exploring the signals outside Rust: the truth and where the
+            // cached features are.
+            let json = serde_json::json!({
+                "name": clip.name,
+                "split": clip.split,
+                "cache": cache_path(&path),
+                "fps": cached.fps,
+                "truth": truth,
+                "describe": clip.describe,
+            });
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join(format!("{}.json", clip.name)), json.to_string())
+                .map_err(|e| e.to_string())?;
+        }
+        let detect = |s: &SceneSettings| -> Vec<Transition> {
+            detect_transitions(
+                &cached.features,
+                &cached.grids,
+                Some(&cached.predictions),
+                cached.fps,
+                s,
+            )
+            .into_iter()
+            .map(|t| Transition {
+                kind: t.kind,
+                start_frame: t.start as u64,
+                end_frame: t.end as u64,
+                start_s: 0.0,
+                end_s: 0.0,
+                score: t.score,
+            })
+            .collect()
+        };
+        let ours = detect(&settings);
+        let f = evaluate(&ours, &truth, 1);
+        let k = evaluate(&detect(&kernel_settings), &truth, 1);
+        let btruth = boundary_truth(&truth, (cached.fps * 0.5) as u64);
+        let n = evaluate_boundaries(&transnet_boundaries(&cached.predictions), &btruth, 1, 2);
+        let fb = evaluate_boundaries(
+            &ours
+                .iter()
+                .map(|t| Boundary {
+                    start: t.start_frame,
+                    end: t.end_frame,
+                })
+                .collect::<Vec<_>>(),
+            &btruth,
+            1,
+            2,
+        );
+        let bad = f.cuts.false_alarms + f.cuts.misses + f.gradual.false_alarms + f.gradual.misses;
+        if !quiet || bad > 0 {
+            println!(
+                "{:<34} {:>5} | {:>3}/{}/{} {:>3}/{}/{} | {:.2} {:.2} | {:.2} {:.2}",
+                clip.name,
+                cached.features.len(),
+                f.cuts.hits,
+                f.cuts.false_alarms,
+                f.cuts.misses,
+                f.gradual.hits,
+                f.gradual.false_alarms,
+                f.gradual.misses,
+                k.cuts.f1(),
+                k.gradual.f1(),
+                n.cuts.f1(),
+                n.gradual.f1(),
+            );
+            if bad > 0 && !quiet {
+                println!("    truth: {}", clip.describe);
+                println!("    ours:  {}", show(&ours));
+            }
+        }
+        add(&mut fused, f);
+        add(&mut kernel, k);
+        add(&mut neural, n);
+        add(&mut fused_b, fb);
+    }
+    for (name, s) in [
+        ("fused (kinds)", fused),
+        ("fused (boundaries)", fused_b),
+        ("kernel only (kinds)", kernel),
+        ("TransNetV2 alone (boundaries)", neural),
+    ] {
+        println!(
+            "{name:<30} cuts P {:.3} R {:.3} F1 {:.3} | gradual P {:.3} R {:.3} F1 {:.3}",
+            s.cuts.precision(),
+            s.cuts.recall(),
+            s.cuts.f1(),
+            s.gradual.precision(),
+            s.gradual.recall(),
+            s.gradual.f1()
+        );
+    }
+    Ok(())
+}
+
+struct Clip {
+    name: String,
+    split: &'static str,
+    path: PathBuf,
+    truth: Vec<Labeled>,
+    describe: String,
+}
+
+fn kind(name: &str) -> Result<TransitionKind, String> {
+    serde_json::from_value(serde_json::Value::String(name.into()))
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+fn labels(truth: &[monteur_tests::synthetic::Truth]) -> Result<Vec<Labeled>, String> {
+    truth
+        .iter()
+        .map(|t| {
+            Ok(Labeled {
+                kind: kind(t.kind)?,
+                start: t.start,
+                end: t.end,
+            })
+        })
+        .collect()
+}
+
+/// The clips of a split. The tuning side also holds the synthetic clips and
+/// the fixtures with known answers, which the kernel rules were first set on.
+fn clips(split: Option<Split>) -> Result<Vec<Clip>, String> {
+    let mut out = Vec::new();
+    for clip in sceneset::scene_set() {
+        if split.is_some_and(|s| s != clip.split()) {
+            continue;
+        }
+        out.push(Clip {
+            name: clip.name.clone(),
+            split: if clip.split() == Split::Tuning {
+                "tuning"
+            } else {
+                "held-out"
+            },
+            path: clip.path()?,
+            truth: labels(&clip.truth)?,
+            describe: clip.describe(),
+        });
+    }
+    if split == Some(Split::HeldOut) {
+        return Ok(out);
+    }
+    for clip in monteur_tests::synthetic::full_set() {
+        out.push(Clip {
+            name: format!("synthetic-{}-{}x{}", clip.name, clip.width, clip.height),
+            split: "tuning",
+            path: clip.path()?,
+            truth: labels(&clip.truth)?,
+            describe: format!("{:?}", clip.truth),
+        });
+    }
+    let refined: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/labels/testvideo.mp4.json"),
+        )
+        .map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let cut = |f: u64| Labeled {
+        kind: TransitionKind::Cut,
+        start: f,
+        end: f,
+    };
+    for (name, file, truth) in [
+        (
+            "fixture-testvideo",
+            "scenes/pyscenedetect/testvideo.mp4",
+            serde_json::from_value(refined["transitions"].clone()).map_err(|e| e.to_string())?,
+        ),
+        (
+            "fixture-goldeneye",
+            "scenes/pyscenedetect/goldeneye-vfr-drop3.mp4",
+            vec![cut(60), cut(141)],
+        ),
+        (
+            "fixture-counter",
+            "scenes/pyscenedetect/counter.mp4",
+            vec![],
+        ),
+    ] {
+        out.push(Clip {
+            name: name.into(),
+            split: "tuning",
+            path: monteur_tests::fixtures::path(file),
+            describe: format!("{truth:?}"),
+            truth,
+        });
+    }
+    Ok(out)
+}
+
+fn add(total: &mut Scores, s: Scores) {
+    total.add(s);
+}
+
+fn settings(overrides: &str) -> Result<SceneSettings, String> {
+    let mut base = serde_json::to_value(SceneSettings::default()).map_err(|e| e.to_string())?;
+    let over: serde_json::Value = serde_json::from_str(overrides).map_err(|e| e.to_string())?;
+    if let (Some(b), Some(o)) = (base.as_object_mut(), over.as_object()) {
+        for (k, v) in o {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(base).map_err(|e| e.to_string())
+}
+
+fn show(t: &[Transition]) -> String {
+    t.iter()
+        .map(|t| {
+            let kind = match t.kind {
+                TransitionKind::Cut => "cut",
+                TransitionKind::FadeIn => "in",
+                TransitionKind::FadeOut => "out",
+                TransitionKind::Dissolve => "dis",
+                TransitionKind::Wipe => "wipe",
+            };
+            if t.kind == TransitionKind::Cut {
+                format!("{kind}@{}", t.start_frame)
+            } else {
+                format!("{kind}[{},{})", t.start_frame, t.end_frame)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn cache_path(clip: &Path) -> PathBuf {
+    let name = clip
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    cache_dir().join("scene-eval").join(format!("{name}.bin"))
+}
+
+fn analysis(clip: &Path, model: &mut TransNet) -> Result<Cached, String> {
+    let cache = cache_path(clip);
+    if let Ok(bytes) = std::fs::read(&cache)
+        && let Some(c) = decode(&bytes)
+    {
+        return Ok(c);
+    }
+    let info = monteur_pipelines::probe(
+        &Input::File(clip.to_path_buf()),
+        std::time::Duration::from_secs(30),
+    )
+    .map_err(|e| format!("{}: {e}", clip.display()))?;
+    let a = monteur_pipelines::analyse(
+        &Input::File(clip.to_path_buf()),
+        &info,
+        &AnalyseSettings::default(),
+        Box::new(CpuBackend::new()),
+        Some(model),
+        &Cancel::new(),
+        &mut |_| {},
+    )
+    .map_err(|e| format!("{}: {e}", clip.display()))?;
+    let fps = a
+        .fps
+        .or_else(|| info.primary_video().and_then(|v| v.fps()))
+        .unwrap_or(25.0);
+    let c = Cached {
+        predictions: a.boundaries.ok_or("no predictions")?,
+        features: a.features,
+        grids: a.grids,
+        fps,
+    };
+    if let Some(dir) = cache.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(&cache, encode(&c)).map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+fn encode(c: &Cached) -> Vec<u8> {
+    let mut out = FORMAT.to_vec();
+    out.extend((c.features.len() as u64).to_le_bytes());
+    out.extend(c.fps.to_le_bytes());
+    let opt = |v: Option<f32>| v.unwrap_or(f32::NAN).to_le_bytes();
+    for ((f, g), p) in c.features.iter().zip(&c.grids).zip(&c.predictions) {
+        out.extend(f.mean_luma.to_le_bytes());
+        out.extend(opt(f.mean_abs_diff));
+        out.extend(opt(f.residual_diff));
+        out.extend(opt(f.hist_distance));
+        for h in f.hist {
+            out.extend(h.to_le_bytes());
+        }
+        out.extend(g);
+        out.extend(p.single_frame.to_le_bytes());
+        out.extend(p.many_hot.to_le_bytes());
+    }
+    out
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_at_checked(N)?;
+        self.0 = rest;
+        head.try_into().ok()
+    }
+    fn f32(&mut self) -> Option<f32> {
+        self.take::<4>().map(f32::from_le_bytes)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Option<Cached> {
+    let mut r = Cursor(bytes.strip_prefix(FORMAT)?);
+    let n = u64::from_le_bytes(r.take::<8>()?) as usize;
+    let fps = f64::from_le_bytes(r.take::<8>()?);
+    let some = |v: f32| (!v.is_nan()).then_some(v);
+    let (mut features, mut grids, mut predictions) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for _ in 0..n {
+        let mean_luma = r.f32()?;
+        let mean_abs_diff = some(r.f32()?);
+        let residual_diff = some(r.f32()?);
+        let hist_distance = some(r.f32()?);
+        let mut hist = [0f32; HIST_BINS];
+        for h in &mut hist {
+            *h = r.f32()?;
+        }
+        features.push(FrameFeatures {
+            mean_luma,
+            mean_abs_diff,
+            residual_diff,
+            hist_distance,
+            hist,
+        });
+        grids.push(r.take::<{ std::mem::size_of::<Grid>() }>()?);
+        predictions.push(Prediction {
+            single_frame: r.f32()?,
+            many_hot: r.f32()?,
+        });
+    }
+    r.0.is_empty().then_some(Cached {
+        features,
+        grids,
+        predictions,
+        fps,
+    })
+}

@@ -1,0 +1,684 @@
+//! Boundaries from the learned model, kinds and spans from the kernels.
+//!
+//! TransNetV2 finds where shots change far better than hand-set rules on
+//! footage nobody tuned for (fast dissolves, wipes, short fades), but says
+//! nothing about what kind of change it saw. The kernel features do: a dip of
+//! the mean luma is a fade through black (or a peak, through white); one frame
+//! carrying the whole change is a cut; a gradual change that every part of
+//! the picture follows at once is a dissolve, one that sweeps across it is a
+//! wipe. So the model proposes, the features classify, and the features also
+//! veto what returns to where it started (a flash, a dimmed light, a
+//! subtitle).
+
+use monteur_kernels::FrameFeatures;
+use monteur_kernels::features::hist_distance;
+use monteur_models::transnet::Prediction;
+
+use super::{SceneSettings, TransitionKind};
+use crate::analyse::Grid;
+
+/// A detected transition over frames `[start, end)` (a cut: `start == end`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    pub kind: TransitionKind,
+    pub start: usize,
+    pub end: usize,
+    pub score: f32,
+}
+
+/// Luma of black in video range: the floor a fade's dip is measured from.
+const VIDEO_BLACK: f32 = 16.0;
+/// Luma of white in video range.
+const VIDEO_WHITE: f32 = 235.0;
+
+/// Transitions found by the boundary model, classified by the kernel features,
+/// plus strong kernel cuts the model missed.
+pub fn detect_fused(
+    features: &[FrameFeatures],
+    grids: &[Grid],
+    predictions: &[Prediction],
+    fps: f64,
+    s: &SceneSettings,
+) -> Vec<Span> {
+    let n = features.len().min(predictions.len()).min(grids.len());
+    if n < 2 {
+        return Vec::new();
+    }
+    let max_len = frames(s.max_dissolve_s, fps);
+    let mut found: Vec<Span> = Vec::new();
+    for (a, b) in regions(predictions, n, s.boundary_threshold) {
+        let peak = predictions[a..b]
+            .iter()
+            .map(|p| p.single_frame)
+            .fold(0.0f32, f32::max);
+        // The many-hot head covers every frame of a transition, the
+        // single-frame head only its middle.
+        let mut start = a;
+        while start > 1
+            && a - start < max_len
+            && predictions[start - 1].many_hot >= s.span_threshold
+        {
+            start -= 1;
+        }
+        let mut end = b;
+        while end < n && end - b < max_len && predictions[end].many_hot >= s.span_threshold {
+            end += 1;
+        }
+        let flash = s.flash_frames.max(frames(s.flash_s, fps));
+        if returns(
+            features,
+            grids,
+            start.max(1),
+            end.max(b + 1).min(n),
+            flash,
+            s,
+        ) {
+            continue;
+        }
+        found.extend(classify(features, grids, start.max(1), end, peak, s));
+    }
+    // Kernel cuts strong enough to stand on their own, where the model saw
+    // nothing (it was trained on footage, not on every synthetic edge).
+    let min_gap = frames(s.min_scene_s, fps);
+    let kernel_cuts = super::detect_cuts(&features[..n], fps, s);
+    if s.kernel_gradual {
+        let flash = s.flash_s.max(0.0);
+        let flash = s.flash_frames.max(frames(flash, fps));
+        for g in super::detect_gradual(&features[..n], &kernel_cuts, fps, s) {
+            let (start, end) = (g.start.max(1), g.end.max(g.start + 1).min(n));
+            if found
+                .iter()
+                .any(|f| start < f.end.max(f.start + 1) && f.start < end)
+                || returns(features, grids, start, end, flash, s)
+            {
+                continue;
+            }
+            let kind = match g.kind {
+                TransitionKind::Dissolve if sweep(grids, start, end, s) >= s.wipe_sweep => {
+                    TransitionKind::Wipe
+                }
+                k => k,
+            };
+            found.push(Span {
+                kind,
+                start,
+                end,
+                score: g.score,
+            });
+        }
+    }
+    for (c, score) in kernel_cuts {
+        if score < s.kernel_cut_score {
+            continue;
+        }
+        if found
+            .iter()
+            .any(|f| c + min_gap > f.start && c < f.end.max(f.start + 1) + min_gap)
+        {
+            continue;
+        }
+        found.push(Span {
+            kind: TransitionKind::Cut,
+            start: c,
+            end: c,
+            score,
+        });
+    }
+    // Changes between two steady stretches of picture that neither the
+    // model nor the kernels' rules caught: wipes and slow transitions.
+    if s.novelty_ratio > 0.0 {
+        let flash = s.flash_frames.max(frames(s.flash_s, fps));
+        let k = frames(s.novelty_s, fps).max(2);
+        let r = novelty(grids, n, k);
+        // Only where both stretches are whole: at the ends of the input the
+        // ratio compares a few frames with nothing.
+        for t in k..n.saturating_sub(k) {
+            let lo = t.saturating_sub(k / 2);
+            let hi = (t + k / 2 + 1).min(n);
+            if r[t] < s.novelty_ratio || (lo..hi).any(|u| r[u] > r[t] || (r[u] == r[t] && u < t)) {
+                continue;
+            }
+            if found
+                .iter()
+                .any(|f| t + k / 2 > f.start && t < f.end.max(f.start + 1) + k / 2)
+            {
+                continue;
+            }
+            let (start, end) = widen(grids, t, t + 1);
+            if returns(features, grids, start, end, flash, s) {
+                continue;
+            }
+            found.extend(classify(features, grids, start, end, r[t], s));
+        }
+    }
+    found.sort_by_key(|f| f.start);
+    // Two proposals for one change (the model's spans can touch): keep the
+    // first, which the later one overlaps.
+    let mut out: Vec<Span> = Vec::with_capacity(found.len());
+    for f in found {
+        match out.last() {
+            Some(last) if f.start < last.end.max(last.start + 1) => {}
+            _ => out.push(f),
+        }
+    }
+    out
+}
+
+/// Runs of frames at or above `threshold`, bridging single-frame dips, as
+/// `[start, end)`.
+fn regions(p: &[Prediction], n: usize, threshold: f32) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < n {
+        if p[i].single_frame < threshold {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i + 1;
+        let mut j = end;
+        while j < n && j - end <= 1 {
+            if p[j].single_frame >= threshold {
+                end = j + 1;
+            }
+            j += 1;
+        }
+        out.push((start, end));
+        i = end;
+    }
+    out
+}
+
+fn frames(seconds: f64, fps: f64) -> usize {
+    ((seconds * fps).round() as usize).max(1)
+}
+
+/// What happened over `[start, end)`: nothing (the picture came back), a cut,
+/// fades, a dissolve or a wipe. `start >= 1`.
+fn classify(
+    features: &[FrameFeatures],
+    grids: &[Grid],
+    start: usize,
+    end: usize,
+    peak: f32,
+    s: &SceneSettings,
+) -> Vec<Span> {
+    let n = features.len();
+    let before = start - 1;
+    if let Some(fades) = fades(features, start, end, peak, s) {
+        return fades;
+    }
+    // The frame that carries most of the change: a cut if it carries nearly
+    // all of it. Grid differences add up over a dissolve or a wipe (each step
+    // moves a share of the total), where histogram distances do not. The model
+    // marks the last frame of the old shot, so the new one may start just
+    // after the region.
+    let last = (end + 1).min(n);
+    let (k, k_change) = (start..last)
+        .map(|i| (i, grid_distance(&grids[i - 1], &grids[i])))
+        .fold(
+            (start, 0.0f32),
+            |best, x| if x.1 > best.1 { x } else { best },
+        );
+    let total = grid_distance(&grids[before], &grids[last.min(n - 1)]);
+    if k_change >= s.cut_share * total {
+        // The whole picture changing level or colour (a flat background
+        // turning another colour) moves every grid cell but keeps the
+        // structure: the mean-compensated difference says no.
+        if super::frame_score(&features[k], s) < s.cut_min_score {
+            return Vec::new();
+        }
+        return vec![Span {
+            kind: TransitionKind::Cut,
+            start: k,
+            end: k,
+            score: peak,
+        }];
+    }
+    let (start, end) = widen(grids, start, end);
+    if stand_out(grids, start, end) < s.gradual_contrast {
+        return Vec::new();
+    }
+    let kind = if sweep(grids, start, end, s) >= s.wipe_sweep {
+        TransitionKind::Wipe
+    } else {
+        TransitionKind::Dissolve
+    };
+    vec![Span {
+        kind,
+        start,
+        end,
+        score: peak,
+    }]
+}
+
+/// Widens a gradual transition's `[start, end)` to the frames still moving
+/// towards the other shot: going back from the start, each frame is further
+/// from the shot after than the one following it, until the old shot is
+/// reached (and likewise forwards). Frame-rate conversion repeats frames, so
+/// two frames that do not move are bridged.
+fn widen(grids: &[Grid], start: usize, end: usize) -> (usize, usize) {
+    let n = grids.len();
+    let (a, b) = (start - 1, end.min(n - 1));
+    let total = grid_distance(&grids[a], &grids[b]);
+    let eps = (total * 0.01).max(0.25);
+    let (mut s, mut stalled) = (start, 0);
+    let mut k = start;
+    while k > 1 && stalled <= 2 {
+        let (near, far) = (
+            grid_distance(&grids[k - 1], &grids[b]),
+            grid_distance(&grids[k - 2], &grids[b]),
+        );
+        if far > near + eps {
+            s = k - 1;
+            stalled = 0;
+        } else {
+            stalled += 1;
+        }
+        k -= 1;
+    }
+    let (mut e, mut stalled) = (end, 0);
+    let mut k = end;
+    while k + 1 < n && stalled <= 2 {
+        let (near, far) = (
+            grid_distance(&grids[k], &grids[a]),
+            grid_distance(&grids[k + 1], &grids[a]),
+        );
+        if far > near + eps {
+            e = k + 1;
+            stalled = 0;
+        } else {
+            stalled += 1;
+        }
+        k += 1;
+    }
+    (s.max(1), e)
+}
+
+/// Foote's novelty as a ratio: for each frame, how much the `k` frames
+/// before it differ from the `k` after, against how much each stretch varies
+/// within itself. A change between two steady shots scores high whatever
+/// its shape; a pan or a zoom, which changes as much within each stretch as
+/// across, stays near 2. Sampled at up to 12 frames a side.
+fn novelty(grids: &[Grid], n: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; n];
+    let step = (k / 12).max(1);
+    for (t, o) in out.iter_mut().enumerate().skip(1) {
+        let a: Vec<usize> = (t.saturating_sub(k)..t).step_by(step).collect();
+        let b: Vec<usize> = (t..(t + k).min(n)).step_by(step).collect();
+        if a.len() < 2 || b.len() < 2 {
+            continue;
+        }
+        let mean = |pairs: &mut dyn Iterator<Item = (usize, usize)>| {
+            let (sum, count) = pairs.fold((0.0f32, 0usize), |(s, c), (x, y)| {
+                (s + grid_distance(&grids[x], &grids[y]), c + 1)
+            });
+            sum / count.max(1) as f32
+        };
+        let cross = mean(&mut a.iter().flat_map(|&x| b.iter().map(move |&y| (x, y))));
+        let within_a = mean(
+            &mut a
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &x)| a[i + 1..].iter().map(move |&y| (x, y))),
+        );
+        let within_b = mean(
+            &mut b
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &x)| b[i + 1..].iter().map(move |&y| (x, y))),
+        );
+        // Two luma levels per cell of slack: compression noise on a still shot.
+        *o = cross / (0.5 * (within_a + within_b) + 2.0);
+    }
+    out
+}
+
+/// How many times more the picture changes per frame over `[start, end)`
+/// than over as many frames (3 to 12) either side, the busier side counting:
+/// a transition between two steadier shots stands out, a pan or a zoom that
+/// goes on changing does not.
+fn stand_out(grids: &[Grid], start: usize, end: usize) -> f32 {
+    let n = grids.len();
+    let step = |i: usize| grid_distance(&grids[i - 1], &grids[i]);
+    let mean = |r: std::ops::Range<usize>| {
+        let len = r.len().max(1) as f32;
+        r.map(step).sum::<f32>() / len
+    };
+    let edge = (end - start).clamp(3, 12);
+    let inside = mean(start.max(1)..end.min(n));
+    let before = mean(start.saturating_sub(edge).max(1)..start.max(1));
+    let after = mean((end + 1).min(n)..(end + 1 + edge).min(n));
+    // Half a luma level per cell: compression noise on a still shot.
+    inside / before.max(after).max(0.5)
+}
+
+/// Mean absolute luma difference per grid cell, 0..255.
+fn grid_distance(a: &Grid, b: &Grid) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f32::from(x.abs_diff(*y)))
+        .sum::<f32>()
+        / a.len() as f32
+}
+
+/// The picture before `[start, end)` comes back within `window` frames after
+/// it: a flash, a strobe, a light dimmed and raised, a passing title.
+fn returns(
+    features: &[FrameFeatures],
+    grids: &[Grid],
+    start: usize,
+    end: usize,
+    window: usize,
+    s: &SceneSettings,
+) -> bool {
+    let n = features.len();
+    let earlier = start.saturating_sub(window + 1)..start;
+    earlier.into_iter().any(|a| {
+        (end.min(n - 1)..(end + window + 1).min(n)).any(|b| same_picture(features, grids, a, b, s))
+    })
+}
+
+/// The frames either side of a change show the same picture: a flash, a
+/// light dimmed and raised, a title that came and went.
+fn same_picture(
+    features: &[FrameFeatures],
+    grids: &[Grid],
+    a: usize,
+    b: usize,
+    s: &SceneSettings,
+) -> bool {
+    hist_distance(&features[a].hist, &features[b].hist) < s.same_picture_hist
+        && grid_distance(&grids[a], &grids[b]) < s.same_picture_grid
+}
+
+/// Fades through black or white over `[start, end)`: the mean luma dips to
+/// (or peaks at) the floor between two ends well away from it (a fade out and
+/// a fade in), or one end is at the floor (only one of them). A dissolve into
+/// a dark shot has no dip and does not end at the floor.
+fn fades(
+    features: &[FrameFeatures],
+    start: usize,
+    end: usize,
+    peak: f32,
+    s: &SceneSettings,
+) -> Option<Vec<Span>> {
+    let n = features.len();
+    let luma = |i: usize| features[i].mean_luma;
+    for (floor, sign) in [(VIDEO_BLACK, 1.0f32), (VIDEO_WHITE, -1.0f32)] {
+        // Height above the floor (below it, for white), so one rule serves both.
+        let h = |i: usize| ((luma(i) - floor) * sign).max(0.0);
+        let (lo_i, lo) = (start.saturating_sub(1)..(end + 1).min(n))
+            .map(|i| (i, h(i)))
+            .fold((start, f32::MAX), |m, x| if x.1 < m.1 { x } else { m });
+        // The core: frames at the bottom, in neither fade; then the ramps
+        // either side, followed out to where the luma stops moving (the
+        // model's span may cover only part of one).
+        let top = h(start - 1).max(h(end.min(n - 1)));
+        let core_top = lo + s.dip_core * (top - lo);
+        let (mut cs, mut ce) = (lo_i, lo_i + 1);
+        while cs > 1 && h(cs - 1) <= core_top {
+            cs -= 1;
+        }
+        while ce < n && h(ce) <= core_top {
+            ce += 1;
+        }
+        let fs = super::gradual::fade_out_start(cs, &h, s.fade_step).max(1);
+        let fe = super::gradual::fade_in_end(ce.min(n - 1).max(1), n, &h, s.fade_step);
+        let (ha, hb) = (h(fs - 1), h(fe.min(n - 1)));
+        // A ramp has frames between the shot and the floor; a cut to black
+        // has none.
+        let ramp = |r: std::ops::Range<usize>, top: f32| {
+            r.clone()
+                .any(|i| h(i) > lo + 0.15 * (top - lo) && h(i) < lo + 0.85 * (top - lo))
+        };
+        let deep = |top: f32| top - lo >= s.min_fade_drop;
+        let at_floor = lo <= s.fade_floor || lo <= s.dip_ratio * ha.min(hb);
+        if !at_floor {
+            continue;
+        }
+        let mut out = Vec::new();
+        if cs > fs && deep(ha) && ramp(fs..cs, ha) {
+            out.push(Span {
+                kind: TransitionKind::FadeOut,
+                start: fs,
+                end: cs,
+                score: peak,
+            });
+        }
+        if fe > ce && deep(hb) && ramp(ce..fe, hb) {
+            out.push(Span {
+                kind: TransitionKind::FadeIn,
+                start: ce,
+                end: fe,
+                score: peak,
+            });
+        }
+        if !out.is_empty() {
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// How far the change over `[start, end)` departs from one blend of its two
+/// ends applied to the whole picture, 0 (a dissolve) up: per frame, the best
+/// single mix of the grids either side, and the share of the ends' difference
+/// it leaves unexplained. A wipe shows each cell as one end or the other, at a
+/// different moment per cell, so no single mix fits.
+pub(super) fn sweep(grids: &[Grid], start: usize, end: usize, s: &SceneSettings) -> f32 {
+    let n = grids.len();
+    let (a, b) = (&grids[start - 1], &grids[end.min(n - 1)]);
+    let d: Vec<f32> = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| f32::from(*y) - f32::from(*x))
+        .collect();
+    let energy: f32 = d.iter().map(|v| v * v).sum();
+    let informative = d.iter().filter(|v| v.abs() >= s.wipe_cell_contrast).count();
+    if informative < d.len() / 8 || energy <= 0.0 {
+        return 0.0;
+    }
+    let mut unexplained = 0.0;
+    let mut count = 0;
+    // The ends of the span are nearly pure A or B whatever the transition;
+    // the middle half tells them apart.
+    let len = end - start;
+    for g in &grids[start + len / 4..end - len / 4] {
+        let x: Vec<f32> = g
+            .iter()
+            .zip(a.iter())
+            .map(|(v, w)| f32::from(*v) - f32::from(*w))
+            .collect();
+        let alpha = (x.iter().zip(&d).map(|(p, q)| p * q).sum::<f32>() / energy).clamp(0.0, 1.0);
+        let residual: f32 = x.iter().zip(&d).map(|(p, q)| (p - alpha * q).powi(2)).sum();
+        unexplained += (residual / energy).sqrt();
+        count += 1;
+    }
+    if count == 0 {
+        0.0
+    } else {
+        unexplained / count as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monteur_kernels::cpu::frame_stats;
+
+    const CELLS: usize = std::mem::size_of::<Grid>();
+
+    /// Features and grids of frames whose pixels are the grid cells
+    /// themselves (144-pixel frames): every rule sees a consistent picture.
+    fn clip(frames: &[Grid]) -> (Vec<FrameFeatures>, Vec<Grid>) {
+        let mut features = Vec::new();
+        let mut previous = None;
+        for (i, f) in frames.iter().enumerate() {
+            let stats = frame_stats(f, i.checked_sub(1).map(|j| &frames[j][..]));
+            features.push(FrameFeatures::derive(&stats, previous.as_ref(), CELLS));
+            previous = Some(stats);
+        }
+        (features, frames.to_vec())
+    }
+
+    /// Two shots with different layouts: a horizontal and a vertical ramp,
+    /// with a little per-frame noise so they are not perfectly still.
+    fn shot(k: usize, t: usize) -> Grid {
+        std::array::from_fn(|i| {
+            let (x, y) = (i % 16, i / 16);
+            let base = if k == 0 { 40 + x * 10 } else { 200 - y * 15 };
+            (base + (t * 7 + i) % 3) as u8
+        })
+    }
+
+    fn mix(a: &Grid, b: &Grid, w: f32) -> Grid {
+        std::array::from_fn(|i| (f32::from(a[i]) * (1.0 - w) + f32::from(b[i]) * w).round() as u8)
+    }
+
+    fn predictions(
+        n: usize,
+        fire: std::ops::Range<usize>,
+        many: std::ops::Range<usize>,
+    ) -> Vec<Prediction> {
+        (0..n)
+            .map(|i| Prediction {
+                single_frame: if fire.contains(&i) { 0.9 } else { 0.01 },
+                many_hot: if many.contains(&i) { 0.9 } else { 0.01 },
+            })
+            .collect()
+    }
+
+    fn no_proposals() -> SceneSettings {
+        SceneSettings {
+            kernel_gradual: false,
+            novelty_ratio: 0.0,
+            kernel_cut_score: 2.0,
+            ..SceneSettings::default()
+        }
+    }
+
+    #[test]
+    fn a_boundary_with_one_jump_is_a_cut() {
+        let frames: Vec<Grid> = (0..60).map(|t| shot(usize::from(t >= 30), t)).collect();
+        let (f, g) = clip(&frames);
+        // The model marks the last frame of the old shot.
+        let found = detect_fused(
+            &f,
+            &g,
+            &predictions(60, 29..30, 29..31),
+            25.0,
+            &no_proposals(),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].kind, found[0].start), (TransitionKind::Cut, 30));
+    }
+
+    #[test]
+    fn a_uniform_blend_is_a_dissolve_over_its_frames() {
+        let frames: Vec<Grid> = (0..80)
+            .map(|t| {
+                let w = (t as f32 - 29.0).clamp(0.0, 20.0) / 20.0;
+                mix(&shot(0, t), &shot(1, t), w)
+            })
+            .collect();
+        let (f, g) = clip(&frames);
+        let found = detect_fused(
+            &f,
+            &g,
+            &predictions(80, 38..41, 36..44),
+            25.0,
+            &no_proposals(),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, TransitionKind::Dissolve);
+        // Widened from the model's middle to the whole blend.
+        assert!(found[0].start <= 32 && found[0].end >= 46, "{found:?}");
+    }
+
+    #[test]
+    fn a_moving_edge_is_a_wipe() {
+        let frames: Vec<Grid> = (0..80)
+            .map(|t| {
+                let edge = (t as i64 - 30).clamp(0, 16) as usize;
+                std::array::from_fn(|i| {
+                    if i % 16 < edge {
+                        shot(1, t)[i]
+                    } else {
+                        shot(0, t)[i]
+                    }
+                })
+            })
+            .collect();
+        let (f, g) = clip(&frames);
+        let found = detect_fused(
+            &f,
+            &g,
+            &predictions(80, 37..40, 33..44),
+            25.0,
+            &no_proposals(),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, TransitionKind::Wipe, "{found:?}");
+    }
+
+    #[test]
+    fn a_flash_the_model_fires_on_is_vetoed() {
+        let frames: Vec<Grid> = (0..60)
+            .map(|t| {
+                if (30..32).contains(&t) {
+                    [250; CELLS]
+                } else {
+                    shot(0, t)
+                }
+            })
+            .collect();
+        let (f, g) = clip(&frames);
+        let found = detect_fused(
+            &f,
+            &g,
+            &predictions(60, 29..32, 29..32),
+            25.0,
+            &no_proposals(),
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn a_dip_to_black_is_a_fade_out_then_a_fade_in() {
+        let black = [16u8; CELLS];
+        let frames: Vec<Grid> = (0..90)
+            .map(|t| match t {
+                0..30 => shot(0, t),
+                30..40 => mix(&shot(0, t), &black, (t - 29) as f32 / 10.0),
+                40..45 => black,
+                45..55 => mix(&black, &shot(1, t), (t - 44) as f32 / 10.0),
+                _ => shot(1, t),
+            })
+            .collect();
+        let (f, g) = clip(&frames);
+        let found = detect_fused(
+            &f,
+            &g,
+            &predictions(90, 40..45, 36..50),
+            25.0,
+            &no_proposals(),
+        );
+        let kinds: Vec<TransitionKind> = found.iter().map(|s| s.kind).collect();
+        assert_eq!(
+            kinds,
+            [TransitionKind::FadeOut, TransitionKind::FadeIn],
+            "{found:?}"
+        );
+        assert!(found[0].start <= 31 && found[0].end >= 39, "{found:?}");
+        assert!(found[1].start <= 46 && found[1].end >= 54, "{found:?}");
+    }
+
+    #[test]
+    fn novelty_rises_at_a_change_of_shot_and_not_on_a_steady_one() {
+        let frames: Vec<Grid> = (0..100).map(|t| shot(usize::from(t >= 50), t)).collect();
+        let r = novelty(&frames, frames.len(), 20);
+        assert!(r[50] > 4.0, "{}", r[50]);
+        assert!(r[25] < 1.5 && r[75] < 1.5, "{} {}", r[25], r[75]);
+    }
+}
