@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use monteur_benches::timing;
 use monteur_pipelines::ScenesDocument;
 use monteur_pipelines::scenes::eval::{
-    Boundary, Labeled, Scores, boundary_truth, evaluate, evaluate_boundaries,
+    Boundary, Scores, boundary_truth, evaluate, evaluate_boundaries,
 };
 use monteur_tests::sceneset::{self, Split};
 use monteur_tests::{cache_dir, fixtures};
@@ -320,18 +320,7 @@ fn accuracy(tools: &Tools) -> Result<(), String> {
         }
         let path = clip.path()?;
         let p = path.to_string_lossy().into_owned();
-        let truth: Vec<Labeled> = clip
-            .truth
-            .iter()
-            .map(|t| {
-                Ok(Labeled {
-                    kind: serde_json::from_value(serde_json::Value::String(t.kind.into()))
-                        .map_err(|e| e.to_string())?,
-                    start: t.start,
-                    end: t.end,
-                })
-            })
-            .collect::<Result<_, String>>()?;
+        let truth = monteur_benches::labels(&clip.truth)?;
         let fps = f64::from(clip.fps.0) / f64::from(clip.fps.1);
         let btruth = boundary_truth(&truth, (fps * 0.5) as u64);
         let mut cells = Vec::new();

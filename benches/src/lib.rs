@@ -48,3 +48,20 @@ pub fn finish(result: Result<(), String>) -> std::process::ExitCode {
         }
     }
 }
+
+/// A generated clip's truth in the evaluation code's terms.
+pub fn labels(
+    truth: &[monteur_tests::synthetic::Truth],
+) -> Result<Vec<monteur_pipelines::scenes::eval::Labeled>, String> {
+    truth
+        .iter()
+        .map(|t| {
+            Ok(monteur_pipelines::scenes::eval::Labeled {
+                kind: serde_json::from_value(serde_json::Value::String(t.kind.into()))
+                    .map_err(|e| format!("transition kind {}: {e}", t.kind))?,
+                start: t.start,
+                end: t.end,
+            })
+        })
+        .collect()
+}

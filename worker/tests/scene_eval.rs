@@ -26,7 +26,7 @@ use monteur_pipelines::scenes::eval::{
     Labeled, Scores, boundary_truth, evaluate, evaluate_boundaries, transnet_boundaries,
 };
 use monteur_pipelines::scenes::{Detector, SceneSettings, Transition, TransitionKind};
-use monteur_pipelines::{AnalyseSettings, Cancel, Input, ScenesDocument};
+use monteur_pipelines::{AnalyseSettings, Analysis, Cancel, Input, ScenesDocument};
 use monteur_tests::sceneset::{self, Split};
 use monteur_tests::{assets, fixtures, synthetic};
 
@@ -34,6 +34,37 @@ use monteur_tests::{assets, fixtures, synthetic};
 fn runtime() -> &'static Runtime {
     static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
     RUNTIME.get_or_init(|| Runtime::load(&assets::onnxruntime()).unwrap())
+}
+
+fn model() -> TransNet {
+    TransNet::load(
+        runtime(),
+        &assets::dir().join("models/transnetv2/transnetv2.onnx"),
+        2,
+    )
+    .unwrap()
+}
+
+/// One decode the way `monteur process` runs it (CPU kernels, the model on the
+/// same frames), and the frame rate the detectors use.
+fn decode(path: &Path, model: &mut TransNet) -> (Analysis, f64) {
+    let input = Input::File(path.to_path_buf());
+    let info = monteur_pipelines::probe(&input, std::time::Duration::from_secs(30)).unwrap();
+    let a = monteur_pipelines::analyse(
+        &input,
+        &info,
+        &AnalyseSettings::default(),
+        Box::new(CpuBackend::new()),
+        Some(model),
+        &Cancel::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let fps = a
+        .fps
+        .or_else(|| info.primary_video().and_then(|v| v.fps()))
+        .unwrap();
+    (a, fps)
 }
 
 struct Case {
@@ -148,12 +179,7 @@ fn line(s: &Scores) -> String {
 #[test]
 fn scene_detection_on_held_out_footage() {
     monteur_pipelines::init().unwrap();
-    let mut model = TransNet::load(
-        runtime(),
-        &assets::dir().join("models/transnetv2/transnetv2.onnx"),
-        2,
-    )
-    .unwrap();
+    let mut model = model();
     let fused_settings = SceneSettings::default();
     let kernel_settings = SceneSettings {
         detector: Detector::Kernel,
@@ -165,23 +191,8 @@ fn scene_detection_on_held_out_footage() {
     );
     let mut single_shot_failures = Vec::new();
     for case in cases() {
-        let input = Input::File(case.path.clone());
-        let info = monteur_pipelines::probe(&input, std::time::Duration::from_secs(30)).unwrap();
-        let a = monteur_pipelines::analyse(
-            &input,
-            &info,
-            &AnalyseSettings::default(),
-            Box::new(CpuBackend::new()),
-            Some(&mut model),
-            &Cancel::new(),
-            &mut |_| {},
-        )
-        .unwrap();
+        let (a, fps) = decode(&case.path, &mut model);
         let predictions = a.boundaries.clone().unwrap();
-        let fps = a
-            .fps
-            .or_else(|| info.primary_video().and_then(|v| v.fps()))
-            .unwrap();
         let detect = |s: &SceneSettings| {
             transitions(monteur_pipelines::scenes::detect_transitions(
                 &a.features,
@@ -334,24 +345,11 @@ fn thumbnails_from_our_decode_find_the_reference_boundaries() {
             many_hot: 0.0,
         })
         .collect();
-    let mut model = TransNet::load(
-        runtime(),
-        &assets::dir().join("models/transnetv2/transnetv2.onnx"),
-        2,
-    )
-    .unwrap();
-    let input = Input::File(assets::dir().join("models/transnetv2/test.mp4"));
-    let info = monteur_pipelines::probe(&input, std::time::Duration::from_secs(30)).unwrap();
-    let a = monteur_pipelines::analyse(
-        &input,
-        &info,
-        &AnalyseSettings::default(),
-        Box::new(CpuBackend::new()),
-        Some(&mut model),
-        &Cancel::new(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let mut model = model();
+    let (a, _) = decode(
+        &assets::dir().join("models/transnetv2/test.mp4"),
+        &mut model,
+    );
     let got = a.boundaries.unwrap();
     assert_eq!(got.len(), expected.len());
     let ours = transnet_boundaries(&got);

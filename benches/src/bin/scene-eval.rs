@@ -197,24 +197,6 @@ struct Clip {
     describe: String,
 }
 
-fn kind(name: &str) -> Result<TransitionKind, String> {
-    serde_json::from_value(serde_json::Value::String(name.into()))
-        .map_err(|e| format!("{name}: {e}"))
-}
-
-fn labels(truth: &[monteur_tests::synthetic::Truth]) -> Result<Vec<Labeled>, String> {
-    truth
-        .iter()
-        .map(|t| {
-            Ok(Labeled {
-                kind: kind(t.kind)?,
-                start: t.start,
-                end: t.end,
-            })
-        })
-        .collect()
-}
-
 /// The clips of a split. The tuning side also holds the synthetic clips and
 /// the fixtures with known answers, which the kernel rules were first set on.
 fn clips(split: Option<Split>) -> Result<Vec<Clip>, String> {
@@ -231,7 +213,7 @@ fn clips(split: Option<Split>) -> Result<Vec<Clip>, String> {
                 "held-out"
             },
             path: clip.path()?,
-            truth: labels(&clip.truth)?,
+            truth: monteur_benches::labels(&clip.truth)?,
             describe: clip.describe(),
         });
     }
@@ -243,7 +225,7 @@ fn clips(split: Option<Split>) -> Result<Vec<Clip>, String> {
             name: format!("synthetic-{}-{}x{}", clip.name, clip.width, clip.height),
             split: "tuning",
             path: clip.path()?,
-            truth: labels(&clip.truth)?,
+            truth: monteur_benches::labels(&clip.truth)?,
             describe: format!("{:?}", clip.truth),
         });
     }

@@ -74,21 +74,40 @@ impl Scores {
 
 /// Scores `predicted` against `truth`.
 pub fn evaluate(predicted: &[Transition], truth: &[Labeled], cut_tolerance: u64) -> Scores {
-    let is_cut = |k: TransitionKind| k == TransitionKind::Cut;
-    let mut used = vec![false; predicted.len()];
-    let mut scores = Scores::default();
-    for t in truth {
-        let found = predicted.iter().enumerate().position(|(i, p)| {
-            !used[i]
-                && p.kind == t.kind
-                && if is_cut(t.kind) {
+    score(
+        predicted,
+        truth,
+        |p, t| {
+            p.kind == t.kind
+                && if t.kind == TransitionKind::Cut {
                     p.start_frame.abs_diff(t.start) <= cut_tolerance
                 } else {
                     p.start_frame < t.end.max(t.start + 1)
                         && t.start < p.end_frame.max(p.start_frame + 1)
                 }
-        });
-        let counts = if is_cut(t.kind) {
+        },
+        |p| p.kind == TransitionKind::Cut,
+    )
+}
+
+/// One-to-one matching shared by both scorers: each labelled transition takes
+/// the first unused prediction that `matches` it (a hit in the truth's
+/// class, else a miss); every prediction left over is a false alarm, a cut's
+/// when `is_cut` says so.
+fn score<P>(
+    predicted: &[P],
+    truth: &[Labeled],
+    matches: impl Fn(&P, &Labeled) -> bool,
+    is_cut: impl Fn(&P) -> bool,
+) -> Scores {
+    let mut used = vec![false; predicted.len()];
+    let mut scores = Scores::default();
+    for t in truth {
+        let found = predicted
+            .iter()
+            .enumerate()
+            .position(|(i, p)| !used[i] && matches(p, t));
+        let counts = if t.kind == TransitionKind::Cut {
             &mut scores.cuts
         } else {
             &mut scores.gradual
@@ -102,7 +121,7 @@ pub fn evaluate(predicted: &[Transition], truth: &[Labeled], cut_tolerance: u64)
         }
     }
     for (p, _) in predicted.iter().zip(&used).filter(|(_, u)| !**u) {
-        if is_cut(p.kind) {
+        if is_cut(p) {
             scores.cuts.false_alarms += 1;
         } else {
             scores.gradual.false_alarms += 1;
@@ -149,38 +168,18 @@ pub fn evaluate_boundaries(
     tolerance: u64,
     cut_frames: u64,
 ) -> Scores {
-    let mut used = vec![false; predicted.len()];
-    let mut scores = Scores::default();
-    for t in truth {
-        let (lo, hi) = (
-            t.start.saturating_sub(tolerance),
-            t.end.max(t.start) + tolerance,
-        );
-        let found = predicted
-            .iter()
-            .enumerate()
-            .position(|(i, p)| !used[i] && p.start <= hi && lo <= p.end.max(p.start));
-        let counts = if t.kind == TransitionKind::Cut {
-            &mut scores.cuts
-        } else {
-            &mut scores.gradual
-        };
-        match found {
-            Some(i) => {
-                used[i] = true;
-                counts.hits += 1;
-            }
-            None => counts.misses += 1,
-        }
-    }
-    for (p, _) in predicted.iter().zip(&used).filter(|(_, u)| !**u) {
-        if p.end.saturating_sub(p.start) <= cut_frames {
-            scores.cuts.false_alarms += 1;
-        } else {
-            scores.gradual.false_alarms += 1;
-        }
-    }
-    scores
+    score(
+        predicted,
+        truth,
+        |p, t| {
+            let (lo, hi) = (
+                t.start.saturating_sub(tolerance),
+                t.end.max(t.start) + tolerance,
+            );
+            p.start <= hi && lo <= p.end.max(p.start)
+        },
+        |p| p.end.saturating_sub(p.start) <= cut_frames,
+    )
 }
 
 /// TransNetV2's own reading: runs of frames above 0.5, each closing a scene
