@@ -2,7 +2,8 @@
 //!
 //! - `gst-launch-1.0 filesrc ! decodebin ! fakesink`: bare GStreamer decode,
 //!   the limit this machine's decoder sets;
-//! - monteur's graph, stopped after decode, then after scale+convert;
+//! - monteur's graph, stopped after decode, then after area-averaging to
+//!   analysis size;
 //! - monteur's whole `process` path (probe, decode, kernels, detection, JSON).
 //!
 //! Run: `cargo bench -p monteur-benches --bench analyse` (release profile).
@@ -106,9 +107,9 @@ fn run() -> Result<(), String> {
             gst,
         ),
         ("monteur graph, decode only", decode),
-        ("monteur graph, decode + scale 320 + GRAY8", scale),
+        ("monteur graph, decode + area-average to 320", scale),
         (
-            "monteur process (decode + scale + kernels + cuts + JSON)",
+            "monteur process (decode + area-average + kernels + cuts + JSON)",
             full,
         ),
     ] {

@@ -6,6 +6,9 @@
 //! - CUDA: the host-to-device copy of the batch alone (the kernels cannot beat
 //!   the transfer that feeds them), when a GPU is present.
 //!
+//! Then area-averaging a decoded luma plane to analysis size (`decimate`),
+//! against a copy of the same plane (the least a pass over it costs).
+//!
 //! Then the log-mel kernel: one 30 s window per call, as a real-time factor
 //! (seconds of compute per second of audio; lower is better).
 //!
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 use monteur_kernels::cuda::{CudaBackend, cuda_available};
 use monteur_kernels::mel::WINDOW_SAMPLES;
 use monteur_kernels::testing::noise;
-use monteur_kernels::{Backend, BackendChoice, CpuBackend, Kernels, LumaBatch};
+use monteur_kernels::{Backend, BackendChoice, CpuBackend, Decimator, Kernels, LumaBatch, Plane};
 
 fn best(runs: usize, mut f: impl FnMut()) -> Duration {
     f(); // warm-up: first-touch page faults, GPU buffer allocation
@@ -99,6 +102,7 @@ fn main() {
             }
         }
     }
+    decimate();
     let audio: Vec<f32> = noise(WINDOW_SAMPLES, 3)
         .iter()
         .map(|&b| (f32::from(b) - 128.0) / 256.0)
@@ -128,6 +132,40 @@ fn main() {
     slots(BackendChoice::Cpu);
     if gpu.is_some() {
         slots(BackendChoice::Cuda);
+    }
+}
+
+/// Decoded luma planes (with a decoder's row padding) to 320 wide.
+fn decimate() {
+    println!("\n| decimate, one luma plane | to | frames/s | GB/s read | copy GB/s | vs copy |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (w, h, dh) in [
+        (1280usize, 720usize, 180usize),
+        (1920, 1080, 180),
+        (854, 480, 180),
+        (3840, 2160, 180),
+    ] {
+        let stride = w.next_multiple_of(64);
+        let data = noise(stride * h, 4);
+        let Ok(plane) = Plane::new(&data, w, h, stride, 1) else {
+            eprintln!("bad plane {w}x{h}");
+            return;
+        };
+        let mut out = vec![0u8; 320 * dh];
+        let mut d = Decimator::new();
+        let t = best(50, || {
+            let _ = d.run(std::hint::black_box(&plane), &mut out, 320, dh);
+        });
+        let mut copy = vec![0u8; data.len()];
+        let limit = best(50, || copy.copy_from_slice(std::hint::black_box(&data)));
+        let bytes = (w * h) as f64;
+        println!(
+            "| {w}x{h} | 320x{dh} | {:.0} | {:.2} | {:.2} | {:.2}x |",
+            1.0 / t.as_secs_f64(),
+            bytes / t.as_secs_f64() / 1e9,
+            data.len() as f64 / limit.as_secs_f64() / 1e9,
+            limit.as_secs_f64() / t.as_secs_f64()
+        );
     }
 }
 

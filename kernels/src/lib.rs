@@ -8,6 +8,8 @@
 //! - [`frame`]: the per-frame luma statistics (histogram, sum, difference to the
 //!   previous frame) computed by a backend, in exact integers so backends agree
 //!   bit for bit.
+//! - [`decimate`]: area-averages a decoded plane down to analysis size (the
+//!   luma the frame kernels read, the boundary model's thumbnails).
 //! - [`mel`]: Whisper's log-mel spectrogram, the per-window audio kernel.
 //! - [`loudness`]: peak and RMS per short window, for silence detection.
 //! - [`features`]: the normalised, floating-point features the detectors use,
@@ -24,6 +26,7 @@
 mod backend;
 pub mod cpu;
 pub mod cuda;
+pub mod decimate;
 mod error;
 pub mod features;
 pub mod frame;
@@ -34,6 +37,7 @@ pub mod testing;
 
 pub use backend::Backend;
 pub use cpu::CpuBackend;
+pub use decimate::{Decimator, Plane};
 pub use error::KernelError;
 pub use features::FrameFeatures;
 pub use frame::{FrameStats, HIST_BINS, LumaBatch, mean_offset};

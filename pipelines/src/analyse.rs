@@ -2,16 +2,17 @@
 //! analysis size, to the frame kernels, and the audio to the speech models.
 //!
 //! ```text
-//! input → decodebin ─ video (selected stream) → queue → videoscale → videoconvert(I420) → appsink
+//! input → decodebin ─ video (selected stream) → queue → videoconvert(8-bit YUV, usually passthrough) → appsink
 //!                   ├ audio (first stream) → queue → audioconvert → audioresample(16 kHz mono F32) → appsink
 //!                   └ anything else (not decoded) → fakesink
 //! ```
-//! Scaling comes before conversion: converting a full-size frame first halves
-//! the throughput. I420 at analysis size is what most decoders give after
-//! scaling, so the conversion is usually a pass-through; its luma plane feeds
-//! the kernels, and all three planes make the 48×27 RGB thumbnails the
-//! boundary model reads (one decode serves both). The front end, the appsinks
-//! and the watcher are [`graph`](crate::graph)'s.
+//! Frames reach the appsink at full size, as the decoder made them, and are
+//! area-averaged there to analysis size ([`monteur_kernels::decimate`]): a
+//! plain mean per output sample costs a fraction of GStreamer's `videoscale`
+//! filter, which cost about as much CPU as the decoder (docs/BENCHMARKS.md).
+//! The luma feeds the frame kernels; luma and chroma make the 48×27 RGB
+//! thumbnails the boundary model reads (one decode serves both). The front
+//! end, the appsinks and the watcher are [`graph`](crate::graph)'s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,7 @@ use std::time::Duration;
 use gst_video::prelude::*;
 use gstreamer as gst;
 use gstreamer_video as gst_video;
-use monteur_kernels::{Backend, FrameFeatures, FrameStats, LumaBatch};
+use monteur_kernels::{Backend, Decimator, FrameFeatures, FrameStats, LumaBatch, Plane};
 use monteur_models::transnet::{self, Prediction, TransNet};
 use std::sync::mpsc;
 use tracing::debug;
@@ -34,7 +35,7 @@ use crate::{Cancel, Input, MediaInfo, PipelineError};
 pub enum Stage {
     /// Decode and discard.
     Decode,
-    /// Decode, scale and convert to analysis frames, then discard.
+    /// Decode and area-average to analysis frames, then discard.
     Scale,
     /// Everything: frames go through the kernels.
     Features,
@@ -59,6 +60,15 @@ pub struct AnalyseSettings {
     pub allow_truncated: bool,
     /// Windows of 100 frames per boundary-model run (when a model is given).
     pub neural_batch: usize,
+    /// Highest frame rate the boundary model is fed at: faster footage gives
+    /// it every second (third...) frame, so a transition spans as many of its
+    /// frames as on the 24-30 fps footage it was trained on. 0 feeds every
+    /// frame.
+    pub neural_fps: f64,
+    /// Also run the model on every n-th of the frames it sees (0 or 1: no
+    /// second pass): a transition of several seconds then fits its window
+    /// and looks as short as those it was trained on. Costs 1/n more.
+    pub neural_coarse: usize,
 }
 
 impl Default for AnalyseSettings {
@@ -72,6 +82,8 @@ impl Default for AnalyseSettings {
             audio: false,
             allow_truncated: false,
             neural_batch: 1,
+            neural_fps: 30.0,
+            neural_coarse: 4,
         }
     }
 }
@@ -101,6 +113,12 @@ pub struct Analysis {
     pub grids: Vec<Grid>,
     /// The boundary model's predictions, one per frame, when it ran.
     pub boundaries: Option<Vec<Prediction>>,
+    /// The model's second pass over every few of its frames
+    /// ([`AnalyseSettings::neural_coarse`]), one per frame, when it ran.
+    pub coarse_boundaries: Option<Vec<Prediction>>,
+    /// The model saw one frame in this many (see
+    /// [`AnalyseSettings::neural_fps`]).
+    pub model_stride: usize,
     /// Analysis frame size (0 when no frame went through the kernels).
     pub width: u32,
     pub height: u32,
@@ -136,6 +154,18 @@ pub const GRID_ROWS: usize = 9;
 /// Mean luma of each cell of a frame, row by row.
 pub type Grid = [u8; GRID_COLS * GRID_ROWS];
 
+/// 8-bit planar and semi-planar YUV (and grey): what the decimator reads in
+/// place; anything else is converted to one of them.
+const SAMPLED_FORMATS: [gst_video::VideoFormat; 7] = [
+    gst_video::VideoFormat::I420,
+    gst_video::VideoFormat::Yv12,
+    gst_video::VideoFormat::Nv12,
+    gst_video::VideoFormat::Nv21,
+    gst_video::VideoFormat::Y42b,
+    gst_video::VideoFormat::Y444,
+    gst_video::VideoFormat::Gray8,
+];
+
 /// Thumbnails queued between the decode and the boundary model: four
 /// seconds at 25 fps, so neither waits on the other's bursts.
 const THUMBNAIL_QUEUE: usize = 100;
@@ -145,7 +175,8 @@ const THUMBNAIL_QUEUE: usize = 100;
 ///
 /// `info` is the input's probe; its primary video stream is the one analysed.
 /// `on_progress` is called from this thread about ten times a second. With a
-/// boundary model, every frame's thumbnail also goes to it, on a thread of
+/// boundary model, frames' thumbnails also go to it (one in
+/// [`model_stride`] frames, see [`AnalyseSettings::neural_fps`]), on a thread of
 /// its own so decoding and inference overlap.
 pub fn analyse(
     input: &Input,
@@ -162,15 +193,24 @@ pub fn analyse(
     };
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(THUMBNAIL_QUEUE);
     let batch = settings.neural_batch;
+    let coarse_every = settings.neural_coarse;
     std::thread::scope(|scope| {
-        let runner = scope.spawn(move || -> Result<Vec<Prediction>, PipelineError> {
-            let mut stream = transnet::Stream::new(batch);
-            for frame in rx {
+        type Passes = (Vec<Prediction>, Option<Vec<Prediction>>);
+        let runner = scope.spawn(move || -> Result<Passes, PipelineError> {
+            let mut fine = transnet::Stream::new(batch);
+            let mut coarse = (coarse_every > 1).then(|| transnet::Stream::new(batch));
+            for (i, frame) in rx.into_iter().enumerate() {
                 cancel.check()?;
-                stream.push(model, &frame)?;
+                if let Some(c) = coarse.as_mut()
+                    && i.is_multiple_of(coarse_every)
+                {
+                    c.push(model, &frame)?;
+                }
+                fine.push(model, &frame)?;
             }
             cancel.check()?;
-            Ok(stream.finish(model)?)
+            let coarse = coarse.map(|c| c.finish(model)).transpose()?;
+            Ok((fine.finish(model)?, coarse))
         });
         let analysis = analyse_with(
             input,
@@ -186,20 +226,29 @@ pub fn analyse(
         let predictions = runner
             .join()
             .map_err(|_| PipelineError::Graph("the boundary model thread panicked".into()))?;
-        let mut analysis = match (analysis, predictions) {
+        let (mut analysis, (fine, coarse)) = match (analysis, predictions) {
             (Err(e), Ok(_)) => return Err(e),
             (_, Err(e)) => return Err(e),
             (Ok(a), Ok(p)) => (a, p),
         };
-        if analysis.1.len() != analysis.0.features.len() {
-            return Err(PipelineError::Graph(format!(
-                "{} boundary predictions for {} frames",
-                analysis.1.len(),
-                analysis.0.features.len()
-            )));
-        }
-        analysis.0.boundaries = Some(analysis.1);
-        Ok(analysis.0)
+        let stride = analysis.model_stride.max(1);
+        let frames = analysis.features.len();
+        // Every frame gets the prediction of the model frame that stands for
+        // it; the kernel features place a cut within those frames.
+        let per_frame = |p: Vec<Prediction>, stride: usize| {
+            if p.len() != frames.div_ceil(stride) {
+                return Err(PipelineError::Graph(format!(
+                    "{} boundary predictions for {frames} frames, one in {stride}",
+                    p.len(),
+                )));
+            }
+            Ok((0..frames).map(|i| p[i / stride]).collect::<Vec<_>>())
+        };
+        analysis.boundaries = Some(per_frame(fine, stride)?);
+        analysis.coarse_boundaries = coarse
+            .map(|c| per_frame(c, stride * coarse_every))
+            .transpose()?;
+        Ok(analysis)
     })
 }
 
@@ -233,7 +282,12 @@ fn analyse_with(
     let backend_name = backend.name();
     let sink_state = Arc::new(Mutex::new(FrameSink::new(
         backend,
-        settings.batch_frames.max(1),
+        SinkSettings {
+            width: aw as usize,
+            batch_frames: settings.batch_frames.max(1),
+            neural_fps: settings.neural_fps,
+            kernels: settings.stage == Stage::Features,
+        },
         thumbnails,
     )));
     let counter = Arc::new(AtomicU64::new(0));
@@ -339,6 +393,8 @@ fn analyse_with(
         features: std::mem::take(&mut state.features),
         grids: std::mem::take(&mut state.grids),
         boundaries: None,
+        coarse_boundaries: None,
+        model_stride: state.model_stride,
         width: state.width as u32,
         height: state.height as u32,
         fps: state.fps,
@@ -399,37 +455,25 @@ struct Branch {
 impl Branch {
     fn attach(&self, pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), PipelineError> {
         let mut chain = vec![graph::make("queue")?];
-        if self.stage != Stage::Decode {
-            let scale = graph::make("videoscale")?;
-            scale.set_property("add-borders", false);
-            // Scaling a full-size frame down is the costliest step after the
-            // decoder itself, and videoscale runs it on one thread unless
-            // told otherwise (docs/BENCHMARKS.md has the measurement).
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            scale.set_property("n-threads", cores as u32);
-            let size = graph::make("capsfilter")?;
-            size.set_property(
-                "caps",
-                gst::Caps::builder("video/x-raw")
-                    .field("width", self.width as i32)
-                    .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                    .build(),
-            );
-            chain.extend([scale, size, graph::make("videoconvert")?]);
-        }
         let caps = if self.stage == Stage::Decode {
             gst::Caps::builder("video/x-raw").build()
         } else {
+            // Decoders give one of these nearly always, and then the
+            // conversion passes frames through untouched; anything else
+            // (RGB, 10-bit) is converted at full size, on every core.
+            let convert = graph::make("videoconvert")?;
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            convert.set_property("n-threads", cores as u32);
+            chain.push(convert);
             gst_video::VideoCapsBuilder::new()
-                .format(gst_video::VideoFormat::I420)
-                .width(self.width as i32)
+                .format_list(SAMPLED_FORMATS)
                 .build()
         };
         let counter = Arc::clone(&self.counter);
         let position = Arc::clone(&self.position);
         let state = Arc::clone(&self.sink_state);
-        let compute = self.stage == Stage::Features;
-        chain.push(graph::appsink(&caps, 16, &self.cancel, move |sample| {
+        let compute = self.stage != Stage::Decode;
+        let sink = graph::appsink(&caps, 16, &self.cancel, move |sample| {
             let time = stream_time(&sample);
             if let Some(t) = time {
                 position.store(t.as_nanos() as u64, Ordering::Relaxed);
@@ -443,11 +487,36 @@ impl Branch {
             }
             counter.fetch_add(1, Ordering::Relaxed);
             Ok(())
-        }));
+        });
+        accept_video_meta(&sink)?;
+        chain.push(sink);
         graph::link_chain(pipeline, pad, &chain)?;
         debug!(width = self.width, "video branch linked");
         Ok(())
     }
+}
+
+/// Tells the decoder that the frame sink reads strides and plane offsets
+/// from the frame's video meta. Without this, `avdec_h264` copies every
+/// frame out of its padded internal buffers into a packed one (6% of the
+/// CPU time of a 720p analysis, measured with `perf`). Crop meta is not
+/// offered: the sink reads frames from their top-left corner. (GStreamer
+/// 1.22's `avdec_h264` still copies frames whose coded height differs from
+/// the picture's, 1088 against 1080, whatever is offered.)
+fn accept_video_meta(sink: &gst::Element) -> Result<(), PipelineError> {
+    let pad = sink
+        .static_pad("sink")
+        .ok_or_else(|| PipelineError::Graph("appsink without a sink pad".into()))?;
+    pad.add_probe(gst::PadProbeType::QUERY_DOWNSTREAM, |_, info| {
+        if let Some(gst::PadProbeData::Query(q)) = &mut info.data
+            && let gst::QueryViewMut::Allocation(a) = q.view_mut()
+            && a.find_allocation_meta::<gst_video::VideoMeta>().is_none()
+        {
+            a.add_allocation_meta::<gst_video::VideoMeta>(None);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// The audio branch: decoded audio to 16 kHz mono f32 for speech models.
@@ -513,12 +582,24 @@ impl AudioBranch {
     }
 }
 
-/// Collects frames into batches and runs the kernels on each full batch.
+/// What [`FrameSink`] is asked to do.
+struct SinkSettings {
+    /// Analysis width; the height follows the display aspect ratio.
+    width: usize,
+    batch_frames: usize,
+    neural_fps: f64,
+    /// Run the kernels (else only area-average, for [`Stage::Scale`]).
+    kernels: bool,
+}
+
+/// Area-averages each frame to analysis size, collects the frames into
+/// batches and runs the kernels on each full batch.
 struct FrameSink {
     backend: Box<dyn Backend>,
+    settings: SinkSettings,
+    /// Analysis frame size, fixed by the first frame.
     width: usize,
     height: usize,
-    batch_frames: usize,
     batch: Vec<u8>,
     queued: usize,
     previous_frame: Vec<u8>,
@@ -527,8 +608,12 @@ struct FrameSink {
     features: Vec<FrameFeatures>,
     times: Vec<FrameTime>,
     grids: Vec<Grid>,
+    decimator: Decimator,
+    thumb_decimator: Decimator,
     /// Where thumbnails go for the boundary model, while it runs.
     thumbnails: Option<mpsc::SyncSender<Vec<u8>>>,
+    /// One frame in this many goes to the model; fixed by the first frame.
+    model_stride: usize,
     fps: Option<f64>,
     error: Option<PipelineError>,
 }
@@ -536,23 +621,26 @@ struct FrameSink {
 impl FrameSink {
     fn new(
         backend: Box<dyn Backend>,
-        batch_frames: usize,
+        settings: SinkSettings,
         thumbnails: Option<mpsc::SyncSender<Vec<u8>>>,
     ) -> Self {
         Self {
             backend,
+            stats: Vec::with_capacity(settings.batch_frames),
+            settings,
             width: 0,
             height: 0,
-            batch_frames,
             batch: Vec::new(),
             queued: 0,
             previous_frame: Vec::new(),
             previous_stats: None,
-            stats: Vec::with_capacity(batch_frames),
             features: Vec::new(),
             times: Vec::new(),
             grids: Vec::new(),
+            decimator: Decimator::new(),
+            thumb_decimator: Decimator::new(),
             thumbnails,
+            model_stride: 1,
             fps: None,
             error: None,
         }
@@ -564,55 +652,45 @@ impl FrameSink {
             .ok_or_else(|| PipelineError::Graph("frame without caps".into()))?;
         let info = gst_video::VideoInfo::from_caps(caps)
             .map_err(|e| PipelineError::Graph(format!("unreadable frame caps: {e}")))?;
-        if self.width == 0 {
-            // The first frame fixes the analysis geometry for the whole pass.
-            self.width = info.width() as usize;
-            self.height = info.height() as usize;
-            self.batch = vec![0; self.width * self.height * self.batch_frames];
-        }
-        if info.width() as usize != self.width || info.height() as usize != self.height {
-            return Err(PipelineError::Decode(format!(
-                "frame is {}x{}, expected {}x{}",
-                info.width(),
-                info.height(),
-                self.width,
-                self.height
-            )));
-        }
         if self.fps.is_none() {
             let f = info.fps();
             if f.numer() > 0 && f.denom() > 0 {
                 self.fps = Some(f64::from(f.numer()) / f64::from(f.denom()));
             }
         }
+        if self.times.is_empty() {
+            // The first frame fixes the analysis geometry for the whole pass
+            // (a later change of size is resampled into the same one), and
+            // which frames the model sees.
+            (self.width, self.height) = analysis_size(&info, self.settings.width);
+            self.batch = vec![0; self.width * self.height * self.settings.batch_frames];
+            self.model_stride = model_stride(self.fps, self.settings.neural_fps);
+        }
         let buffer = sample
             .buffer()
             .ok_or_else(|| PipelineError::Graph("sample without buffer".into()))?;
         let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
             .map_err(|_| PipelineError::Graph("frame buffer could not be mapped".into()))?;
-        let stride = frame.plane_stride()[0] as usize;
-        let data = frame
-            .plane_data(0)
-            .map_err(|e| PipelineError::Graph(format!("frame plane: {e}")))?;
         let n = self.width * self.height;
         let dst = &mut self.batch[self.queued * n..(self.queued + 1) * n];
-        // Rows are padded to the stride; the kernels want them packed.
-        for (row, out) in dst.chunks_exact_mut(self.width).enumerate() {
-            let start = row * stride;
-            let src = data.get(start..start + self.width).ok_or_else(|| {
-                PipelineError::Decode("frame plane shorter than its geometry".into())
-            })?;
-            out.copy_from_slice(src);
+        let luma = plane(&frame, &info, 0)?.ok_or_else(|| {
+            PipelineError::Decode(format!("{:?} frames have no luma plane", info.format()))
+        })?;
+        resample(&mut self.decimator, &luma, dst, (self.width, self.height))?;
+        self.times.push(FrameTime(time));
+        if !self.settings.kernels {
+            return Ok(());
         }
         self.grids.push(grid(dst, self.width, self.height));
-        if let Some(tx) = &self.thumbnails {
-            let plane = |i: u32| -> Result<(&[u8], usize), PipelineError> {
-                let data = frame
-                    .plane_data(i)
-                    .map_err(|e| PipelineError::Graph(format!("frame plane: {e}")))?;
-                Ok((data, frame.plane_stride()[i as usize] as usize))
-            };
-            let thumb = thumbnail(dst, plane(1)?, plane(2)?, self.width, self.height)?;
+        let to_model = (self.times.len() - 1).is_multiple_of(self.model_stride);
+        if let (Some(tx), true) = (&self.thumbnails, to_model) {
+            let thumb = thumbnail(
+                &mut self.thumb_decimator,
+                dst,
+                (self.width, self.height),
+                plane(&frame, &info, 1)?,
+                plane(&frame, &info, 2)?,
+            )?;
             // The model thread only goes away on an error or a cancel, which
             // it reports itself; the decode just stops.
             tx.send(thumb).map_err(|_| {
@@ -620,8 +698,7 @@ impl FrameSink {
             })?;
         }
         self.queued += 1;
-        self.times.push(FrameTime(time));
-        if self.queued == self.batch_frames {
+        if self.queued == self.settings.batch_frames {
             self.flush()?;
         }
         Ok(())
@@ -649,6 +726,16 @@ impl FrameSink {
     }
 }
 
+/// How many frames each frame the boundary model sees stands for: the
+/// nearest whole ratio of the stream's rate to `limit` (50 and 60 fps give 2,
+/// 29.97 gives 1). Without a declared rate every frame goes.
+fn model_stride(fps: Option<f64>, limit: f64) -> usize {
+    match fps {
+        Some(f) if limit > 0.0 && f > limit => ((f / limit).round() as usize).clamp(1, 8),
+        _ => 1,
+    }
+}
+
 /// Mean luma of each [`Grid`] cell of a packed `w`×`h` luma frame.
 fn grid(luma: &[u8], w: usize, h: usize) -> Grid {
     let mut sums = [0u32; GRID_COLS * GRID_ROWS];
@@ -668,49 +755,168 @@ fn grid(luma: &[u8], w: usize, h: usize) -> Grid {
     out
 }
 
-/// Box-filters a `w`×`h` I420 frame (packed luma, strided chroma planes) to
-/// the boundary model's 48×27 and converts it to RGB with the BT.601
+/// Analysis frame size for a decoded frame: `width` wide (never wider than
+/// the frame), as tall as the display aspect ratio makes it (never taller
+/// than the frame), both rounded down to even unless the frame is a single
+/// pixel across.
+fn analysis_size(info: &gst_video::VideoInfo, width: usize) -> (usize, usize) {
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let par = info.par();
+    let (pn, pd) = match (par.numer(), par.denom()) {
+        (n, d) if n > 0 && d > 0 => (n as f64, d as f64),
+        _ => (1.0, 1.0),
+    };
+    let aw = width.min(w).max(1);
+    let ah = (aw as f64 * h as f64 * pd / (w.max(1) as f64 * pn)).round() as usize;
+    let even = |v: usize, limit: usize| (v.min(limit) & !1).max(limit.min(2));
+    (even(aw, w), even(ah, h))
+}
+
+/// Component `c` (0 luma, 1 U, 2 V) of a decoded 8-bit frame as a plane the
+/// decimator reads; `None` when the format has no such component (grey).
+/// Sizes come from the caps (`info`): a decoder's video meta may describe
+/// padded rows below the picture. Strides and offsets come from the mapped
+/// frame, which reads them from that meta.
+fn plane<'a>(
+    frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
+    info: &gst_video::VideoInfo,
+    c: u8,
+) -> Result<Option<Plane<'a>>, PipelineError> {
+    if u32::from(c) >= info.n_components() {
+        return Ok(None);
+    }
+    let finfo = info.format_info();
+    let i = usize::from(c);
+    let index = finfo.plane()[i];
+    let data = frame
+        .plane_data(index)
+        .map_err(|e| PipelineError::Graph(format!("frame plane: {e}")))?;
+    let data = data
+        .get(finfo.poffset()[i] as usize..)
+        .ok_or_else(|| PipelineError::Decode("frame plane shorter than its layout".into()))?;
+    let stride = frame.plane_stride()[index as usize];
+    let step = finfo.pixel_stride()[i];
+    if finfo.depth()[i] != 8 || stride <= 0 || step <= 0 {
+        return Err(PipelineError::Decode(format!(
+            "{:?} frames are not 8-bit planar YUV",
+            info.format()
+        )));
+    }
+    Plane::new(
+        data,
+        info.comp_width(c) as usize,
+        info.comp_height(c) as usize,
+        stride as usize,
+        step as usize,
+    )
+    .map(Some)
+    .map_err(|e| PipelineError::Decode(e.to_string()))
+}
+
+/// Area-averages `src` into the packed `w`×`h` `dst`; a plane smaller than
+/// that on a side (a stream that changed size mid-way, a chroma plane
+/// smaller than a thumbnail) is averaged to what it has and its samples
+/// repeated.
+fn resample(
+    decimator: &mut Decimator,
+    src: &Plane<'_>,
+    dst: &mut [u8],
+    (w, h): (usize, usize),
+) -> Result<(), PipelineError> {
+    let err = |e: monteur_kernels::KernelError| PipelineError::Decode(e.to_string());
+    let (sw, sh) = (w.min(src.width()), h.min(src.height()));
+    if (sw, sh) == (w, h) {
+        return decimator.run(src, dst, w, h).map_err(err);
+    }
+    let mut small = vec![0u8; sw * sh];
+    decimator.run(src, &mut small, sw, sh).map_err(err)?;
+    for (y, row) in dst.chunks_exact_mut(w).enumerate() {
+        let from = &small[(y * sh / h) * sw..][..sw];
+        for (x, out) in row.iter_mut().enumerate() {
+            *out = from[x * sw / w];
+        }
+    }
+    Ok(())
+}
+
+/// The boundary model's 48×27 RGB frame: the analysis luma and the decoded
+/// chroma area-averaged to that size, converted with the BT.601
 /// limited-range matrix, which is what ffmpeg's `rgb24` output (the model's
-/// training input) uses for untagged video.
+/// training input) uses for untagged video. Grey frames have neutral chroma.
 fn thumbnail(
+    decimator: &mut Decimator,
     luma: &[u8],
-    (u, u_stride): (&[u8], usize),
-    (v, v_stride): (&[u8], usize),
-    w: usize,
-    h: usize,
+    (w, h): (usize, usize),
+    u: Option<Plane<'_>>,
+    v: Option<Plane<'_>>,
 ) -> Result<Vec<u8>, PipelineError> {
     const TW: usize = transnet::WIDTH;
     const TH: usize = transnet::HEIGHT;
-    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    if u.len() < u_stride * (ch - 1) + cw || v.len() < v_stride * (ch - 1) + cw {
-        return Err(PipelineError::Decode(
-            "chroma plane shorter than its geometry".into(),
-        ));
-    }
-    let mut acc = [[0u32; 4]; TW * TH];
-    for y in 0..h {
-        let ty = y * TH / h;
-        let row = &luma[y * w..(y + 1) * w];
-        let (urow, vrow) = (&u[(y / 2) * u_stride..], &v[(y / 2) * v_stride..]);
-        for x in 0..w {
-            let cell = &mut acc[ty * TW + x * TW / w];
-            cell[0] += u32::from(row[x]);
-            cell[1] += u32::from(urow[x / 2]);
-            cell[2] += u32::from(vrow[x / 2]);
-            cell[3] += 1;
+    let err = |e: monteur_kernels::KernelError| PipelineError::Decode(e.to_string());
+    let (tw, th) = (TW.min(w), TH.min(h));
+    let mut planes = [[128u8; TW * TH]; 3];
+    let y = Plane::new(luma, w, h, w, 1).map_err(err)?;
+    resample(decimator, &y, &mut planes[0][..tw * th], (tw, th))?;
+    for (out, chroma) in planes[1..].iter_mut().zip([u, v]) {
+        if let Some(p) = chroma {
+            resample(decimator, &p, &mut out[..tw * th], (tw, th))?;
         }
     }
     let mut out = Vec::with_capacity(transnet::FRAME_BYTES);
-    for [ys, us, vs, n] in acc {
-        let n = n.max(1) as f32;
-        let y = 1.164_383 * (ys as f32 / n - 16.0);
-        let (cb, cr) = (us as f32 / n - 128.0, vs as f32 / n - 128.0);
-        let rgb = [
-            y + 1.596_027 * cr,
-            y - 0.391_762 * cb - 0.812_968 * cr,
-            y + 2.017_232 * cb,
-        ];
-        out.extend(rgb.map(|c| c.round().clamp(0.0, 255.0) as u8));
+    for ty in 0..TH {
+        for tx in 0..TW {
+            // Frames smaller than the thumbnail repeat their samples.
+            let i = (ty * th / TH) * tw + tx * tw / TW;
+            let y = 1.164_383 * (f32::from(planes[0][i]) - 16.0);
+            let (cb, cr) = (
+                f32::from(planes[1][i]) - 128.0,
+                f32::from(planes[2][i]) - 128.0,
+            );
+            let rgb = [
+                y + 1.596_027 * cr,
+                y - 0.391_762 * cb - 0.812_968 * cr,
+                y + 2.017_232 * cb,
+            ];
+            out.extend(rgb.map(|c| c.round().clamp(0.0, 255.0) as u8));
+        }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_stride_follows_the_rate() {
+        assert_eq!(model_stride(Some(29.97), 30.0), 1);
+        assert_eq!(model_stride(Some(23.976), 30.0), 1);
+        assert_eq!(model_stride(Some(50.0), 30.0), 2);
+        assert_eq!(model_stride(Some(59.94), 30.0), 2);
+        assert_eq!(model_stride(Some(120.0), 30.0), 4);
+        assert_eq!(model_stride(Some(1000.0), 30.0), 8);
+        assert_eq!(model_stride(Some(60.0), 0.0), 1);
+        assert_eq!(model_stride(None, 30.0), 1);
+    }
+
+    #[test]
+    fn analysis_size_keeps_the_display_aspect() {
+        crate::init().unwrap();
+        let size = |w, h, par: (i32, i32), width| {
+            let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h)
+                .par(gst::Fraction::new(par.0, par.1))
+                .build()
+                .unwrap();
+            analysis_size(&info, width)
+        };
+        assert_eq!(size(1280, 720, (1, 1), 320), (320, 180));
+        assert_eq!(size(1920, 1080, (1, 1), 320), (320, 180));
+        assert_eq!(size(854, 480, (1, 1), 320), (320, 180));
+        assert_eq!(size(1080, 1920, (1, 1), 320), (320, 568));
+        // Anamorphic PAL 16:9: 720x576 shown at 1024x576.
+        assert_eq!(size(720, 576, (64, 45), 320), (320, 180));
+        // Never larger than the frame.
+        assert_eq!(size(160, 90, (1, 1), 320), (160, 90));
+        assert_eq!(size(320, 240, (1, 2), 320), (320, 240));
+    }
 }

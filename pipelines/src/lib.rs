@@ -10,8 +10,8 @@
 //! - `graph`: the GStreamer scaffolding the graphs below share (decode front
 //!   end, appsinks, the watcher of a running graph, error classification,
 //!   truncation check).
-//! - [`analyse`]: one decode graph per input (`decodebin → videoscale →
-//!   videoconvert(I420) → appsink`) feeding frames, in batches, to a kernel
+//! - [`analyse`]: one decode graph per input (`decodebin → appsink`, frames
+//!   area-averaged to analysis size in the sink) feeding them, in batches, to a kernel
 //!   [`Backend`](monteur_kernels::Backend), and their thumbnails to the
 //!   shot-boundary model on a thread of its own.
 //! - [`captions`]: speech regions (voice activity), Whisper on windows of

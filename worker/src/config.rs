@@ -553,6 +553,10 @@ pub struct AnalysisConfig {
     pub batch_frames: usize,
     /// Windows of 100 frames per shot-boundary model run.
     pub neural_batch: usize,
+    /// Highest frame rate the shot-boundary model is fed at (0: every frame).
+    pub neural_fps: f64,
+    /// The model's second pass reads every n-th of its frames (0: none).
+    pub neural_coarse: usize,
     /// Seconds to wait for the probe of an input.
     pub probe_timeout_s: f64,
     /// Seconds without a decoded frame before a decode is declared stalled.
@@ -569,6 +573,8 @@ impl Default for AnalysisConfig {
             width: a.width,
             batch_frames: a.batch_frames,
             neural_batch: a.neural_batch,
+            neural_fps: a.neural_fps,
+            neural_coarse: a.neural_coarse,
             probe_timeout_s: 15.0,
             stall_timeout_s: a.stall_timeout.as_secs_f64(),
             // 8K UHD fits; a crafted 60000x60000 header does not.
@@ -583,6 +589,8 @@ impl AnalysisConfig {
             width: self.width,
             batch_frames: self.batch_frames,
             neural_batch: self.neural_batch,
+            neural_fps: self.neural_fps,
+            neural_coarse: self.neural_coarse,
             stall_timeout: Duration::from_secs_f64(self.stall_timeout_s),
             ..AnalyseSettings::default()
         }
@@ -620,6 +628,18 @@ impl AnalysisConfig {
             p.push(format!(
                 "analysis.neural_batch must be within 1..=16, got {}",
                 self.neural_batch
+            ));
+        }
+        if !(self.neural_fps == 0.0 || (10.0..=240.0).contains(&self.neural_fps)) {
+            p.push(format!(
+                "analysis.neural_fps must be 0 (every frame) or within 10..=240, got {}",
+                self.neural_fps
+            ));
+        }
+        if self.neural_coarse > 16 {
+            p.push(format!(
+                "analysis.neural_coarse must be within 0..=16, got {}",
+                self.neural_coarse
             ));
         }
         for (key, v) in [

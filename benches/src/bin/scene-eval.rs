@@ -8,8 +8,11 @@
 //! the final figures only.
 //!
 //! ```text
-//! scene-eval [--split tuning|held-out|all] [--settings JSON] [--quiet]
+//! scene-eval [--split tuning|held-out|all] [--settings JSON] [--neural-fps F]
+//!            [--neural-coarse N] [--only NAME-PART] [--quiet]
 //! ```
+//! `--neural-fps` and `--neural-coarse` are `analysis.neural_fps` and
+//! `analysis.neural_coarse` (each pair decodes and caches anew).
 //! `--settings` overrides `SceneSettings` fields, e.g. `'{"span_threshold":0.3}'`.
 //! Prints, per clip and pooled: the fused detector (kinds scored), the
 //! kernel-only detector, and TransNetV2 alone (boundaries without kinds, the
@@ -38,10 +41,12 @@ struct Cached {
     features: Vec<FrameFeatures>,
     grids: Vec<Grid>,
     predictions: Vec<Prediction>,
+    /// The model's coarse pass, per frame, when it ran.
+    coarse: Option<Vec<Prediction>>,
     fps: f64,
 }
 
-const FORMAT: &[u8; 8] = b"msev0001";
+const FORMAT: &[u8; 8] = b"msev0002";
 
 fn main() -> ExitCode {
     monteur_benches::finish(run())
@@ -52,6 +57,9 @@ fn run() -> Result<(), String> {
     let mut overrides = String::from("{}");
     let mut quiet = false;
     let mut dump: Option<PathBuf> = None;
+    let mut neural_fps = AnalyseSettings::default().neural_fps;
+    let mut neural_coarse = AnalyseSettings::default().neural_coarse;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -65,6 +73,19 @@ fn run() -> Result<(), String> {
             }
             "--settings" => overrides = args.next().ok_or("--settings JSON")?,
             "--quiet" => quiet = true,
+            "--only" => only = Some(args.next().ok_or("--only NAME-PART")?),
+            "--neural-fps" => {
+                neural_fps = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--neural-fps F (0: every frame)")?
+            }
+            "--neural-coarse" => {
+                neural_coarse = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--neural-coarse N (0: no coarse pass)")?
+            }
             "--dump" => dump = Some(PathBuf::from(args.next().ok_or("--dump DIR")?)),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -89,8 +110,14 @@ fn run() -> Result<(), String> {
         "clip", "n"
     );
     for clip in clips(split)? {
+        if only
+            .as_ref()
+            .is_some_and(|o| !clip.name.contains(o.as_str()))
+        {
+            continue;
+        }
         let path = clip.path.clone();
-        let cached = analysis(&path, &mut model)?;
+        let cached = analysis(&path, &mut model, (neural_fps, neural_coarse))?;
         let truth = clip.truth.clone();
         if let Some(dir) = &dump {
             // For exploring the signals outside Rust: the truth and where the
@@ -98,7 +125,7 @@ fn run() -> Result<(), String> {
             let json = serde_json::json!({
                 "name": clip.name,
                 "split": clip.split,
-                "cache": cache_path(&path),
+                "cache": cache_path(&path, (neural_fps, neural_coarse)),
                 "fps": cached.fps,
                 "truth": truth,
                 "describe": clip.describe,
@@ -112,6 +139,7 @@ fn run() -> Result<(), String> {
                 &cached.features,
                 &cached.grids,
                 Some(&cached.predictions),
+                cached.coarse.as_deref(),
                 cached.fps,
                 s,
             )
@@ -304,16 +332,22 @@ fn show(t: &[Transition]) -> String {
         .join(" ")
 }
 
-fn cache_path(clip: &Path) -> PathBuf {
+fn cache_path(clip: &Path, (neural_fps, neural_coarse): (f64, usize)) -> PathBuf {
     let name = clip
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    cache_dir().join("scene-eval").join(format!("{name}.bin"))
+    cache_dir()
+        .join("scene-eval")
+        .join(format!("{name}-nf{neural_fps}-c{neural_coarse}.bin"))
 }
 
-fn analysis(clip: &Path, model: &mut TransNet) -> Result<Cached, String> {
-    let cache = cache_path(clip);
+fn analysis(
+    clip: &Path,
+    model: &mut TransNet,
+    (neural_fps, neural_coarse): (f64, usize),
+) -> Result<Cached, String> {
+    let cache = cache_path(clip, (neural_fps, neural_coarse));
     if let Ok(bytes) = std::fs::read(&cache)
         && let Some(c) = decode(&bytes)
     {
@@ -327,7 +361,11 @@ fn analysis(clip: &Path, model: &mut TransNet) -> Result<Cached, String> {
     let a = monteur_pipelines::analyse(
         &Input::File(clip.to_path_buf()),
         &info,
-        &AnalyseSettings::default(),
+        &AnalyseSettings {
+            neural_fps,
+            neural_coarse,
+            ..AnalyseSettings::default()
+        },
         Box::new(CpuBackend::new()),
         Some(model),
         &Cancel::new(),
@@ -340,6 +378,7 @@ fn analysis(clip: &Path, model: &mut TransNet) -> Result<Cached, String> {
         .unwrap_or(25.0);
     let c = Cached {
         predictions: a.boundaries.ok_or("no predictions")?,
+        coarse: a.coarse_boundaries,
         features: a.features,
         grids: a.grids,
         fps,
@@ -355,8 +394,17 @@ fn encode(c: &Cached) -> Vec<u8> {
     let mut out = FORMAT.to_vec();
     out.extend((c.features.len() as u64).to_le_bytes());
     out.extend(c.fps.to_le_bytes());
+    out.push(u8::from(c.coarse.is_some()));
     let opt = |v: Option<f32>| v.unwrap_or(f32::NAN).to_le_bytes();
-    for ((f, g), p) in c.features.iter().zip(&c.grids).zip(&c.predictions) {
+    let none = vec![Prediction::default(); c.predictions.len()];
+    let coarse = c.coarse.as_ref().unwrap_or(&none);
+    for (((f, g), p), q) in c
+        .features
+        .iter()
+        .zip(&c.grids)
+        .zip(&c.predictions)
+        .zip(coarse)
+    {
         out.extend(f.mean_luma.to_le_bytes());
         out.extend(opt(f.mean_abs_diff));
         out.extend(opt(f.residual_diff));
@@ -367,6 +415,8 @@ fn encode(c: &Cached) -> Vec<u8> {
         out.extend(g);
         out.extend(p.single_frame.to_le_bytes());
         out.extend(p.many_hot.to_le_bytes());
+        out.extend(q.single_frame.to_le_bytes());
+        out.extend(q.many_hot.to_le_bytes());
     }
     out
 }
@@ -388,6 +438,8 @@ fn decode(bytes: &[u8]) -> Option<Cached> {
     let mut r = Cursor(bytes.strip_prefix(FORMAT)?);
     let n = u64::from_le_bytes(r.take::<8>()?) as usize;
     let fps = f64::from_le_bytes(r.take::<8>()?);
+    let has_coarse = r.take::<1>()?[0] == 1;
+    let mut coarse = Vec::with_capacity(n);
     let some = |v: f32| (!v.is_nan()).then_some(v);
     let (mut features, mut grids, mut predictions) = (
         Vec::with_capacity(n),
@@ -415,11 +467,16 @@ fn decode(bytes: &[u8]) -> Option<Cached> {
             single_frame: r.f32()?,
             many_hot: r.f32()?,
         });
+        coarse.push(Prediction {
+            single_frame: r.f32()?,
+            many_hot: r.f32()?,
+        });
     }
     r.0.is_empty().then_some(Cached {
         features,
         grids,
         predictions,
+        coarse: has_coarse.then_some(coarse),
         fps,
     })
 }

@@ -37,6 +37,7 @@ pub fn detect_fused(
     features: &[FrameFeatures],
     grids: &[Grid],
     predictions: &[Prediction],
+    coarse: Option<&[Prediction]>,
     fps: f64,
     s: &SceneSettings,
 ) -> Vec<Span> {
@@ -75,7 +76,37 @@ pub fn detect_fused(
         ) {
             continue;
         }
-        found.extend(classify(features, grids, start.max(1), end, peak, s));
+        found.extend(classify(features, grids, start.max(1), end, peak, false, s));
+    }
+    // The coarse pass sees a transition of seconds as the model's training
+    // footage showed a short one; it proposes only where the full-rate pass
+    // found nothing, and the features classify as before.
+    if let Some(coarse) = coarse.filter(|c| c.len() >= n) {
+        let flash = s.flash_frames.max(frames(s.flash_s, fps));
+        for (a, b) in regions(coarse, n, s.coarse_threshold) {
+            let peak = coarse[a..b]
+                .iter()
+                .map(|p| p.single_frame)
+                .fold(0.0f32, f32::max);
+            let (mut start, mut end) = (a, b);
+            while start > 1 && a - start < max_len && coarse[start - 1].many_hot >= s.span_threshold
+            {
+                start -= 1;
+            }
+            while end < n && end - b < max_len && coarse[end].many_hot >= s.span_threshold {
+                end += 1;
+            }
+            let (start, end) = (start.max(1), end.max(b + 1).min(n));
+            if found
+                .iter()
+                .any(|f| start < f.end.max(f.start + 1) && f.start < end)
+                || returns(features, grids, start, end, flash, s)
+            {
+                continue;
+            }
+            let c = classify(features, grids, start, end, peak, true, s);
+            found.extend(c);
+        }
     }
     // Kernel cuts strong enough to stand on their own, where the model saw
     // nothing (it was trained on footage, not on every synthetic edge).
@@ -148,7 +179,7 @@ pub fn detect_fused(
             if returns(features, grids, start, end, flash, s) {
                 continue;
             }
-            found.extend(classify(features, grids, start, end, r[t], s));
+            found.extend(classify(features, grids, start, end, r[t], false, s));
         }
     }
     found.sort_by_key(|f| f.start);
@@ -194,13 +225,17 @@ fn frames(seconds: f64, fps: f64) -> usize {
 }
 
 /// What happened over `[start, end)`: nothing (the picture came back), a cut,
-/// fades, a dissolve or a wipe. `start >= 1`.
+/// fades, a dissolve or a wipe. `start >= 1`. A `long` proposal (the model's
+/// coarse pass) must join two pictures that hold still ([`settle`]); the
+/// others must change faster than the footage around them ([`stand_out`]),
+/// which a transition of seconds does not.
 fn classify(
     features: &[FrameFeatures],
     grids: &[Grid],
     start: usize,
     end: usize,
     peak: f32,
+    long: bool,
     s: &SceneSettings,
 ) -> Vec<Span> {
     let n = features.len();
@@ -236,7 +271,12 @@ fn classify(
         }];
     }
     let (start, end) = widen(grids, start, end);
-    if stand_out(grids, start, end) < s.gradual_contrast {
+    let passes = if long {
+        settle(grids, start, end) >= s.coarse_contrast
+    } else {
+        stand_out(grids, start, end) >= s.gradual_contrast
+    };
+    if !passes {
         return Vec::new();
     }
     let kind = if sweep(grids, start, end, s) >= s.wipe_sweep {
@@ -351,6 +391,26 @@ fn stand_out(grids: &[Grid], start: usize, end: usize) -> f32 {
     let after = mean((end + 1).min(n)..(end + 1 + edge).min(n));
     // Half a luma level per cell: compression noise on a still shot.
     inside / before.max(after).max(0.5)
+}
+
+/// How far apart the pictures either side of `[start, end)` are, against
+/// how far each side moves on its own over as many frames (up to the
+/// transition's length): two steady shots joined by a slow transition score
+/// high however little each frame of it changes; a pan or a zoom, which
+/// moves as much within each side as across, stays near 1.
+fn settle(grids: &[Grid], start: usize, end: usize) -> f32 {
+    let n = grids.len();
+    let (a, b) = (start.saturating_sub(1), end.min(n - 1));
+    let len = (end - start).max(1);
+    // Without half as long again on each side there is no telling a
+    // transition from motion: no proposal.
+    if a < len / 2 || b + len / 2 >= n || end >= n {
+        return 0.0;
+    }
+    let before = grid_distance(&grids[a.saturating_sub(len)], &grids[a]);
+    let after = grid_distance(&grids[b], &grids[(b + len).min(n - 1)]);
+    // Two luma levels per cell of slack: compression noise on a still shot.
+    grid_distance(&grids[a], &grids[b]) / (before.max(after) + 2.0)
 }
 
 /// Mean absolute luma difference per grid cell, 0..255.
@@ -567,6 +627,7 @@ mod tests {
             &f,
             &g,
             &predictions(60, 29..30, 29..31),
+            None,
             25.0,
             &no_proposals(),
         );
@@ -587,6 +648,7 @@ mod tests {
             &f,
             &g,
             &predictions(80, 38..41, 36..44),
+            None,
             25.0,
             &no_proposals(),
         );
@@ -615,6 +677,7 @@ mod tests {
             &f,
             &g,
             &predictions(80, 37..40, 33..44),
+            None,
             25.0,
             &no_proposals(),
         );
@@ -638,6 +701,7 @@ mod tests {
             &f,
             &g,
             &predictions(60, 29..32, 29..32),
+            None,
             25.0,
             &no_proposals(),
         );
@@ -661,6 +725,7 @@ mod tests {
             &f,
             &g,
             &predictions(90, 40..45, 36..50),
+            None,
             25.0,
             &no_proposals(),
         );
@@ -672,6 +737,46 @@ mod tests {
         );
         assert!(found[0].start <= 31 && found[0].end >= 39, "{found:?}");
         assert!(found[1].start <= 46 && found[1].end >= 54, "{found:?}");
+    }
+
+    /// A six-second blend changes too little per frame to stand out; only
+    /// the coarse pass proposes it, and the two still ends confirm it.
+    #[test]
+    fn a_slow_dissolve_is_found_by_the_coarse_pass() {
+        let frames: Vec<Grid> = (0..300)
+            .map(|t| {
+                let w = (t as f32 - 59.0).clamp(0.0, 180.0) / 180.0;
+                mix(&shot(0, t), &shot(1, t), w)
+            })
+            .collect();
+        let (f, g) = clip(&frames);
+        let fine = predictions(300, 0..0, 0..0);
+        let coarse = predictions(300, 144..156, 96..204);
+        let s = no_proposals();
+        assert!(detect_fused(&f, &g, &fine, None, 30.0, &s).is_empty());
+        let found = detect_fused(&f, &g, &fine, Some(&coarse), 30.0, &s);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, TransitionKind::Dissolve);
+        assert!(found[0].start <= 100 && found[0].end >= 200, "{found:?}");
+    }
+
+    /// A steady pan the coarse pass fires on moves as much within each side
+    /// as across the proposal: not a transition.
+    #[test]
+    fn a_pan_the_coarse_pass_fires_on_is_rejected() {
+        let frames: Vec<Grid> = (0..300)
+            .map(|t| {
+                std::array::from_fn(|i| {
+                    let phase = (i % 16) as f32 + t as f32 * 0.05;
+                    (128.0 + 90.0 * (phase * std::f32::consts::TAU / 16.0).sin()) as u8
+                })
+            })
+            .collect();
+        let (f, g) = clip(&frames);
+        let fine = predictions(300, 0..0, 0..0);
+        let coarse = predictions(300, 144..156, 96..204);
+        let found = detect_fused(&f, &g, &fine, Some(&coarse), 30.0, &no_proposals());
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

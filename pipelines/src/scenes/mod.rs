@@ -64,6 +64,16 @@ pub struct SceneSettings {
     /// Its many-hot probability at which a neighbouring frame belongs to the
     /// same transition: how far a boundary's span reaches.
     pub span_threshold: f32,
+    /// The single-frame probability that makes a boundary in the model's
+    /// coarse pass (`analysis.neural_coarse`), where nothing was found at
+    /// full rate: transitions too long for its window at full rate. Above
+    /// 1 turns the pass's proposals off.
+    pub coarse_threshold: f32,
+    /// A coarse-pass transition must separate pictures this many times
+    /// further apart than either side moves on its own over as long
+    /// (`fusion::settle`): a slow dissolve changes little per frame, but
+    /// joins two shots that each hold still.
+    pub coarse_contrast: f32,
     /// A proposed transition is a cut when one frame carries at least this
     /// share of the change (grid distance) between the frames either side.
     pub cut_share: f32,
@@ -159,6 +169,8 @@ impl Default for SceneSettings {
         Self {
             detector: Detector::Auto,
             boundary_threshold: 0.5,
+            coarse_threshold: 0.5,
+            coarse_contrast: 1.5,
             span_threshold: 0.3,
             cut_share: 0.7,
             cut_min_score: 0.05,
@@ -253,6 +265,20 @@ impl SceneSettings {
             p.push(format!(
                 "scenes.min_fade_s must be within (0, 10], got {}",
                 self.min_fade_s
+            ));
+        }
+        for (key, v) in [
+            ("gradual_contrast", self.gradual_contrast),
+            ("coarse_contrast", self.coarse_contrast),
+        ] {
+            if !(v > 0.0 && v <= 100.0) {
+                p.push(format!("scenes.{key} must be within (0, 100], got {v}"));
+            }
+        }
+        if !(0.0..=2.0).contains(&self.coarse_threshold) {
+            p.push(format!(
+                "scenes.coarse_threshold must be within 0..=2 (above 1: off), got {}",
+                self.coarse_threshold
             ));
         }
         if !(self.min_dissolve_s > 0.0
@@ -417,6 +443,7 @@ pub fn detect_scenes(analysis: &Analysis, info: &MediaInfo, s: &SceneSettings) -
         &analysis.features,
         &analysis.grids,
         analysis.boundaries.as_deref(),
+        analysis.coarse_boundaries.as_deref(),
         fps.max(1.0),
         s,
     )
@@ -472,12 +499,13 @@ pub fn detect_transitions(
     features: &[FrameFeatures],
     grids: &[Grid],
     predictions: Option<&[Prediction]>,
+    coarse: Option<&[Prediction]>,
     fps: f64,
     s: &SceneSettings,
 ) -> Vec<Span> {
     let mut spans = match predictions {
         Some(p) if s.detector != Detector::Kernel => {
-            fusion::detect_fused(features, grids, p, fps, s)
+            fusion::detect_fused(features, grids, p, coarse, fps, s)
         }
         _ => kernel_transitions(features, grids, fps, s),
     };
