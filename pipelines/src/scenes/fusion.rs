@@ -241,6 +241,24 @@ fn classify(
     let n = features.len();
     let before = start - 1;
     if let Some(fades) = fades(features, start, end, peak, s) {
+        // A fade darkens (or lightens) the whole picture at once; a wipe
+        // through black (xfade's `rectcrop`, a closing iris) reaches the
+        // same dip one region at a time, which the sweep measure sees.
+        if let (Some(first), Some(last)) = (fades.first(), fades.last()) {
+            let swept = fades
+                .iter()
+                .map(|f| sweep(grids, f.start.max(1), f.end.max(f.start + 1), s))
+                .sum::<f32>()
+                / fades.len() as f32;
+            if swept >= s.wipe_sweep {
+                return vec![Span {
+                    kind: TransitionKind::Wipe,
+                    start: first.start,
+                    end: last.end,
+                    score: peak,
+                }];
+            }
+        }
         return fades;
     }
     // The frame that carries most of the change: a cut if it carries nearly
@@ -777,6 +795,46 @@ mod tests {
         let coarse = predictions(300, 144..156, 96..204);
         let found = detect_fused(&f, &g, &fine, Some(&coarse), 30.0, &no_proposals());
         assert!(found.is_empty(), "{found:?}");
+    }
+
+    /// The picture closes to black from the edges inward, then the next
+    /// one opens from the centre: the mean luma dips like a fade, but one
+    /// region at a time.
+    #[test]
+    fn a_wipe_through_black_is_a_wipe_not_two_fades() {
+        let black = [16u8; CELLS];
+        let frames: Vec<Grid> = (0..90)
+            .map(|t| {
+                let a = shot(0, t);
+                let b = shot(1, t);
+                std::array::from_fn(|i| {
+                    let (x, y) = ((i % 16) as f32 - 7.5, (i / 16) as f32 - 4.0);
+                    // Distance from the centre, 0 (middle) to 1 (corner).
+                    let r = (x.abs() / 8.0).max(y.abs() / 4.5);
+                    match t {
+                        0..30 => a[i],
+                        30..40 if r > 1.0 - (t - 29) as f32 / 10.0 => black[i],
+                        30..40 => a[i],
+                        40..45 => black[i],
+                        45..55 if r < (t - 44) as f32 / 10.0 => b[i],
+                        45..55 => black[i],
+                        _ => b[i],
+                    }
+                })
+            })
+            .collect();
+        let (f, g) = clip(&frames);
+        let found = detect_fused(
+            &f,
+            &g,
+            &predictions(90, 40..45, 36..50),
+            None,
+            25.0,
+            &no_proposals(),
+        );
+        let kinds: Vec<TransitionKind> = found.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, [TransitionKind::Wipe], "{found:?}");
+        assert!(found[0].start <= 31 && found[0].end >= 54, "{found:?}");
     }
 
     #[test]

@@ -98,7 +98,8 @@ pub struct SceneSettings {
     /// lone fade out (in).
     pub fade_floor: f32,
     /// How far a gradual change departs from one uniform blend (see
-    /// `fusion::sweep`) before it is a wipe rather than a dissolve.
+    /// `fusion::sweep`) before it is a wipe rather than a dissolve, and a
+    /// dip through black or white a wipe through it rather than two fades.
     pub wipe_sweep: f32,
     /// Grid cells whose two ends differ by less than this luma carry no
     /// evidence of a sweep.
