@@ -25,9 +25,10 @@ use std::process::Command;
 use monteur_kernels::CpuBackend;
 use monteur_models::{Runtime, TransNet};
 use monteur_pipelines::scenes::eval::{
-    Labeled, Scores, boundary_truth, evaluate, evaluate_boundaries, transnet_boundaries,
+    Labeled, Scores, boundary_truth, evaluate, evaluate_boundaries, spans_to_transitions,
+    transnet_boundaries,
 };
-use monteur_pipelines::scenes::{Detector, SceneSettings, Transition, TransitionKind};
+use monteur_pipelines::scenes::{Detector, SceneSettings, TransitionKind};
 use monteur_pipelines::{AnalyseSettings, Analysis, Cancel, Input, ScenesDocument};
 use monteur_tests::sceneset::{self, Split};
 use monteur_tests::{assets, fixtures, synthetic};
@@ -149,37 +150,11 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-fn transitions(spans: Vec<monteur_pipelines::scenes::Span>) -> Vec<Transition> {
-    spans
-        .into_iter()
-        .map(|t| Transition {
-            kind: t.kind,
-            start_frame: t.start as u64,
-            end_frame: t.end as u64,
-            start_s: 0.0,
-            end_s: 0.0,
-            score: t.score,
-        })
-        .collect()
-}
-
 #[derive(Default)]
 struct Totals {
     fused: Scores,
     kernel: Scores,
     transnet: Scores,
-}
-
-fn line(s: &Scores) -> String {
-    format!(
-        "cuts P {:.3} R {:.3} F1 {:.3} | gradual P {:.3} R {:.3} F1 {:.3}",
-        s.cuts.precision(),
-        s.cuts.recall(),
-        s.cuts.f1(),
-        s.gradual.precision(),
-        s.gradual.recall(),
-        s.gradual.f1()
-    )
 }
 
 #[test]
@@ -200,7 +175,7 @@ fn scene_detection_on_held_out_footage() {
         let (a, fps) = decode(&case.path, &mut model);
         let predictions = a.boundaries.clone().unwrap();
         let detect = |s: &SceneSettings| {
-            transitions(monteur_pipelines::scenes::detect_transitions(
+            spans_to_transitions(monteur_pipelines::scenes::detect_transitions(
                 &a.features,
                 &a.grids,
                 Some(&predictions),
@@ -263,9 +238,7 @@ fn scene_detection_on_held_out_footage() {
     for (name, t) in [("held-out", &held_out), ("fixtures+synthetic", &others)] {
         report.push_str(&format!(
             "{name}: fused {}\n{name}: kernel {}\n{name}: TransNetV2 alone {}\n",
-            line(&t.fused),
-            line(&t.kernel),
-            line(&t.transnet)
+            &t.fused, &t.kernel, &t.transnet
         ));
     }
     eprintln!("{report}");

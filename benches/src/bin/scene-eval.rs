@@ -27,7 +27,8 @@ use monteur_kernels::{CpuBackend, FrameFeatures, HIST_BINS};
 use monteur_models::transnet::Prediction;
 use monteur_models::{Runtime, TransNet};
 use monteur_pipelines::scenes::eval::{
-    Boundary, Labeled, Scores, boundary_truth, evaluate, evaluate_boundaries, transnet_boundaries,
+    Boundary, Labeled, Scores, boundary_truth, evaluate, evaluate_boundaries, spans_to_transitions,
+    transnet_boundaries,
 };
 use monteur_pipelines::scenes::{
     Detector, SceneSettings, Transition, TransitionKind, detect_transitions,
@@ -135,24 +136,14 @@ fn run() -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         }
         let detect = |s: &SceneSettings| -> Vec<Transition> {
-            detect_transitions(
+            spans_to_transitions(detect_transitions(
                 &cached.features,
                 &cached.grids,
                 Some(&cached.predictions),
                 cached.coarse.as_deref(),
                 cached.fps,
                 s,
-            )
-            .into_iter()
-            .map(|t| Transition {
-                kind: t.kind,
-                start_frame: t.start as u64,
-                end_frame: t.end as u64,
-                start_s: 0.0,
-                end_s: 0.0,
-                score: t.score,
-            })
-            .collect()
+            ))
         };
         let ours = detect(&settings);
         let f = evaluate(&ours, &truth, 1);
@@ -204,15 +195,7 @@ fn run() -> Result<(), String> {
         ("kernel only (kinds)", kernel),
         ("TransNetV2 alone (boundaries)", neural),
     ] {
-        println!(
-            "{name:<30} cuts P {:.3} R {:.3} F1 {:.3} | gradual P {:.3} R {:.3} F1 {:.3}",
-            s.cuts.precision(),
-            s.cuts.recall(),
-            s.cuts.f1(),
-            s.gradual.precision(),
-            s.gradual.recall(),
-            s.gradual.f1()
-        );
+        println!("{name:<30} {s}");
     }
     Ok(())
 }

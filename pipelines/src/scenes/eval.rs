@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use monteur_models::transnet::Prediction;
 
-use super::{Transition, TransitionKind};
+use super::{Span, Transition, TransitionKind};
 
 /// A labelled transition over frames `[start, end)`; a cut has `start == end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +70,38 @@ impl Scores {
         self.cuts.add(other.cuts);
         self.gradual.add(other.gradual);
     }
+}
+
+impl std::fmt::Display for Scores {
+    /// `cuts P … R … F1 … | gradual P … R … F1 …`, the line every scorer prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cuts P {:.3} R {:.3} F1 {:.3} | gradual P {:.3} R {:.3} F1 {:.3}",
+            self.cuts.precision(),
+            self.cuts.recall(),
+            self.cuts.f1(),
+            self.gradual.precision(),
+            self.gradual.recall(),
+            self.gradual.f1()
+        )
+    }
+}
+
+/// Detected spans as transitions to score (frame indices only: the scorers
+/// never read times).
+pub fn spans_to_transitions(spans: Vec<Span>) -> Vec<Transition> {
+    spans
+        .into_iter()
+        .map(|t| Transition {
+            kind: t.kind,
+            start_frame: t.start as u64,
+            end_frame: t.end as u64,
+            start_s: 0.0,
+            end_s: 0.0,
+            score: t.score,
+        })
+        .collect()
 }
 
 /// Scores `predicted` against `truth`.

@@ -47,25 +47,8 @@ pub fn detect_fused(
     }
     let max_len = frames(s.max_dissolve_s, fps);
     let mut found: Vec<Span> = Vec::new();
-    for (a, b) in regions(predictions, n, s.boundary_threshold) {
-        let peak = predictions[a..b]
-            .iter()
-            .map(|p| p.single_frame)
-            .fold(0.0f32, f32::max);
-        // The many-hot head covers every frame of a transition, the
-        // single-frame head only its middle.
-        let mut start = a;
-        while start > 1
-            && a - start < max_len
-            && predictions[start - 1].many_hot >= s.span_threshold
-        {
-            start -= 1;
-        }
-        let mut end = b;
-        while end < n && end - b < max_len && predictions[end].many_hot >= s.span_threshold {
-            end += 1;
-        }
-        let flash = s.flash_frames.max(frames(s.flash_s, fps));
+    let flash = s.flash_frames.max(frames(s.flash_s, fps));
+    for (start, end, b, peak) in proposals(predictions, n, s.boundary_threshold, max_len, s) {
         if returns(
             features,
             grids,
@@ -82,20 +65,7 @@ pub fn detect_fused(
     // footage showed a short one; it proposes only where the full-rate pass
     // found nothing, and the features classify as before.
     if let Some(coarse) = coarse.filter(|c| c.len() >= n) {
-        let flash = s.flash_frames.max(frames(s.flash_s, fps));
-        for (a, b) in regions(coarse, n, s.coarse_threshold) {
-            let peak = coarse[a..b]
-                .iter()
-                .map(|p| p.single_frame)
-                .fold(0.0f32, f32::max);
-            let (mut start, mut end) = (a, b);
-            while start > 1 && a - start < max_len && coarse[start - 1].many_hot >= s.span_threshold
-            {
-                start -= 1;
-            }
-            while end < n && end - b < max_len && coarse[end].many_hot >= s.span_threshold {
-                end += 1;
-            }
+        for (start, end, b, peak) in proposals(coarse, n, s.coarse_threshold, max_len, s) {
             let (start, end) = (start.max(1), end.max(b + 1).min(n));
             if found
                 .iter()
@@ -104,8 +74,7 @@ pub fn detect_fused(
             {
                 continue;
             }
-            let c = classify(features, grids, start, end, peak, true, s);
-            found.extend(c);
+            found.extend(classify(features, grids, start, end, peak, true, s));
         }
     }
     // Kernel cuts strong enough to stand on their own, where the model saw
@@ -193,6 +162,38 @@ pub fn detect_fused(
         }
     }
     out
+}
+
+/// The model's proposals: each run of single-frame probabilities at or above
+/// `threshold` (`[a, b)`), widened over the neighbours the many-hot head puts
+/// in the same transition (it covers every frame of one, the single-frame
+/// head only its middle), up to `max_len` a side. Returns `(start, end, b,
+/// peak)`.
+fn proposals(
+    p: &[Prediction],
+    n: usize,
+    threshold: f32,
+    max_len: usize,
+    s: &SceneSettings,
+) -> Vec<(usize, usize, usize, f32)> {
+    regions(p, n, threshold)
+        .into_iter()
+        .map(|(a, b)| {
+            let peak = p[a..b]
+                .iter()
+                .map(|q| q.single_frame)
+                .fold(0.0f32, f32::max);
+            let mut start = a;
+            while start > 1 && a - start < max_len && p[start - 1].many_hot >= s.span_threshold {
+                start -= 1;
+            }
+            let mut end = b;
+            while end < n && end - b < max_len && p[end].many_hot >= s.span_threshold {
+                end += 1;
+            }
+            (start, end, b, peak)
+        })
+        .collect()
 }
 
 /// Runs of frames at or above `threshold`, bridging single-frame dips, as
@@ -627,6 +628,12 @@ mod tests {
             .collect()
     }
 
+    /// The fused detector at 25 fps with the model's full-rate predictions
+    /// only and no kernel or novelty proposals.
+    fn fused(f: &[FrameFeatures], g: &[Grid], p: &[Prediction]) -> Vec<Span> {
+        detect_fused(f, g, p, None, 25.0, &no_proposals())
+    }
+
     fn no_proposals() -> SceneSettings {
         SceneSettings {
             kernel_gradual: false,
@@ -641,14 +648,7 @@ mod tests {
         let frames: Vec<Grid> = (0..60).map(|t| shot(usize::from(t >= 30), t)).collect();
         let (f, g) = clip(&frames);
         // The model marks the last frame of the old shot.
-        let found = detect_fused(
-            &f,
-            &g,
-            &predictions(60, 29..30, 29..31),
-            None,
-            25.0,
-            &no_proposals(),
-        );
+        let found = fused(&f, &g, &predictions(60, 29..30, 29..31));
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!((found[0].kind, found[0].start), (TransitionKind::Cut, 30));
     }
@@ -662,14 +662,7 @@ mod tests {
             })
             .collect();
         let (f, g) = clip(&frames);
-        let found = detect_fused(
-            &f,
-            &g,
-            &predictions(80, 38..41, 36..44),
-            None,
-            25.0,
-            &no_proposals(),
-        );
+        let found = fused(&f, &g, &predictions(80, 38..41, 36..44));
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].kind, TransitionKind::Dissolve);
         // Widened from the model's middle to the whole blend.
@@ -691,14 +684,7 @@ mod tests {
             })
             .collect();
         let (f, g) = clip(&frames);
-        let found = detect_fused(
-            &f,
-            &g,
-            &predictions(80, 37..40, 33..44),
-            None,
-            25.0,
-            &no_proposals(),
-        );
+        let found = fused(&f, &g, &predictions(80, 37..40, 33..44));
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].kind, TransitionKind::Wipe, "{found:?}");
     }
@@ -715,14 +701,7 @@ mod tests {
             })
             .collect();
         let (f, g) = clip(&frames);
-        let found = detect_fused(
-            &f,
-            &g,
-            &predictions(60, 29..32, 29..32),
-            None,
-            25.0,
-            &no_proposals(),
-        );
+        let found = fused(&f, &g, &predictions(60, 29..32, 29..32));
         assert!(found.is_empty(), "{found:?}");
     }
 
@@ -739,14 +718,7 @@ mod tests {
             })
             .collect();
         let (f, g) = clip(&frames);
-        let found = detect_fused(
-            &f,
-            &g,
-            &predictions(90, 40..45, 36..50),
-            None,
-            25.0,
-            &no_proposals(),
-        );
+        let found = fused(&f, &g, &predictions(90, 40..45, 36..50));
         let kinds: Vec<TransitionKind> = found.iter().map(|s| s.kind).collect();
         assert_eq!(
             kinds,
@@ -824,14 +796,7 @@ mod tests {
             })
             .collect();
         let (f, g) = clip(&frames);
-        let found = detect_fused(
-            &f,
-            &g,
-            &predictions(90, 40..45, 36..50),
-            None,
-            25.0,
-            &no_proposals(),
-        );
+        let found = fused(&f, &g, &predictions(90, 40..45, 36..50));
         let kinds: Vec<TransitionKind> = found.iter().map(|s| s.kind).collect();
         assert_eq!(kinds, [TransitionKind::Wipe], "{found:?}");
         assert!(found[0].start <= 31 && found[0].end >= 54, "{found:?}");
