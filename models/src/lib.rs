@@ -25,4 +25,6 @@ pub use error::ModelError;
 pub use runtime::{Provider, Runtime};
 pub use transnet::TransNet;
 pub use vad::VoiceActivity;
-pub use whisper::{Segment, Whisper};
+pub use whisper::{
+    DecodeOptions, Decoded, Encoded, Segment, Whisper, Window, WindowSegment, WordTiming,
+};

@@ -14,10 +14,13 @@
 use std::fmt::Write as _;
 
 use monteur_kernels::Backend;
-use monteur_kernels::mel::WINDOW_SAMPLES;
-use monteur_models::{VoiceActivity, Whisper, vad};
+use monteur_kernels::mel::{HOP, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES};
+use monteur_models::{DecodeOptions, VoiceActivity, Whisper, vad};
 use serde::{Deserialize, Serialize};
 
+use crate::transcript::{
+    Draft, Region, TRANSCRIPT_VERSION, Transcript, TranscriptSegment, Word, tidy_words,
+};
 use crate::{AUDIO_RATE, AudioTrack, Cancel, PipelineError};
 
 /// `[captions]` in the config.
@@ -43,6 +46,17 @@ pub struct CaptionSettings {
     pub max_cue_s: f64,
     /// Gap between cues, in frames of the source (25 fps without video).
     pub min_gap_frames: f64,
+    /// 1 decodes greedily; more is a beam search (faster-whisper's default
+    /// is 5), more accurate on hard audio at a measured cost in time.
+    pub beam_size: usize,
+    /// Time every word (`transcript.json`, word-level captions, transcript
+    /// cut plans need it).
+    pub word_timestamps: bool,
+    /// A window whose `<|nospeech|>` probability is above this, and whose
+    /// mean token log-probability is below `log_prob_threshold`, is taken as
+    /// silence and skipped (Whisper's rule, its defaults).
+    pub no_speech_threshold: f32,
+    pub log_prob_threshold: f32,
 }
 
 impl Default for CaptionSettings {
@@ -63,6 +77,10 @@ impl Default for CaptionSettings {
             min_cue_s: 5.0 / 6.0,
             max_cue_s: 7.0,
             min_gap_frames: 2.0,
+            beam_size: 1,
+            word_timestamps: true,
+            no_speech_threshold: 0.6,
+            log_prob_threshold: -1.0,
         }
     }
 }
@@ -89,6 +107,14 @@ impl CaptionSettings {
         {
             p.push("captions: need max_chars_per_s >= 5 and 0 < min_cue_s < max_cue_s".into());
         }
+        if !(1..=16).contains(&self.beam_size) {
+            p.push("captions.beam_size must be 1..=16".into());
+        }
+        if !(0.0..=1.0).contains(&self.no_speech_threshold) || self.log_prob_threshold > 0.0 {
+            p.push(
+                "captions: need 0 <= no_speech_threshold <= 1 and log_prob_threshold <= 0".into(),
+            );
+        }
         let longest = (self.max_line_chars * self.max_lines) as f64 / self.max_chars_per_s;
         if longest > self.max_cue_s {
             p.push(format!(
@@ -99,12 +125,45 @@ impl CaptionSettings {
     }
 }
 
-/// A span of recognised text, times in seconds on the source's timeline.
+/// A span of recognised text, times in seconds on the source's timeline,
+/// with its words' times when they were aligned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Phrase {
     pub start_s: f64,
     pub end_s: f64,
     pub text: String,
+    pub words: Vec<TimedWord>,
+}
+
+/// A word on screen: its text and when it is spoken.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimedWord {
+    pub text: String,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+impl Phrase {
+    /// The transcript's segments as phrases for the cue builder.
+    pub fn from_transcript(t: &Transcript) -> Vec<Phrase> {
+        t.segments
+            .iter()
+            .map(|s| Phrase {
+                start_s: s.start_s,
+                end_s: s.end_s,
+                text: s.text.clone(),
+                words: s
+                    .words
+                    .iter()
+                    .map(|w| TimedWord {
+                        text: w.text.clone(),
+                        start_s: w.start_s,
+                        end_s: w.end_s,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 /// One subtitle.
@@ -113,6 +172,10 @@ pub struct Cue {
     pub start_s: f64,
     pub end_s: f64,
     pub lines: Vec<String>,
+    /// Each word's time, in the order of the lines' words; empty when the
+    /// words were not timed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<TimedWord>,
 }
 
 impl Cue {
@@ -205,19 +268,33 @@ impl Spliced {
         source + (t - joined).clamp(0.0, len)
     }
 
-    fn seconds(&self) -> f64 {
-        self.samples.len() as f64 / f64::from(AUDIO_RATE)
+    /// The piece (speech region) joined-track time `t` falls in.
+    fn piece(&self, t: f64) -> usize {
+        self.pieces.iter().rposition(|p| p.0 <= t).unwrap_or(0)
+    }
+
+    /// A word's span on the source: both ends in the piece holding its
+    /// middle, so no word stretches across the silence between regions.
+    fn word_span(&self, a: f64, b: f64) -> (usize, f64, f64) {
+        let i = self.piece((a + b) / 2.0);
+        let Some(&(joined, source, len)) = self.pieces.get(i) else {
+            return (0, a, b);
+        };
+        let at = |t: f64| source + (t - joined).clamp(0.0, len);
+        (i, at(a), at(b).max(at(a)))
     }
 }
 
-/// Voice activity, then Whisper over the speech. Times are on the source's
-/// timeline (the track's start added).
+/// Voice activity, then Whisper over the speech, then word timing: the
+/// transcript, times on the source's timeline (the track's start added).
 ///
 /// As faster-whisper does, the speech regions are joined end to end before
 /// recognition (the model never sees the silence, music or noise between
-/// them) and times are mapped back afterwards. As Whisper's own loop does, a
-/// 30 s window is decoded again from its last timestamp when the model stopped
-/// before the window's speech did.
+/// them) and times are mapped back afterwards; and Whisper's own seeking
+/// loop runs over the joined track: a window is 30 s from the seek point,
+/// frames past the audio are zero (as Whisper's `pad_or_trim` leaves them),
+/// and the next window starts at the last complete segment, so speech cut by
+/// a window's edge is decoded again whole.
 #[allow(clippy::too_many_arguments)]
 pub fn transcribe(
     track: &AudioTrack,
@@ -227,55 +304,157 @@ pub fn transcribe(
     backend: &mut dyn Backend,
     cancel: &Cancel,
     on_progress: &mut dyn FnMut(f64),
-) -> Result<Vec<Phrase>, PipelineError> {
+) -> Result<Transcript, PipelineError> {
     let stop = || cancel.is_cancelled();
     vad.reset();
     let probs = vad.probabilities_until(&track.samples, &stop)?;
-    let speech = Spliced::new(&track.samples, &speech_regions(&probs, settings));
-    let rate = f64::from(AUDIO_RATE);
-    let span = WINDOW_SAMPLES as f64 / rate;
-    let total = speech.seconds();
+    let regions = speech_regions(&probs, settings);
+    let speech = Spliced::new(&track.samples, &regions);
     let offset = track.start.as_secs_f64();
+    let language = match settings.language.as_str() {
+        "auto" => None,
+        code => Some(code),
+    };
+    let options = DecodeOptions {
+        beam_size: settings.beam_size,
+    };
+    let content_frames = speech.samples.len() / HOP;
     let mut window = vec![0f32; WINDOW_SAMPLES];
     let mut mel = Vec::new();
-    let mut phrases = Vec::new();
-    let mut cursor = 0.0f64;
-    while cursor + 0.1 < total {
-        on_progress(cursor / total);
-        let from = (cursor * rate) as usize;
-        let n = (speech.samples.len() - from).min(WINDOW_SAMPLES);
+    let mut seek = 0usize;
+    let mut last_speech_s = 0.0f64;
+    let mut detected: Option<String> = None;
+    let mut segments: Vec<TranscriptSegment> = Vec::new();
+    while seek < content_frames {
+        on_progress(seek as f64 / content_frames as f64);
+        let size = (content_frames - seek).min(WINDOW_FRAMES);
+        let from = seek * HOP;
+        let n = (size * HOP).min(speech.samples.len().saturating_sub(from));
         window.fill(0.0);
         window[..n].copy_from_slice(&speech.samples[from..from + n]);
-        let window_end = cursor + n as f64 / rate;
         backend.log_mel(&window, &mut mel)?;
-        let mut covered = 0.0f64;
-        let language = match settings.language.as_str() {
-            "auto" => None,
-            code => Some(code),
-        };
-        for seg in whisper.transcribe_until(&mel, language, &stop)? {
-            let (a, b) = (
-                cursor + f64::from(seg.start_s),
-                (cursor + f64::from(seg.end_s)).min(window_end),
-            );
-            covered = covered.max(b - cursor);
-            if b > a && !seg.text.is_empty() {
-                phrases.push(Phrase {
-                    start_s: speech.source_time(a, false) + offset,
-                    end_s: speech.source_time(b, true) + offset,
-                    text: seg.text,
-                });
-            }
+        blank_past(&mut mel, size);
+        let encoded = whisper.encode(&mel, language, &stop)?;
+        detected.get_or_insert_with(|| encoded.language.clone());
+        let decoded = whisper.decode(&encoded, &options, &stop)?;
+        if decoded.no_speech_prob > settings.no_speech_threshold
+            && decoded.avg_logprob < settings.log_prob_threshold
+        {
+            seek += size;
+            continue;
         }
-        // Seek to the last timestamp if the model stopped early and made
-        // progress, else past the window.
-        cursor = if covered >= 0.5 && cursor + covered + 1.0 < window_end {
-            cursor + covered
+        let cut = whisper.window(&decoded, size);
+        let spaceless = Whisper::spaceless(&encoded.language);
+        let t0 = seek as f64 / 100.0;
+        let words = if settings.word_timestamps && !cut.segments.is_empty() {
+            let text: Vec<u32> = cut.segments.iter().flat_map(|s| s.tokens.clone()).collect();
+            whisper.align(&encoded, &text, size)?
         } else {
-            cursor + span
+            Vec::new()
         };
+        // Words go back to their segments by token count, as faster-whisper
+        // splits one alignment over a window's segments.
+        let mut words = words.into_iter().peekable();
+        let mut drafts: Vec<(Draft, String)> = Vec::new();
+        for seg in &cut.segments {
+            let mut taken = 0usize;
+            let mut draft = Draft {
+                start_s: t0 + f64::from(seg.start_s),
+                end_s: t0 + f64::from(seg.end_s),
+                words: Vec::new(),
+            };
+            while taken < seg.tokens.len() {
+                let Some(w) = words.next() else { break };
+                taken += w.tokens.len();
+                let (a, b) = (t0 + f64::from(w.start_s), t0 + f64::from(w.end_s));
+                // Whisper splits "ill-disposed" into "ill" and "-disposed";
+                // a transcript word is what spaces delimit, in languages
+                // that use them, so the halves are joined.
+                let joins = !w.word.starts_with(' ') && !spaceless;
+                match draft.words.last_mut() {
+                    Some(last) if joins => {
+                        last.0.push_str(w.word.trim());
+                        last.2 = b;
+                        last.3 = (last.3 + w.probability) / 2.0;
+                    }
+                    _ => draft
+                        .words
+                        .push((w.word.trim().to_string(), a, b, w.probability)),
+                }
+            }
+            drafts.push((draft, whisper.text(&seg.tokens)));
+        }
+        let mut plain: Vec<Draft> = drafts.iter().map(|(d, _)| d.clone()).collect();
+        if settings.word_timestamps {
+            tidy_words(&mut plain, &mut last_speech_s);
+        }
+        for (d, (_, text)) in plain.into_iter().zip(drafts) {
+            let words: Vec<Word> = d
+                .words
+                .iter()
+                .filter(|w| !w.0.is_empty())
+                .map(|(w, a, b, p)| {
+                    let (region, a, b) = speech.word_span(*a, *b);
+                    Word {
+                        text: w.clone(),
+                        start_s: a + offset,
+                        end_s: b + offset,
+                        p: *p,
+                        region,
+                    }
+                })
+                .collect();
+            let (start_s, end_s) = match (words.first(), words.last()) {
+                (Some(f), Some(l)) => (f.start_s, l.end_s),
+                _ => (
+                    speech.source_time(d.start_s, false) + offset,
+                    speech.source_time(d.end_s.min(t0 + size as f64 / 100.0), true) + offset,
+                ),
+            };
+            if end_s <= start_s || text.is_empty() {
+                continue;
+            }
+            segments.push(TranscriptSegment {
+                id: segments.len(),
+                start_s,
+                end_s,
+                text,
+                region: speech.piece(d.start_s),
+                avg_logprob: decoded.avg_logprob,
+                words,
+            });
+        }
+        seek += cut.seek_frames.max(1);
     }
-    Ok(phrases)
+    Ok(Transcript {
+        version: TRANSCRIPT_VERSION,
+        language: detected.unwrap_or_else(|| settings.language.clone()),
+        regions: speech
+            .pieces
+            .iter()
+            .enumerate()
+            .map(|(id, &(_, s, len))| Region {
+                id,
+                start_s: s + offset,
+                end_s: s + len + offset,
+            })
+            .collect(),
+        segments,
+    })
+}
+
+/// Sets the log-mel frames at and after `content` to 0, as Whisper and
+/// faster-whisper pad a window's features (not the log-mel of silence, which
+/// the model reads differently: measured in docs/BENCHMARKS.md).
+fn blank_past(mel: &mut [f32], content: usize) {
+    if content >= WINDOW_FRAMES {
+        return;
+    }
+    for m in 0..N_MELS {
+        if let Some(row) = mel.get_mut(m * WINDOW_FRAMES + content..(m + 1) * WINDOW_FRAMES) {
+            row.fill(0.0);
+        }
+    }
 }
 
 /// Lines of at most `max_chars`, filled word by word.
@@ -331,41 +510,65 @@ fn break_lines(text: &str, max_chars: usize) -> Vec<String> {
 pub fn build_cues(phrases: &[Phrase], cuts_s: &[f64], fps: f64, s: &CaptionSettings) -> Vec<Cue> {
     let gap = s.min_gap_frames / if fps > 0.0 { fps } else { 25.0 };
     let fits = |text: &str| greedy_lines(text, s.max_line_chars).len() <= s.max_lines;
-    // Text chunks with the time their words were spoken.
-    let mut chunks: Vec<(f64, f64, String)> = Vec::new();
+    // Text chunks with the time their words were spoken: the words' own
+    // times when they were aligned, else shares of the phrase by length.
+    let mut chunks: Vec<(f64, f64, String, Vec<TimedWord>)> = Vec::new();
     for p in phrases {
         let words: Vec<&str> = p.text.split_whitespace().collect();
+        let timed = p.words.len() == words.len() && !words.is_empty();
         let total: usize = p.text.chars().count().max(1);
         let mut current = String::new();
+        let mut current_words: Vec<TimedWord> = Vec::new();
         let mut spoken = p.start_s;
-        let mut flush = |current: &mut String, spoken: &mut f64| {
-            if current.is_empty() {
-                return;
-            }
-            let share = current.chars().count() as f64 / total as f64;
-            let end = (*spoken + share * (p.end_s - p.start_s)).min(p.end_s);
-            chunks.push((*spoken, end, std::mem::take(current)));
-            *spoken = end;
-        };
-        for w in words {
+        let mut flush =
+            |current: &mut String, current_words: &mut Vec<TimedWord>, spoken: &mut f64| {
+                if current.is_empty() {
+                    return;
+                }
+                let (start, end) = match (current_words.first(), current_words.last()) {
+                    (Some(a), Some(b)) => (a.start_s, b.end_s.max(a.start_s)),
+                    _ => {
+                        let share = current.chars().count() as f64 / total as f64;
+                        (
+                            *spoken,
+                            (*spoken + share * (p.end_s - p.start_s)).min(p.end_s),
+                        )
+                    }
+                };
+                chunks.push((
+                    start,
+                    end,
+                    std::mem::take(current),
+                    std::mem::take(current_words),
+                ));
+                *spoken = end;
+            };
+        for (i, w) in words.into_iter().enumerate() {
             let w: String = w.chars().take(s.max_line_chars).collect();
             if !current.is_empty() && !fits(&format!("{current} {w}")) {
-                flush(&mut current, &mut spoken);
+                flush(&mut current, &mut current_words, &mut spoken);
             }
             if !current.is_empty() {
                 current.push(' ');
             }
             current.push_str(&w);
+            if timed {
+                current_words.push(TimedWord {
+                    text: w.clone(),
+                    start_s: p.words[i].start_s,
+                    end_s: p.words[i].end_s,
+                });
+            }
             // A sentence end is a natural place for a new cue once the cue
             // holds a readable amount.
             if w.ends_with(['.', '?', '!']) && current.chars().count() >= s.max_line_chars / 2 {
-                flush(&mut current, &mut spoken);
+                flush(&mut current, &mut current_words, &mut spoken);
             }
         }
-        flush(&mut current, &mut spoken);
+        flush(&mut current, &mut current_words, &mut spoken);
     }
     let mut cues: Vec<Cue> = Vec::new();
-    for (spoken_start, spoken_end, text) in chunks {
+    for (spoken_start, spoken_end, text, words) in chunks {
         let lines = break_lines(&text, s.max_line_chars);
         let chars = text.chars().count() as f64;
         let need = (chars / s.max_chars_per_s).max(s.min_cue_s);
@@ -382,10 +585,21 @@ pub fn build_cues(phrases: &[Phrase], cuts_s: &[f64], fps: f64, s: &CaptionSetti
                 end = (cut + (spoken_end - spoken_start).max(need)).min(cut + s.max_cue_s);
             }
         }
+        // A word's highlight never starts before its cue shows or after it
+        // goes.
+        let words = words
+            .into_iter()
+            .map(|w| TimedWord {
+                start_s: w.start_s.clamp(start, end),
+                end_s: w.end_s.clamp(start, end),
+                text: w.text,
+            })
+            .collect();
         cues.push(Cue {
             start_s: start,
             end_s: end,
             lines,
+            words,
         });
     }
     cues
@@ -471,7 +685,162 @@ pub fn to_vtt(cues: &[Cue]) -> String {
             "{} --> {}\n{}\n\n",
             timestamp(c.start_s, '.'),
             timestamp(c.end_s, '.'),
-            c.lines.join("\n")
+            c.lines
+                .iter()
+                .map(|l| vtt_escape(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    out
+}
+
+fn vtt_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Each line's words paired with their times, when every word was timed.
+fn timed_lines(c: &Cue) -> Option<Vec<Vec<(&str, &TimedWord)>>> {
+    let mut words = c.words.iter();
+    let lines: Option<Vec<Vec<(&str, &TimedWord)>>> = c
+        .lines
+        .iter()
+        .map(|l| {
+            l.split_whitespace()
+                .map(|w| words.next().map(|t| (w, t)))
+                .collect()
+        })
+        .collect();
+    lines.filter(|_| words.next().is_none())
+}
+
+/// WebVTT with a timestamp tag before each word (karaoke style: a player
+/// highlights words as they are spoken). Tags only where the time moves
+/// forward inside the cue, as the format requires; a cue without word times
+/// is written plain.
+pub fn to_karaoke_vtt(cues: &[Cue]) -> String {
+    let mut out = String::from("WEBVTT\n\n");
+    for c in cues {
+        let _ = writeln!(
+            out,
+            "{} --> {}",
+            timestamp(c.start_s, '.'),
+            timestamp(c.end_s, '.')
+        );
+        match timed_lines(c) {
+            Some(lines) => {
+                let mut last_ms = (c.start_s * 1000.0).round() as i64;
+                let end_ms = (c.end_s * 1000.0).round() as i64;
+                for (li, line) in lines.iter().enumerate() {
+                    if li > 0 {
+                        out.push('\n');
+                    }
+                    for (wi, (w, t)) in line.iter().enumerate() {
+                        if wi > 0 {
+                            out.push(' ');
+                        }
+                        let ms = (t.start_s * 1000.0).round() as i64;
+                        if ms > last_ms && ms < end_ms {
+                            let _ = write!(out, "<{}>", timestamp(ms as f64 / 1000.0, '.'));
+                            last_ms = ms;
+                        }
+                        let _ = write!(out, "<c>{}</c>", vtt_escape(w));
+                    }
+                }
+                out.push_str("\n\n");
+            }
+            None => {
+                let text: Vec<String> = c.lines.iter().map(|l| vtt_escape(l)).collect();
+                let _ = write!(out, "{}\n\n", text.join("\n"));
+            }
+        }
+    }
+    out
+}
+
+fn ass_time(s: f64) -> String {
+    let cs = (s.max(0.0) * 100.0).round() as u64;
+    format!(
+        "{}:{:02}:{:02}.{:02}",
+        cs / 360_000,
+        cs / 6000 % 60,
+        cs / 100 % 60,
+        cs % 100
+    )
+}
+
+/// Braces open override blocks and a backslash starts a tag in ASS text.
+fn ass_escape(text: &str) -> String {
+    text.replace('\\', "/").replace('{', "(").replace('}', ")")
+}
+
+/// Advanced SubStation Alpha with `\k` karaoke timings: each word turns
+/// from the secondary colour (white) to the primary (yellow) when it is
+/// spoken. `width`×`height` is the video's size (the script's coordinate
+/// space; the font scales with the height).
+pub fn to_ass(cues: &[Cue], width: u32, height: u32) -> String {
+    let (w, h) = (width.max(16), height.max(16));
+    let font = (h as f64 / 20.0).round().max(8.0);
+    let margin = (h as f64 / 22.0).round();
+    let mut out = format!(
+        "[Script Info]\nScriptType: v4.00+\nPlayResX: {w}\nPlayResY: {h}\nWrapStyle: 2\n\
+         ScaledBorderAndShadow: yes\n\n[V4+ Styles]\n\
+         Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, \
+         BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, \
+         BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n\
+         Style: Default,DejaVu Sans,{font},&H0000FFFF,&H00FFFFFF,&H00000000,&H80000000,\
+         -1,0,0,0,100,100,0,0,1,{outline},0,2,{margin},{margin},{margin},1\n\n[Events]\n\
+         Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n",
+        outline = (font / 18.0).round().max(1.0),
+    );
+    for c in cues {
+        let text = match timed_lines(c) {
+            Some(lines) => {
+                let flat: Vec<&TimedWord> = lines.iter().flatten().map(|(_, t)| *t).collect();
+                // Centiseconds from the cue's start to each word's, then the
+                // last word's end: every \k is the gap to the next word.
+                let cs = |t: f64| ((t - c.start_s).max(0.0) * 100.0).round() as i64;
+                let mut marks: Vec<i64> = flat.iter().map(|t| cs(t.start_s)).collect();
+                marks.push(flat.last().map_or(0, |t| cs(t.end_s)));
+                for i in 1..marks.len() {
+                    marks[i] = marks[i].max(marks[i - 1]);
+                }
+                let mut text = String::new();
+                if marks[0] > 0 {
+                    let _ = write!(text, "{{\\k{}}}", marks[0]);
+                }
+                let mut k = 0;
+                for (li, line) in lines.iter().enumerate() {
+                    if li > 0 {
+                        text.push_str("\\N");
+                    }
+                    for (wi, (word, _)) in line.iter().enumerate() {
+                        let space = if wi + 1 < line.len() { " " } else { "" };
+                        let _ = write!(
+                            text,
+                            "{{\\k{}}}{}{space}",
+                            marks[k + 1] - marks[k],
+                            ass_escape(word)
+                        );
+                        k += 1;
+                    }
+                }
+                text
+            }
+            None => c
+                .lines
+                .iter()
+                .map(|l| ass_escape(l))
+                .collect::<Vec<_>>()
+                .join("\\N"),
+        };
+        let _ = writeln!(
+            out,
+            "Dialogue: 0,{},{},Default,,0,0,0,,{text}",
+            ass_time(c.start_s),
+            ass_time(c.end_s)
         );
     }
     out
@@ -486,6 +855,7 @@ mod tests {
             start_s: a,
             end_s: b,
             text: text.into(),
+            words: Vec::new(),
         }
     }
 
@@ -518,7 +888,8 @@ mod tests {
     fn spliced_times_map_back_to_the_source() {
         let track = vec![0.1f32; 16_000 * 10];
         let s = Spliced::new(&track, &[(1.0, 2.0), (5.0, 7.5)]);
-        assert!((s.seconds() - 3.5).abs() < 1e-9);
+        assert_eq!(s.samples.len(), 3 * 16_000 + 8_000);
+        assert_eq!(s.word_span(0.9, 1.3).0, 1);
         assert!((s.source_time(0.5, false) - 1.5).abs() < 1e-9);
         // The joint: a start goes to the later piece, an end to the earlier.
         assert!((s.source_time(1.0, false) - 5.0).abs() < 1e-9);
@@ -559,11 +930,13 @@ mod tests {
                 start_s: 0.0,
                 end_s: 0.5,
                 lines: vec!["x".repeat(50)],
+                words: Vec::new(),
             },
             Cue {
                 start_s: 0.51,
                 end_s: 8.0,
                 lines: vec!["a".into(), "b".into(), "c".into()],
+                words: Vec::new(),
             },
         ];
         let p = check_cues(&bad, &[3.0], 25.0, &s);
@@ -603,11 +976,59 @@ mod tests {
             start_s: 3661.5,
             end_s: 3662.25,
             lines: vec!["Hi.".into()],
+            words: Vec::new(),
         }];
         assert_eq!(to_srt(&cues), "1\n01:01:01,500 --> 01:01:02,250\nHi.\n\n");
         assert_eq!(
             to_vtt(&cues),
             "WEBVTT\n\n01:01:01.500 --> 01:01:02.250\nHi.\n\n"
         );
+    }
+
+    fn timed(a: f64, b: f64, text: &str, step: f64) -> Phrase {
+        let words = text
+            .split_whitespace()
+            .enumerate()
+            .map(|(i, w)| TimedWord {
+                text: w.into(),
+                start_s: a + i as f64 * step,
+                end_s: a + i as f64 * step + step * 0.8,
+            })
+            .collect();
+        Phrase {
+            start_s: a,
+            end_s: b,
+            text: text.into(),
+            words,
+        }
+    }
+
+    #[test]
+    fn word_times_reach_karaoke_vtt_and_ass() {
+        let s = CaptionSettings::default();
+        let p = [timed(1.0, 3.0, "Never drink liquid <nitrogen> {now}", 0.4)];
+        let cues = build_cues(&p, &[], 25.0, &s);
+        assert_eq!(cues.len(), 1);
+        assert_eq!(cues[0].words.len(), 5);
+        // Cue times come from the words: first start, last end.
+        assert!((cues[0].start_s - 1.0).abs() < 1e-9);
+        let vtt = to_karaoke_vtt(&cues);
+        assert!(
+            vtt.contains("<c>Never</c> <00:00:01.400><c>drink</c>"),
+            "{vtt}"
+        );
+        assert!(vtt.contains("&lt;nitrogen&gt;"), "{vtt}");
+        let ass = to_ass(&cues, 1280, 720);
+        let line = ass.lines().find(|l| l.starts_with("Dialogue:")).unwrap();
+        assert!(line.contains("{\\k40}Never {\\k40}drink"), "{line}");
+        assert!(line.contains("(now)"), "{line}");
+        // The \k durations add up to the last word's end, within the cue.
+        let total: i64 = line
+            .split("{\\k")
+            .skip(1)
+            .map(|x| x.split('}').next().unwrap().parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(total, 192);
+        assert!(f64::from(total as i32) / 100.0 <= cues[0].end_s - cues[0].start_s + 1e-9);
     }
 }

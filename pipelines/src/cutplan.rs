@@ -11,6 +11,11 @@
 //!   `min_cut_s` are kept, then `margin_s` is added on both sides.
 //! - `speech` keeps voice-activity spans plus `margin_s` on each side, rounded
 //!   outwards to whole frames, so no detected word is clipped.
+//! - `transcript` edits by the words (`transcript.json`): filler words and
+//!   any time ranges the editor asked to drop are removed, pauses longer than
+//!   `pause_max_s` are shortened to `pause_target_s`. Every cut lies in the
+//!   gap between two words, at least `word_guard_s` from a kept word, and
+//!   kept ranges are rounded outwards to frames, so no kept word is clipped.
 //!
 //! Then, optionally: range edges move out to a nearby hard cut
 //! (`align_to_scenes`: never inwards, so nothing kept is lost), and the edit is
@@ -28,6 +33,7 @@ pub const PLAN_SCHEMA: &str = "monteur.cutplan.v1";
 pub enum CutMode {
     Silence,
     Speech,
+    Transcript,
 }
 
 /// `[autocut]` in the config.
@@ -51,6 +57,22 @@ pub struct AutocutSettings {
     pub snap_s: f64,
     /// Fit the edit to this length by keeping the best pieces; 0 = off.
     pub target_s: f64,
+    /// Transcript mode: filler words by language code, matched on the word
+    /// without case or punctuation. A filler of several words ("you know")
+    /// is removed only when set off by a comma, as Whisper punctuates it when
+    /// it is a filler ("so, you know, it") and not when it is meant ("do you
+    /// know him").
+    pub fillers: std::collections::BTreeMap<String, Vec<String>>,
+    /// Transcript mode: a pause between kept words longer than this ...
+    pub pause_max_s: f64,
+    /// ... is shortened to this.
+    pub pause_target_s: f64,
+    /// Transcript mode: no cut comes closer than this to a kept word.
+    pub word_guard_s: f64,
+    /// Transcript mode: source time ranges whose words are removed (a word
+    /// goes when its middle is inside one): the editor's deletions, sent as
+    /// the job's `options.drop`.
+    pub drop: Vec<(f64, f64)>,
 }
 
 impl Default for AutocutSettings {
@@ -67,14 +89,56 @@ impl Default for AutocutSettings {
             align_to_scenes: false,
             snap_s: 0.5,
             target_s: 0.0,
+            fillers: default_fillers(),
+            pause_max_s: 1.0,
+            pause_target_s: 0.4,
+            word_guard_s: 0.08,
+            drop: Vec::new(),
         }
     }
+}
+
+/// Hesitations people cut, per language.
+fn default_fillers() -> std::collections::BTreeMap<String, Vec<String>> {
+    let list = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    [
+        (
+            "en",
+            list(&[
+                "um", "umm", "uh", "uhh", "uhm", "erm", "er", "ah", "hmm", "mm", "you know",
+                "i mean",
+            ]),
+        ),
+        ("fr", list(&["euh", "heu", "bah", "ben", "hum"])),
+        ("de", list(&["äh", "ähm", "öh", "hm"])),
+        ("es", list(&["eh", "este", "em", "mmm"])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 impl AutocutSettings {
     /// Every problem with these values, for the config check.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if !(self.word_guard_s >= 0.0
+            && self.pause_target_s >= 2.0 * self.word_guard_s
+            && self.pause_max_s >= self.pause_target_s
+            && self.pause_max_s <= 60.0)
+        {
+            p.push(
+                "autocut: need 0 <= 2 * word_guard_s <= pause_target_s <= pause_max_s <= 60".into(),
+            );
+        }
+        if self.drop.len() > 10_000
+            || self
+                .drop
+                .iter()
+                .any(|&(a, b)| !(a.is_finite() && b.is_finite() && 0.0 <= a && a < b))
+        {
+            p.push("autocut.drop: at most 10000 ranges, each 0 <= start < end".into());
+        }
         if !(self.threshold > 0.0 && self.threshold < 1.0) {
             p.push(format!(
                 "autocut.threshold must be in (0, 1), got {}",
@@ -151,6 +215,35 @@ pub enum Reason {
     Loud,
     /// Detected speech (with margins).
     Speech,
+    /// Words of the transcript kept.
+    Words,
+}
+
+/// Something a transcript plan took out, for review (timeline markers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Removal {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub kind: RemovalKind,
+    /// The words removed; empty for a pause.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalKind {
+    Filler,
+    Pause,
+    /// Asked for in the job's `options.drop`.
+    Dropped,
+}
+
+/// A word as the transcript planner reads it: text and source times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpokenWord {
+    pub text: String,
+    pub start_s: f64,
+    pub end_s: f64,
 }
 
 /// Frames `[start_frame, end_frame)` of the source, kept.
@@ -187,6 +280,9 @@ pub struct CutPlan {
     /// Speech mode: the voice-activity spans (s) the ranges were built from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub speech: Vec<(f64, f64)>,
+    /// Transcript mode: what was taken out and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<Removal>,
 }
 
 impl CutPlan {
@@ -220,6 +316,7 @@ impl CutPlan {
             kept_frames,
             ranges,
             speech: Vec::new(),
+            removed: Vec::new(),
         }
     }
 
@@ -386,6 +483,153 @@ pub fn plan_speech(
     }
     let mut plan = CutPlan::new(CutMode::Speech, rate, source_frames, ranges);
     plan.speech = speech.to_vec();
+    plan
+}
+
+fn word_key(w: &str) -> String {
+    w.chars()
+        .filter(|c| c.is_alphanumeric() || *c == '\'')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Which words are fillers: single-word hesitations always, several-word
+/// ones only when a comma sets them off.
+fn filler_flags(words: &[SpokenWord], fillers: &[String]) -> Vec<bool> {
+    let keys: Vec<String> = words.iter().map(|w| word_key(&w.text)).collect();
+    let mut flags = vec![false; words.len()];
+    for f in fillers {
+        let parts: Vec<String> = f.split_whitespace().map(word_key).collect();
+        if parts.is_empty() {
+            continue;
+        }
+        for i in 0..words.len().saturating_sub(parts.len() - 1) {
+            if keys[i..i + parts.len()] != parts[..] {
+                continue;
+            }
+            let last = i + parts.len() - 1;
+            let set_off = parts.len() == 1
+                || words[last].text.ends_with(',')
+                || (i > 0 && words[i - 1].text.ends_with(','));
+            if set_off {
+                flags[i..=last].fill(true);
+            }
+        }
+    }
+    flags
+}
+
+/// Transcript mode: `words` in source order (seconds), `language` picks the
+/// filler list. See the module's description.
+pub fn plan_transcript(
+    words: &[SpokenWord],
+    language: &str,
+    rate: Rate,
+    source_frames: u64,
+    s: &AutocutSettings,
+) -> CutPlan {
+    let source_s = rate.seconds(source_frames);
+    let fillers = s.fillers.get(language).map_or(&[][..], |v| &v[..]);
+    let is_filler = filler_flags(words, fillers);
+    let dropped: Vec<bool> = words
+        .iter()
+        .map(|w| {
+            let mid = (w.start_s + w.end_s) / 2.0;
+            s.drop.iter().any(|&(a, b)| a <= mid && mid < b)
+        })
+        .collect();
+    let (guard, half) = (s.word_guard_s, s.pause_target_s / 2.0);
+    let mut removed: Vec<Removal> = Vec::new();
+    // The end of the last kept word, and where the current run of removed
+    // words began.
+    let mut kept_end: Option<f64> = None;
+    let mut run: Option<usize> = None;
+    for i in 0..=words.len() {
+        let gone = i < words.len() && (is_filler[i] || dropped[i]);
+        if gone {
+            run.get_or_insert(i);
+            continue;
+        }
+        // Word i is kept (or the end of the file is reached): close the gap
+        // behind it.
+        let next_start = words.get(i).map_or(source_s, |w| w.start_s);
+        match run.take() {
+            Some(first) => {
+                let last = i - 1;
+                // Cut into the removed words as far as needed, never nearer
+                // than the guard to a kept word; keep up to half the target
+                // pause on either side.
+                let a = match kept_end {
+                    Some(e) => e + guard.max(half.min(words[first].start_s - e)),
+                    None => 0.0,
+                };
+                let b = match words.get(i) {
+                    Some(_) => next_start - guard.max(half.min(next_start - words[last].end_s)),
+                    None => source_s,
+                };
+                if b > a {
+                    let filler = (first..=last).all(|k| is_filler[k] && !dropped[k]);
+                    removed.push(Removal {
+                        start_s: a,
+                        end_s: b,
+                        kind: if filler {
+                            RemovalKind::Filler
+                        } else {
+                            RemovalKind::Dropped
+                        },
+                        text: words[first..=last]
+                            .iter()
+                            .map(|w| w.text.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    });
+                }
+            }
+            None => {
+                let e = kept_end.unwrap_or(0.0);
+                // Silence before the first word and after the last is a
+                // pause with a file edge on one side: keep half the target.
+                let (keep_before, keep_after) = (
+                    if kept_end.is_some() { half } else { 0.0 },
+                    if i < words.len() { half } else { 0.0 },
+                );
+                let (a, b) = (e + keep_before, next_start - keep_after);
+                if next_start - e > s.pause_max_s && b > a {
+                    removed.push(Removal {
+                        start_s: a,
+                        end_s: b,
+                        kind: RemovalKind::Pause,
+                        text: String::new(),
+                    });
+                }
+            }
+        }
+        if let Some(w) = words.get(i) {
+            kept_end = Some(w.end_s);
+        }
+    }
+    // Kept ranges are what lies between removals, rounded outwards to whole
+    // frames (so a cut may move into removed material, never into a word).
+    let fps = rate.fps();
+    let mut ranges: Vec<(u64, u64, Reason, bool)> = Vec::new();
+    let mut from = 0.0f64;
+    for r in removed
+        .iter()
+        .map(|r| (r.start_s, r.end_s))
+        .chain([(source_s, source_s)])
+    {
+        let start = ((from * fps) + 1e-9).floor() as u64;
+        let end = ((r.0 * fps - 1e-9).ceil() as u64).min(source_frames);
+        if end > start {
+            match ranges.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => ranges.push((start, end, Reason::Words, false)),
+            }
+        }
+        from = r.1;
+    }
+    let mut plan = CutPlan::new(CutMode::Transcript, rate, source_frames, ranges);
+    plan.removed = removed;
     plan
 }
 
@@ -619,5 +863,78 @@ mod tests {
         assert!((r.seconds(30000) - 1001.0).abs() < 1e-9);
         assert_eq!(r.timecode_base(), 30);
         assert_eq!(Rate::from_stream(Some((0, 1))), R30);
+    }
+
+    fn spoken(list: &[(&str, f64, f64)]) -> Vec<SpokenWord> {
+        list.iter()
+            .map(|&(t, a, b)| SpokenWord {
+                text: t.into(),
+                start_s: a,
+                end_s: b,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn transcript_mode_removes_fillers_and_pauses_without_clipping_a_word() {
+        let words = spoken(&[
+            ("So", 0.50, 0.80),
+            ("um,", 0.95, 1.40),
+            ("we", 1.45, 1.60),
+            ("went,", 1.65, 2.00),
+            ("you", 2.10, 2.25),
+            ("know,", 2.25, 2.50),
+            ("there.", 2.60, 3.00),
+            // A 3 s pause, then a sentence the editor deleted, then one kept.
+            ("Bad", 6.00, 6.30),
+            ("take.", 6.30, 6.70),
+            ("Do", 7.00, 7.20),
+            ("you", 7.20, 7.35),
+            ("know", 7.35, 7.60),
+            ("him?", 7.60, 8.00),
+        ]);
+        let rate = Rate { num: 30, den: 1 };
+        let mut s = AutocutSettings {
+            mode: CutMode::Transcript,
+            ..AutocutSettings::default()
+        };
+        s.drop = vec![(5.9, 6.8)];
+        let plan = plan_transcript(&words, "en", rate, 300, &s);
+        assert!(plan.problems().is_empty(), "{:?}", plan.problems());
+        let kept = |t: f64| {
+            plan.ranges
+                .iter()
+                .any(|r| r.start_s <= t + 1e-9 && t <= r.end_s + 1e-9)
+        };
+        let gone = ["um,", "you", "know,", "Bad", "take."];
+        for (i, w) in words.iter().enumerate() {
+            let removed = gone.contains(&w.text.as_str()) && i < 9;
+            if removed {
+                assert!(!kept((w.start_s + w.end_s) / 2.0), "{} kept", w.text);
+            } else {
+                // The whole word plus the guard is kept: no clipping.
+                assert!(
+                    plan.ranges
+                        .iter()
+                        .any(|r| r.start_s <= w.start_s - s.word_guard_s + 1e-9
+                            && w.end_s + s.word_guard_s <= r.end_s + 1e-9),
+                    "{} clipped: {:?}",
+                    w.text,
+                    plan.ranges
+                );
+            }
+        }
+        // "Do you know him?" is meant, not a filler: no comma sets it off.
+        assert!(kept(7.275) && kept(7.475));
+        let kinds: Vec<RemovalKind> = plan.removed.iter().map(|r| r.kind).collect();
+        assert!(kinds.contains(&RemovalKind::Filler));
+        assert!(kinds.contains(&RemovalKind::Dropped));
+        assert!(kinds.contains(&RemovalKind::Pause));
+        // The pause after "there." (with the deleted take) now lasts about
+        // the target, not 4 s: from "there." to "Do" in the edit.
+        let a = plan.edit_time(3.0).unwrap();
+        let b = plan.edit_time(7.0).unwrap();
+        assert!(b - a <= s.pause_target_s + 2.0 / 30.0 + 1e-9, "{}", b - a);
+        assert!(b - a >= 2.0 * s.word_guard_s - 1e-9, "{}", b - a);
     }
 }

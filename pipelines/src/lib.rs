@@ -14,8 +14,11 @@
 //!   area-averaged to analysis size in the sink) feeding them, in batches, to a kernel
 //!   [`Backend`](monteur_kernels::Backend), and their thumbnails to the
 //!   shot-boundary model on a thread of its own.
-//! - [`captions`]: speech regions (voice activity), Whisper on windows of
-//!   speech, cues that follow subtitle rules, SRT and VTT.
+//! - [`captions`]: speech regions (voice activity), Whisper's seeking loop
+//!   over the speech, cues that follow subtitle rules; SRT, VTT, and
+//!   word-level (karaoke) VTT and ASS.
+//! - [`transcript`]: the `transcript.json` contract (segments, timed words,
+//!   speech regions) and the clean-ups of word times.
 //! - [`scenes`]: pure logic turning per-frame features into transitions and
 //!   scenes, and the `scenes.json` contract.
 //! - [`cutplan`]: pure logic deciding which frames an automatic edit keeps
@@ -41,6 +44,7 @@ pub mod render;
 pub mod scenes;
 pub mod source;
 pub mod timeline;
+pub mod transcript;
 
 pub use analyse::{
     AUDIO_RATE, AnalyseSettings, Analysis, AudioTrack, FrameTime, Grid, Progress, analyse,

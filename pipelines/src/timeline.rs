@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::cutplan::CutPlan;
+use crate::cutplan::{CutPlan, Removal, RemovalKind};
 
 /// The source the timelines point at.
 #[derive(Debug, Clone)]
@@ -70,6 +70,34 @@ pub fn to_otio(plan: &CutPlan, media: &SourceMedia, title: &str) -> String {
             })
             .collect()
     };
+    // What a transcript edit took out, marked where it was cut on the edit's
+    // timeline, for review.
+    let markers: Vec<serde_json::Value> = plan
+        .removed
+        .iter()
+        .map(|r| {
+            let at = plan
+                .edit_time(r.start_s)
+                .map_or(plan.kept_frames, |t| (t * rate).round() as u64);
+            json!({
+                "OTIO_SCHEMA": "Marker.2",
+                "name": removal_label(r),
+                "color": match r.kind {
+                    RemovalKind::Filler => "YELLOW",
+                    RemovalKind::Pause => "CYAN",
+                    RemovalKind::Dropped => "RED",
+                },
+                "marked_range": otio_range(at, 0, rate),
+                "comment": format!("{:.3}-{:.3} s of the source", r.start_s, r.end_s),
+                "metadata": {"monteur": {
+                    "kind": r.kind,
+                    "source_start_s": r.start_s,
+                    "source_end_s": r.end_s,
+                    "text": r.text,
+                }},
+            })
+        })
+        .collect();
     let track = |name: &str, kind: &str| {
         json!({
             "OTIO_SCHEMA": "Track.1",
@@ -78,7 +106,7 @@ pub fn to_otio(plan: &CutPlan, media: &SourceMedia, title: &str) -> String {
             "metadata": {},
             "source_range": null,
             "effects": [],
-            "markers": [],
+            "markers": markers,
             "enabled": true,
             "children": clips(kind),
         })
@@ -109,6 +137,20 @@ pub fn to_otio(plan: &CutPlan, media: &SourceMedia, title: &str) -> String {
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
     s.push('\n');
     s
+}
+
+fn removal_label(r: &Removal) -> String {
+    let kind = match r.kind {
+        RemovalKind::Filler => "filler",
+        RemovalKind::Pause => "pause",
+        RemovalKind::Dropped => "deleted",
+    };
+    if r.text.is_empty() {
+        format!("{kind} {:.1} s", r.end_s - r.start_s)
+    } else {
+        let text: String = r.text.chars().take(60).collect();
+        format!("{kind}: {text}")
+    }
 }
 
 /// `HH:MM:SS:FF` at `base` frames per timecode second (non-drop).
@@ -152,7 +194,23 @@ pub fn to_edl(plan: &CutPlan, media: &SourceMedia, title: &str) -> String {
             timecode(rec, base),
             timecode(rec + r.frames(), base),
         );
-        let _ = writeln!(out, "* FROM CLIP NAME: {}\n", clean(&media.name));
+        let _ = writeln!(out, "* FROM CLIP NAME: {}", clean(&media.name));
+        // Removals cut after this event (before the next one starts).
+        let next = plan.ranges.get(i + 1).map_or(f64::INFINITY, |n| n.start_s);
+        for m in plan
+            .removed
+            .iter()
+            .filter(|m| m.start_s >= r.start_s && m.start_s < next)
+        {
+            let _ = writeln!(
+                out,
+                "* MONTEUR REMOVED {} SRC {} {}",
+                clean(&removal_label(m)),
+                timecode((m.start_s * plan.rate.fps()).round() as u64, base),
+                timecode((m.end_s * plan.rate.fps()).round() as u64, base),
+            );
+        }
+        out.push('\n');
         rec += r.frames();
     }
     out

@@ -12,6 +12,10 @@ encoder.onnx  mel f32[B, n_mels, 3000]
 decoder.onnx  tokens i64[B, T], offset i64[] (position of tokens[:, 0]),
               cross_k, cross_v (as above), self_k, self_v f32[L, B, P, D] (P may be 0)
               -> logits f32[B, T, vocab], self_k_out, self_v_out f32[L, B, P+T, D]
+              -> align_qk f32[B, A, T, 1500]: the scaled query-key scores (before
+                 the softmax) of the A alignment heads (config.json's
+                 `alignment_heads`, else every head of the second half of the
+                 layers), layer by layer: what word timing aligns by
 
 Usage: whisper_to_onnx.py MODEL_DIR OUT_DIR
 """
@@ -145,7 +149,7 @@ class Graph:
         s = self.op("MatMul", [self.heads(q, h), kt])
         s = self.op("Mul", [s, self.const(f"scale_{head_dim}", np.array(head_dim**-0.5, np.float32))])
         p = self.op("Softmax", [s], axis=-1)
-        return self.merge(self.op("MatMul", [p, vh]))
+        return self.merge(self.op("MatMul", [p, vh])), s
 
     def ffn(self, x, scope):
         a = self.layer_norm(x, scope + "/layer_norm")
@@ -200,8 +204,9 @@ def build_encoder(w):
     return graph
 
 
-def build_decoder(w):
+def build_decoder(w, alignment_heads):
     g = Graph(w)
+    qk = []
     h = int(w["decoder/num_heads"])
     d = w["decoder/embeddings/weight"].shape[1]
     n_layers = len(layers(w, "decoder"))
@@ -234,7 +239,11 @@ def build_decoder(w):
         x = g.op("Add", [x, g.linear(g.attention(q, k_all, v_all, h, d // h, mask), s + "/self_attention/linear_1")])
         a = g.layer_norm(x, s + "/attention/layer_norm")
         q = g.linear(a, s + "/attention/linear_0")
-        x = g.op("Add", [x, g.linear(g.cross_attention(q, f"cross_k_{i}", f"cross_v_{i}", h, d // h), s + "/attention/linear_2")])
+        attended, scores = g.cross_attention(q, f"cross_k_{i}", f"cross_v_{i}", h, d // h)
+        x = g.op("Add", [x, g.linear(attended, s + "/attention/linear_2")])
+        heads = [hd for (l, hd) in alignment_heads if l == i]
+        if heads:
+            qk.append(g.op("Gather", [scores, g.i64(f"align_heads_{i}", heads)], axis=1))
         x = g.op("Add", [x, g.ffn(x, s + "/ffn")])
     x = g.layer_norm(x, "decoder/layer_norm")
     # The output projection is the embedding matrix (tied), used as it is by a
@@ -247,6 +256,7 @@ def build_decoder(w):
     g.nodes.append(helper.make_node("Reshape", [proj, out_shape], ["logits"]))
     g.nodes.append(helper.make_node("Concat", new_k, ["self_k_out"], axis=0))
     g.nodes.append(helper.make_node("Concat", new_v, ["self_v_out"], axis=0))
+    g.nodes.append(helper.make_node("Concat", qk, ["align_qk"], axis=1))
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     cache = [n_layers, "batch", None, d]
     graph = helper.make_graph(
@@ -267,6 +277,7 @@ def build_decoder(w):
             helper.make_tensor_value_info("logits", f32, ["batch", "tokens", w["decoder/embeddings/weight"].shape[0]]),
             helper.make_tensor_value_info("self_k_out", f32, cache),
             helper.make_tensor_value_info("self_v_out", f32, cache),
+            helper.make_tensor_value_info("align_qk", f32, ["batch", len(alignment_heads), "tokens", 1500]),
         ],
         list(g.inits.values()),
     )
@@ -285,8 +296,14 @@ def main():
     w = read_ct2(os.path.join(model_dir, "model.bin"))
     os.makedirs(out_dir, exist_ok=True)
     save(build_encoder(w), os.path.join(out_dir, "encoder.onnx"))
-    save(build_decoder(w), os.path.join(out_dir, "decoder.onnx"))
     config = json.load(open(os.path.join(model_dir, "config.json")))
+    n_layers = len(layers(w, "decoder"))
+    heads = config.get("alignment_heads") or [
+        # CTranslate2's and Whisper's default: every head of the second half.
+        [l, h] for l in range(n_layers // 2, n_layers) for h in range(int(w["decoder/num_heads"]))
+    ]
+    heads = sorted((int(l), int(h)) for l, h in heads)
+    save(build_decoder(w, heads), os.path.join(out_dir, "decoder.onnx"))
     meta = {
         "layers": len(layers(w, "decoder")),
         "d_model": int(w["decoder/embeddings/weight"].shape[1]),
@@ -295,6 +312,7 @@ def main():
         "suppress_ids": config.get("suppress_ids", []),
         "suppress_ids_begin": config.get("suppress_ids_begin", []),
         "lang_ids": config.get("lang_ids", []),
+        "alignment_heads": [list(x) for x in heads],
     }
     json.dump(meta, open(os.path.join(out_dir, "whisper.json"), "w"), indent=1)
 

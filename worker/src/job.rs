@@ -190,6 +190,11 @@ pub struct JobOptions {
     pub target_s: Option<f64>,
     /// Burn captions into the render.
     pub burn_captions: Option<bool>,
+    /// How the edit is decided (`silence`, `speech`, `transcript`).
+    pub autocut_mode: Option<monteur_pipelines::CutMode>,
+    /// Transcript edits: source time ranges `[start_s, end_s]` whose words
+    /// the editor deleted.
+    pub drop: Option<Vec<(f64, f64)>>,
 }
 
 impl Job {
@@ -639,6 +644,17 @@ fn verify_job(text: &str, checks: &Checks<'_>) -> Result<Job, Rejection> {
     }
     if let Some(l) = &job.options.language {
         identifier("options.language", l, 8)?;
+    }
+    if let Some(d) = &job.options.drop
+        && (d.len() > 10_000
+            || d.iter().any(|&(a, b)| {
+                !(a.is_finite() && b.is_finite() && 0.0 <= a && a < b && b <= 86_400.0)
+            }))
+    {
+        return Err(Rejection::InvalidField {
+            field: "options.drop",
+            reason: "at most 10000 ranges, each 0 <= start < end <= 86400 s".into(),
+        });
     }
     Ok(job)
 }

@@ -542,6 +542,12 @@ fn apply_options(config: &mut crate::Config, job: &Job) {
     if let Some(t) = job.options.target_s {
         config.autocut.target_s = t;
     }
+    if let Some(m) = job.options.autocut_mode {
+        config.autocut.mode = m;
+    }
+    if let Some(d) = &job.options.drop {
+        config.autocut.drop = d.clone();
+    }
     if let Some(b) = job.options.burn_captions {
         config.render.burn_captions = b;
     }

@@ -13,6 +13,11 @@ pub const SCENES_FILE: &str = "scenes.json";
 pub const REPORT_FILE: &str = "report.json";
 pub const CAPTIONS_SRT: &str = "captions.srt";
 pub const CAPTIONS_VTT: &str = "captions.vtt";
+/// WebVTT with a timestamp tag per word, and ASS with `\k` karaoke timings.
+pub const CAPTIONS_WORDS_VTT: &str = "captions.words.vtt";
+pub const CAPTIONS_ASS: &str = "captions.ass";
+/// Segments and timed words (docs/transcript.md).
+pub const TRANSCRIPT_FILE: &str = "transcript.json";
 pub const CUTPLAN_FILE: &str = "cutplan.json";
 pub const CUTPLAN_OTIO: &str = "cutplan.otio";
 pub const CUTPLAN_EDL: &str = "cutplan.edl";

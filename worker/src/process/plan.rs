@@ -68,7 +68,10 @@ impl TaskPlan {
         if detect_scenes {
             stages.push(Stage::Scenes);
         }
-        if runs(Task::Captions) {
+        // A transcript edit needs the words, captions asked for or not.
+        let transcript_edit =
+            autocut && config.autocut.mode == monteur_pipelines::CutMode::Transcript;
+        if runs(Task::Captions) || (transcript_edit && has_audio) {
             stages.push(Stage::Captions);
         }
         if autocut {

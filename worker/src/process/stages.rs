@@ -7,6 +7,7 @@ use monteur_pipelines::captions::{self, Cue};
 use monteur_pipelines::cutplan::{self, CutMode, CutPlan, Rate};
 use monteur_pipelines::scenes::{Detector, TransitionKind};
 use monteur_pipelines::timeline::{self, SourceMedia};
+use monteur_pipelines::transcript::Transcript;
 use monteur_pipelines::{
     self as pipelines, AUDIO_RATE, AnalyseSettings, Analysis, AudioTrack, MediaInfo, PipelineError,
 };
@@ -33,6 +34,7 @@ pub(crate) struct State<'a> {
     pub cut_frames: Vec<u64>,
     pub fps: f64,
     pub cues: Vec<Cue>,
+    pub transcript: Option<Transcript>,
     pub edit: Option<CutPlan>,
     /// Tasks done: their outputs and seconds (the decode counted once, in
     /// the first analysis task that used it).
@@ -58,6 +60,7 @@ impl<'a> State<'a> {
             outcome,
             analysis: None,
             cuts_s: Vec::new(),
+            transcript: None,
             cut_frames: Vec::new(),
             fps: 0.0,
             cues: Vec::new(),
@@ -201,7 +204,7 @@ impl<'a> State<'a> {
             .lease()
             .map_err(PipelineError::Kernel)?;
         let speech = &mut *speech;
-        let phrases = captions::transcribe(
+        let transcript = captions::transcribe(
             self.track()?,
             &self.run.config.captions,
             &mut speech.vad,
@@ -210,22 +213,54 @@ impl<'a> State<'a> {
             &self.run.cancel,
             &mut |f| progress.stage(Stage::Captions.name(), f),
         )?;
+        let phrases = captions::Phrase::from_transcript(&transcript);
         let c = &self.run.config.captions;
         let cues = captions::build_cues(&phrases, &self.cuts_s, self.fps, c);
         for problem in captions::check_cues(&cues, &self.cuts_s, self.fps, c) {
             warn!(problem = problem.as_str(), "cue breaks a subtitle rule");
         }
-        info!(phrases = phrases.len(), cues = cues.len(), "captions built");
+        info!(
+            segments = transcript.segments.len(),
+            words = transcript.words().count(),
+            cues = cues.len(),
+            "captions built"
+        );
         self.outcome.cues = cues.len();
-        self.out
-            .text(outputs::CAPTIONS_SRT, &captions::to_srt(&cues))?;
-        self.out
-            .text(outputs::CAPTIONS_VTT, &captions::to_vtt(&cues))?;
+        let (width, height) = self
+            .media
+            .primary_video()
+            .map_or((1920, 1080), |v| (v.width, v.height));
+        self.transcript = Some(transcript);
+        if !self.run.tasks.contains(Task::Captions) {
+            // Only the transcript edit asked for the words: no caption files,
+            // and no caption track in the render.
+            return Ok(());
+        }
         self.cues = cues;
+        if let Some(t) = &self.transcript {
+            self.out.json(outputs::TRANSCRIPT_FILE, t)?;
+        }
+        let cues = &self.cues;
+        self.out
+            .text(outputs::CAPTIONS_SRT, &captions::to_srt(cues))?;
+        self.out
+            .text(outputs::CAPTIONS_VTT, &captions::to_vtt(cues))?;
+        self.out
+            .text(outputs::CAPTIONS_WORDS_VTT, &captions::to_karaoke_vtt(cues))?;
+        self.out.text(
+            outputs::CAPTIONS_ASS,
+            &captions::to_ass(cues, width, height),
+        )?;
         let s = started.elapsed().as_secs_f64() + self.take_decode_s();
         self.done.push((
             Task::Captions,
-            vec![outputs::CAPTIONS_SRT.into(), outputs::CAPTIONS_VTT.into()],
+            vec![
+                outputs::TRANSCRIPT_FILE.into(),
+                outputs::CAPTIONS_SRT.into(),
+                outputs::CAPTIONS_VTT.into(),
+                outputs::CAPTIONS_WORDS_VTT.into(),
+                outputs::CAPTIONS_ASS.into(),
+            ],
             s,
         ));
         Ok(())
@@ -330,6 +365,21 @@ impl<'a> State<'a> {
                     .map(|(a, b)| (a + offset, b + offset))
                     .collect();
                 cutplan::plan_speech(&spans, rate, frames, s)
+            }
+            CutMode::Transcript => {
+                let t = self
+                    .transcript
+                    .as_ref()
+                    .ok_or(missing("captions (transcript)"))?;
+                let words: Vec<cutplan::SpokenWord> = t
+                    .words()
+                    .map(|w| cutplan::SpokenWord {
+                        text: w.text.clone(),
+                        start_s: w.start_s,
+                        end_s: w.end_s,
+                    })
+                    .collect();
+                cutplan::plan_transcript(&words, &t.language, rate, frames, s)
             }
         };
         if s.align_to_scenes {

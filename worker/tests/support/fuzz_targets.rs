@@ -156,6 +156,8 @@ pub fn verifier(cases: u64, seed: u64) -> Tally {
             language: Some("fr".into()),
             target_s: Some(30.0),
             burn_captions: Some(true),
+            autocut_mode: Some(monteur_pipelines::CutMode::Transcript),
+            drop: Some(vec![(1.0, 2.5)]),
         },
         stamp: Stamp::fresh(3600),
     };
@@ -205,6 +207,8 @@ pub fn signed_jobs(cases: u64, seed: u64) -> Tally {
             language: Some("fr".into()),
             target_s: Some(30.0),
             burn_captions: Some(true),
+            autocut_mode: Some(monteur_pipelines::CutMode::Transcript),
+            drop: Some(vec![(1.0, 2.5)]),
         },
         stamp: Stamp::fresh(3600),
     };
