@@ -540,8 +540,12 @@ impl Whisper {
             }
             seqs = next;
         }
-        // Out of room: the unfinished beams compete too.
-        finished.extend(seqs);
+        // Out of room: the unfinished beams compete too, only to fill the
+        // places endings left (as Whisper's beam search finalises).
+        if finished.len() < beams {
+            let room = beams - finished.len();
+            finished.extend(seqs.into_iter().take(room));
+        }
         // Scores by mean log-probability (length penalty 1, as faster-whisper
         // asks of CTranslate2), so longer readings are not penalised.
         let best = finished

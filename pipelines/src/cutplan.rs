@@ -529,6 +529,16 @@ pub fn plan_transcript(
     s: &AutocutSettings,
 ) -> CutPlan {
     let source_s = rate.seconds(source_frames);
+    if words.is_empty() {
+        // No words (no speech, or words not timed): nothing to edit by, so
+        // everything is kept rather than everything cut as one pause.
+        return CutPlan::new(
+            CutMode::Transcript,
+            rate,
+            source_frames,
+            vec![(0, source_frames, Reason::Words, false)],
+        );
+    }
     let fillers = s.fillers.get(language).map_or(&[][..], |v| &v[..]);
     let is_filler = filler_flags(words, fillers);
     let dropped: Vec<bool> = words
@@ -664,6 +674,7 @@ pub fn align_to_cuts(plan: &CutPlan, cuts: &[u64], s: &AutocutSettings) -> CutPl
     }
     let mut next = CutPlan::new(plan.mode, plan.rate, plan.source_frames, out);
     next.speech = plan.speech.clone();
+    next.removed = plan.removed.clone();
     next
 }
 
@@ -722,6 +733,7 @@ pub fn fit_target(
     }
     let mut next = CutPlan::new(plan.mode, plan.rate, plan.source_frames, joined);
     next.speech = plan.speech.clone();
+    next.removed = plan.removed.clone();
     next
 }
 
@@ -936,5 +948,9 @@ mod tests {
         let b = plan.edit_time(7.0).unwrap();
         assert!(b - a <= s.pause_target_s + 2.0 / 30.0 + 1e-9, "{}", b - a);
         assert!(b - a >= 2.0 * s.word_guard_s - 1e-9, "{}", b - a);
+        // No words at all (no speech found): the source is kept whole.
+        let none = plan_transcript(&[], "en", rate, 300, &s);
+        assert_eq!(none.kept_frames, 300);
+        assert!(none.removed.is_empty());
     }
 }

@@ -200,7 +200,7 @@ pub fn to_edl(plan: &CutPlan, media: &SourceMedia, title: &str) -> String {
         for m in plan
             .removed
             .iter()
-            .filter(|m| m.start_s >= r.start_s && m.start_s < next)
+            .filter(|m| (i == 0 || m.start_s >= r.start_s) && m.start_s < next)
         {
             let _ = writeln!(
                 out,
