@@ -33,6 +33,8 @@ PACKAGES=(
   gstreamer1.0-x
   # Test tools: synthetic media, speech with known words, real speech.
   ffmpeg espeak-ng sox pocketsphinx-testdata
+  # Real voices at known offsets for word timing (the speaker-test phrases).
+  alsa-utils
   # The broker the tests talk to.
   rabbitmq-server
   # A real Prometheus scrapes the worker in the tests; promtool checks the

@@ -54,15 +54,23 @@ pub struct Encoded {
 }
 
 /// How to decode.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DecodeOptions {
     /// 1 is greedy; faster-whisper's default is a beam of 5.
     pub beam_size: usize,
+    /// Text the model reads as what came before (Whisper's `initial_prompt`,
+    /// from [`Whisper::tokenize`]): it steers spelling and style, e.g. a
+    /// prompt with "um" and "uh" in it makes the model write the fillers it
+    /// hears instead of leaving them out.
+    pub context: Vec<u32>,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { beam_size: 1 }
+        Self {
+            beam_size: 1,
+            context: Vec::new(),
+        }
     }
 }
 
@@ -133,6 +141,11 @@ pub struct Whisper {
     timestamp_begin: u32,
     /// `<|nospeech|>` (`<|nocaptions|>` in older vocabularies).
     no_speech: Option<u32>,
+    /// `<|startofprev|>`, which opens a context prompt.
+    sot_prev: Option<u32>,
+    /// Each ordinary token's bytes to its id: the id is the merge rank, as
+    /// in tiktoken, so this is all byte-pair encoding needs.
+    ranks: std::collections::HashMap<Vec<u8>, u32>,
     /// `<|transcribe|>` and the language tokens (`("fr", id)`), for
     /// multilingual models; empty for English-only ones.
     transcribe: Option<u32>,
@@ -229,6 +242,13 @@ impl Whisper {
             no_speech: find("<|nospeech|>")
                 .or_else(|_| find("<|nocaptions|>"))
                 .ok(),
+            sot_prev: find("<|startofprev|>").ok(),
+            ranks: vocab
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| !b.is_empty())
+                .map(|(i, b)| (b.clone(), i as u32))
+                .collect(),
             transcribe: None,
             languages: Vec::new(),
             suppress: ids("suppress_ids"),
@@ -407,7 +427,17 @@ impl Whisper {
         stop: &dyn Fn() -> bool,
     ) -> Result<Decoded, ModelError> {
         let beams = options.beam_size.clamp(1, 16);
-        let prompt = &encoded.prompt;
+        // Context first (at most half the decoder's room, the latest part
+        // kept, as Whisper does), then the start of transcript.
+        let mut full: Vec<u32> = Vec::new();
+        if let (Some(prev), false) = (self.sot_prev, options.context.is_empty()) {
+            let keep = options.context.len().min(MAX_TOKENS / 2 - 1);
+            full.push(prev);
+            full.extend_from_slice(&options.context[options.context.len() - keep..]);
+        }
+        let sot_index = full.len();
+        full.extend_from_slice(&encoded.prompt);
+        let prompt = &full;
         // Every beam starts from the prompt; one call runs it for all.
         let mut seqs: Vec<Beam> = vec![
             Beam {
@@ -424,7 +454,7 @@ impl Whisper {
         let mut logits = Vec::new();
         let mut logprobs = Vec::new();
         let mut last_rows = Vec::new();
-        while prompt.len() + seqs[0].tokens.len() < MAX_TOKENS {
+        while prompt.len() + seqs[0].tokens.len() < MAX_TOKENS + sot_index {
             if stop() {
                 return Err(ModelError::Interrupted(NAME));
             }
@@ -458,7 +488,7 @@ impl Whisper {
                 // Whisper's no-speech probability: the <|nospeech|> token
                 // right after <|startoftranscript|>, before any rule applies.
                 if let Some(ns) = self.no_speech {
-                    let row = &l[..vocab];
+                    let row = &l[sot_index * vocab..(sot_index + 1) * vocab];
                     let z = log_sum_exp(row);
                     no_speech_prob = row.get(ns as usize).map_or(0.0, |&v| (v - z).exp());
                 }
@@ -745,6 +775,29 @@ impl Whisper {
         Ok(words)
     }
 
+    /// Byte-pair encodes `text` into ordinary tokens (GPT-2's pre-split into
+    /// words, numbers, punctuation and spaces, then tiktoken's merge of the
+    /// lowest-ranked pair until none is in the vocabulary).
+    pub fn tokenize(&self, text: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        for piece in pre_split(text) {
+            let mut parts: Vec<Vec<u8>> = piece.bytes().map(|b| vec![b]).collect();
+            loop {
+                let best = (0..parts.len().saturating_sub(1))
+                    .filter_map(|i| {
+                        let joined = [parts[i].as_slice(), parts[i + 1].as_slice()].concat();
+                        self.ranks.get(&joined).map(|&r| (r, i))
+                    })
+                    .min();
+                let Some((_, i)) = best else { break };
+                let next = parts.remove(i + 1);
+                parts[i].extend(next);
+            }
+            out.extend(parts.iter().filter_map(|p| self.ranks.get(p).copied()));
+        }
+        out
+    }
+
     /// Whether `language` is written without spaces between words.
     pub fn spaceless(language: &str) -> bool {
         NO_SPACE_LANGUAGES.contains(&language)
@@ -977,4 +1030,83 @@ fn merge_punctuation(words: &mut Vec<WordTiming>) {
         }
     }
     words.retain(|w| !w.word.is_empty());
+}
+
+/// GPT-2's pre-tokenisation (`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+|
+/// ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`), by hand: contractions, then an
+/// optional space and a run of letters, of digits or of other symbols; a
+/// run of spaces gives its last space to the word after it.
+fn pre_split(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let class = |c: char| {
+        if c.is_alphabetic() {
+            1
+        } else if c.is_numeric() {
+            2
+        } else if c.is_whitespace() {
+            0
+        } else {
+            3
+        }
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            let rest: String = chars[i + 1..].iter().take(2).collect();
+            let suffix = ["re", "ve", "ll", "s", "t", "m", "d"]
+                .into_iter()
+                .find(|s| rest.starts_with(s));
+            if let Some(s) = suffix {
+                out.push(format!("'{s}"));
+                i += 1 + s.len();
+                continue;
+            }
+        }
+        if c.is_whitespace() {
+            let mut j = i;
+            while j < chars.len() && chars[j].is_whitespace() {
+                j += 1;
+            }
+            // The last space goes with a following word.
+            let end = if j < chars.len() && chars[j - 1] == ' ' && j - 1 > i {
+                j - 1
+            } else if j < chars.len() && chars[j - 1] == ' ' {
+                i
+            } else {
+                j
+            };
+            if end > i {
+                out.push(chars[i..end].iter().collect());
+                i = end;
+                continue;
+            }
+            if j >= chars.len() {
+                out.push(chars[i..j].iter().collect());
+                break;
+            }
+        }
+        let start = i;
+        if chars[i] == ' ' {
+            i += 1;
+        }
+        let Some(&first) = chars.get(i) else {
+            out.push(chars[start..].iter().collect());
+            break;
+        };
+        let k = class(first);
+        while i < chars.len() && class(chars[i]) == k && k != 0 {
+            // A contraction ends a run of letters.
+            if chars[i] == '\'' {
+                break;
+            }
+            i += 1;
+        }
+        if i == start {
+            i += 1;
+        }
+        out.push(chars[start..i].iter().collect());
+    }
+    out
 }

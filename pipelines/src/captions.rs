@@ -19,7 +19,8 @@ use monteur_models::{DecodeOptions, VoiceActivity, Whisper, vad};
 use serde::{Deserialize, Serialize};
 
 use crate::transcript::{
-    Draft, Region, TRANSCRIPT_VERSION, Transcript, TranscriptSegment, Word, tidy_words,
+    Draft, EdgeSettings, Region, TRANSCRIPT_VERSION, Transcript, TranscriptSegment, Word, envelope,
+    refine_edges, tidy_words,
 };
 use crate::{AUDIO_RATE, AudioTrack, Cancel, PipelineError};
 
@@ -57,6 +58,18 @@ pub struct CaptionSettings {
     /// silence and skipped (Whisper's rule, its defaults).
     pub no_speech_threshold: f32,
     pub log_prob_threshold: f32,
+    /// Move word edges onto the audio where a clear pause borders a word:
+    /// sound `word_edge_rise_db` above the noise floor after (or before)
+    /// `word_edge_quiet_s` below it, within `word_edge_search_s` of the
+    /// attention's estimate.
+    pub word_edges: bool,
+    /// Text the recogniser reads as what came before (Whisper's
+    /// `initial_prompt`): names, spellings, style. Empty for none; a
+    /// transcript edit that finds it empty uses [`VERBATIM_PROMPT`].
+    pub initial_prompt: String,
+    pub word_edge_rise_db: f32,
+    pub word_edge_quiet_s: f64,
+    pub word_edge_search_s: f64,
 }
 
 impl Default for CaptionSettings {
@@ -81,6 +94,11 @@ impl Default for CaptionSettings {
             word_timestamps: true,
             no_speech_threshold: 0.6,
             log_prob_threshold: -1.0,
+            word_edges: true,
+            initial_prompt: String::new(),
+            word_edge_rise_db: 20.0,
+            word_edge_quiet_s: 0.05,
+            word_edge_search_s: 0.5,
         }
     }
 }
@@ -107,12 +125,26 @@ impl CaptionSettings {
         {
             p.push("captions: need max_chars_per_s >= 5 and 0 < min_cue_s < max_cue_s".into());
         }
+        if self.initial_prompt.chars().count() > 1000 {
+            p.push("captions.initial_prompt: at most 1000 characters".into());
+        }
         if !(1..=16).contains(&self.beam_size) {
             p.push("captions.beam_size must be 1..=16".into());
         }
         if !(0.0..=1.0).contains(&self.no_speech_threshold) || self.log_prob_threshold > 0.0 {
             p.push(
                 "captions: need 0 <= no_speech_threshold <= 1 and log_prob_threshold <= 0".into(),
+            );
+        }
+        if !(self.word_edge_rise_db > 0.0
+            && self.word_edge_rise_db <= 80.0
+            && (0.01..=1.0).contains(&self.word_edge_quiet_s)
+            && (0.0..=2.0).contains(&self.word_edge_search_s))
+        {
+            p.push(
+                "captions: need 0 < word_edge_rise_db <= 80, 0.01 <= word_edge_quiet_s <= 1, \
+                 0 <= word_edge_search_s <= 2"
+                    .into(),
             );
         }
         let longest = (self.max_line_chars * self.max_lines) as f64 / self.max_chars_per_s;
@@ -124,6 +156,12 @@ impl CaptionSettings {
         p
     }
 }
+
+/// Whisper leaves hesitations out of what it writes unless what came
+/// before has them (OpenAI's prompting guide): a transcript edit, which must
+/// see the fillers to cut them, reads this as the previous text.
+pub const VERBATIM_PROMPT: &str =
+    "Umm, let me think like, hmm... Okay, here's what I'm, like, thinking. Uh, so, you know, um.";
 
 /// A span of recognised text, times in seconds on the source's timeline,
 /// with its words' times when they were aligned.
@@ -315,8 +353,14 @@ pub fn transcribe(
         "auto" => None,
         code => Some(code),
     };
+    let context = match settings.initial_prompt.trim() {
+        "" => Vec::new(),
+        // Whisper prompts with a leading space, as text mid-stream has.
+        text => whisper.tokenize(&format!(" {text}")),
+    };
     let options = DecodeOptions {
         beam_size: settings.beam_size,
+        context,
     };
     let content_frames = speech.samples.len() / HOP;
     let mut window = vec![0f32; WINDOW_SAMPLES];
@@ -387,6 +431,17 @@ pub fn transcribe(
         let mut plain: Vec<Draft> = drafts.iter().map(|(d, _)| d.clone()).collect();
         if settings.word_timestamps {
             tidy_words(&mut plain, &mut last_speech_s);
+            if settings.word_edges {
+                let env = envelope(&speech.samples[from..from + n]);
+                let edges = EdgeSettings {
+                    rise_db: settings.word_edge_rise_db,
+                    quiet_s: settings.word_edge_quiet_s,
+                    search_s: settings.word_edge_search_s,
+                };
+                for d in &mut plain {
+                    refine_edges(&mut d.words, &env, t0, &edges);
+                }
+            }
         }
         for (d, (_, text)) in plain.into_iter().zip(drafts) {
             let words: Vec<Word> = d

@@ -157,6 +157,112 @@ pub(crate) fn tidy_words(drafts: &mut [Draft], last_speech_s: &mut f64) {
     }
 }
 
+/// How word edges are refined against the audio ([`refine_edges`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct EdgeSettings {
+    /// Sound is this many dB above the window's noise floor ...
+    pub rise_db: f32,
+    /// ... after at least this long below it (an onset), or before it (an
+    /// offset).
+    pub quiet_s: f64,
+    /// How far from the attention's estimate an edge may move.
+    pub search_s: f64,
+}
+
+/// Level in dB of each 10 ms of `samples` (RMS, full scale 0 dB).
+pub(crate) fn envelope(samples: &[f32]) -> Vec<f32> {
+    samples
+        .chunks(ENVELOPE_HOP)
+        .map(|c| {
+            let ms = c.iter().map(|&x| x * x).sum::<f32>() / c.len().max(1) as f32;
+            10.0 * ms.max(1e-12).log10()
+        })
+        .collect()
+}
+
+/// How soon after an onset, and how near the word's peak, the level must
+/// come for the onset to be the word's.
+const CONFIRM_S: f64 = 0.15;
+const CONFIRM_DB: f32 = 15.0;
+
+/// Samples per envelope step (10 ms at 16 kHz).
+pub(crate) const ENVELOPE_HOP: usize = 160;
+
+/// Moves word edges onto the audio. Cross-attention alignment places a word
+/// that follows a pause too early (the path enters it in the silence) and
+/// ends one before a pause late; where a clear silence-to-sound transition
+/// lies near the estimate, that transition is the edge. Between words run
+/// together there is no such transition and the estimate stands.
+///
+/// `words` are `(text, start, end, p)` in seconds on the track `env` was
+/// measured on, whose first step is at `t0`.
+pub(crate) fn refine_edges(
+    words: &mut [(String, f64, f64, f32)],
+    env: &[f32],
+    t0: f64,
+    s: &EdgeSettings,
+) {
+    if env.is_empty() || words.is_empty() {
+        return;
+    }
+    let step = ENVELOPE_HOP as f64 / 16_000.0;
+    let mut sorted: Vec<f32> = env.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let floor = sorted[sorted.len() / 10].max(-100.0);
+    let threshold = floor + s.rise_db;
+    let quiet = ((s.quiet_s / step).round() as usize).max(1);
+    let n = env.len();
+    let frame = |t: f64| (((t - t0) / step).round().max(0.0) as usize).min(n);
+    let loud = |f: usize| env.get(f).is_some_and(|&v| v >= threshold);
+    // Onsets: loud after `quiet` quiet frames; offsets: loud before them.
+    let onset = |f: usize| f >= quiet && loud(f) && (f - quiet..f).all(|g| !loud(g));
+    let offset = |f: usize| f + quiet < n && loud(f) && (f + 1..=f + quiet).all(|g| !loud(g));
+    let nearest = |lo: usize, hi: usize, target: usize, test: &dyn Fn(usize) -> bool| {
+        (lo..hi.min(n))
+            .filter(|&f| test(f))
+            .min_by_key(|&f| f.abs_diff(target))
+    };
+    let search = (s.search_s / step).round() as usize;
+    for i in 0..words.len() {
+        let (a, b) = (frame(words[i].1), frame(words[i].2));
+        let prev_end = if i > 0 { frame(words[i - 1].2) } else { 0 };
+        // The word's sound starts somewhere before the estimated end: look
+        // from a little before the estimated start up to that end.
+        let lo = a.saturating_sub(search).max(prev_end);
+        let hi = b.max(a + 1);
+        // An onset counts when the word's voice follows it: within
+        // `CONFIRM_S` the level comes within `CONFIRM_DB` of the word's
+        // peak. A step up to a recording's own room noise (after digital
+        // silence, or a door) is not the word.
+        let peak = env[lo.min(n - 1)..hi.max(lo + 1).min(n)]
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        let confirm = (CONFIRM_S / step).round() as usize;
+        let voiced = |f: usize| {
+            onset(f)
+                && env[f..(f + confirm).min(n)]
+                    .iter()
+                    .any(|&v| v >= peak - CONFIRM_DB)
+        };
+        if let Some(f) = nearest(lo, hi + 1, a, &voiced) {
+            words[i].1 = t0 + f as f64 * step;
+        }
+        // And ends after its start: look from there to a little past the
+        // estimated end, short of the next word.
+        let start = frame(words[i].1);
+        let next_start = words.get(i + 1).map_or(n, |w| frame(w.1));
+        let lo = start + 1;
+        let hi = (b + search).min(next_start);
+        if let Some(f) = nearest(lo, hi, b, &offset) {
+            words[i].2 = t0 + (f + 1) as f64 * step;
+        }
+        if words[i].2 < words[i].1 {
+            words[i].2 = words[i].1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,8 @@
 //!   frame.
 //! - [`sceneset`]: the scene-boundary evaluation set, real footage re-joined
 //!   with exact truth, in a tuning and a held-out split.
+//! - [`wordset`]: the word-timing evaluation set, recordings at known
+//!   offsets, in a tuning and a held-out split.
 //! - [`wer`]: word error rate with reference-style normalisation, and the
 //!   pocketsphinx test utterances.
 
@@ -25,6 +27,7 @@ pub mod s3;
 pub mod sceneset;
 pub mod synthetic;
 pub mod wer;
+pub mod wordset;
 
 /// The hint appended to every "service is down" failure.
 pub const START_HINT: &str = "start the test services with `scripts/services.sh start` \

@@ -485,3 +485,208 @@ fn captions_are_retimed_muxed_and_burned_in() {
         "no caption drawn at 2 s: top {top:.0}, bottom {bottom:.0}"
     );
 }
+
+/// Talk with fillers planted at known times: fragments of a script spoken
+/// one by one (espeak-ng) with an "um" or "uh" between some of them, over a
+/// test picture. Returns the clip, the filler spans (s) and both scripts.
+fn planted_fillers(dir: &Path) -> (PathBuf, Vec<(f64, f64)>, String, String) {
+    let pieces = [
+        ("So we went to the", false),
+        ("um", true),
+        ("market yesterday.", false),
+        ("We bought some", false),
+        ("um", true),
+        ("apples and pears.", false),
+        ("Then", false),
+        ("um", true),
+        ("we walked home", false),
+        ("um", true),
+        ("together.", false),
+    ];
+    let gap = dir.join("gap.wav");
+    let sox = |args: &[&str]| {
+        assert!(
+            Command::new("sox").args(args).status().unwrap().success(),
+            "sox {args:?}"
+        );
+    };
+    sox(&[
+        "-n",
+        "-r",
+        "16000",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        gap.to_str().unwrap(),
+        "trim",
+        "0",
+        "0.2",
+    ]);
+    let seconds = |p: &Path| -> f64 {
+        let o = Command::new("soxi").arg("-D").arg(p).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+    };
+    let mut parts = vec![gap.to_string_lossy().into_owned()];
+    let mut t = seconds(&gap);
+    let mut fillers = Vec::new();
+    for (i, (text, filler)) in pieces.iter().enumerate() {
+        let raw = dir.join(format!("piece-raw-{i}.wav"));
+        let wav = dir.join(format!("piece-{i}.wav"));
+        let status = Command::new("espeak-ng")
+            .args(["-s", "150", "-w", raw.to_str().unwrap(), text])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        sox(&[
+            raw.to_str().unwrap(),
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            wav.to_str().unwrap(),
+            "silence",
+            "1",
+            "0.005",
+            "1%",
+            "reverse",
+            "silence",
+            "1",
+            "0.005",
+            "1%",
+            "reverse",
+        ]);
+        let d = seconds(&wav);
+        if *filler {
+            fillers.push((t, t + d));
+        }
+        t += d + seconds(&gap);
+        parts.push(wav.to_string_lossy().into_owned());
+        parts.push(gap.to_string_lossy().into_owned());
+    }
+    let speech = dir.join("speech.wav");
+    parts.push(speech.to_string_lossy().into_owned());
+    sox(&parts.iter().map(String::as_str).collect::<Vec<_>>());
+    let clip = dir.join("talk.mp4");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x240:r=30",
+        ])
+        .arg("-i")
+        .arg(&speech)
+        .args([
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+        ])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let full: Vec<&str> = pieces.iter().map(|p| p.0).collect();
+    let clean: Vec<&str> = pieces.iter().filter(|p| !p.1).map(|p| p.0).collect();
+    (clip, fillers, full.join(" "), clean.join(" "))
+}
+
+fn transcript_text(out: &Path) -> String {
+    let t = read_json(&out.join("transcript.json"));
+    t["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["text"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn transcript_mode_removes_every_planted_filler_and_no_word() {
+    use monteur_tests::wer;
+    let dir = tempfile::tempdir().unwrap();
+    let (clip, fillers, full, clean) = planted_fillers(dir.path());
+    let out = dir.path().join("out");
+    process(
+        &clip,
+        &out,
+        "captions,autocut,render",
+        // Whisper base: tiny.en (the default) hears two of the four fillers
+        // here and its word times slip by a word around them
+        // (docs/BENCHMARKS.md), so a transcript edit needs the larger model.
+        &[
+            ("MONTEUR_AUTOCUT__MODE", "transcript"),
+            ("MONTEUR_MODELS__WHISPER", "models/whisper-base"),
+            ("MONTEUR_CAPTIONS__LANGUAGE", "en"),
+        ],
+    );
+    let plan = read_json(&out.join("cutplan.json"));
+    assert_eq!(plan["mode"], "transcript", "{plan}");
+    assert_render_matches_plan(&out, &plan);
+    let kept: Vec<(f64, f64)> = plan["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["start_s"].as_f64().unwrap(), r["end_s"].as_f64().unwrap()))
+        .collect();
+    let words: Vec<String> = read_json(&out.join("transcript.json"))["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["words"].as_array().unwrap().clone())
+        .map(|w| format!("{}[{:.2}-{:.2}]", w["text"], w["start_s"], w["end_s"]))
+        .collect();
+    eprintln!("planted fillers {fillers:?}\nwords: {}", words.join(" "));
+    // Every filler is gone: nothing of its middle 60% is kept.
+    for &(a, b) in &fillers {
+        let (a, b) = (a + 0.2 * (b - a), b - 0.2 * (b - a));
+        assert!(
+            kept.iter().all(|&(ka, kb)| kb <= a || ka >= b),
+            "filler {a:.2}-{b:.2} kept: {kept:?}"
+        );
+    }
+    let removed = plan["removed"].as_array().unwrap();
+    assert!(
+        removed.iter().filter(|r| r["kind"] == "filler").count() >= fillers.len(),
+        "{removed:?}"
+    );
+    // The source as heard (with the verbatim prompt transcript mode uses),
+    // against the full script; the render re-transcribed the same way,
+    // against the script without fillers: no word lost or clipped means no
+    // more errors than the source had.
+    let source_errors = {
+        let hyp = wer::normalize(&transcript_text(&out));
+        wer::word_errors(&hyp, &wer::normalize(&full))
+    };
+    let again = dir.path().join("again");
+    process(
+        &out.join("render.mp4"),
+        &again,
+        "captions",
+        &[
+            (
+                "MONTEUR_CAPTIONS__INITIAL_PROMPT",
+                monteur_pipelines::captions::VERBATIM_PROMPT,
+            ),
+            ("MONTEUR_MODELS__WHISPER", "models/whisper-base"),
+            ("MONTEUR_CAPTIONS__LANGUAGE", "en"),
+        ],
+    );
+    let heard = transcript_text(&again);
+    let render_errors = wer::word_errors(&wer::normalize(&heard), &wer::normalize(&clean));
+    eprintln!(
+        "source: {source_errors} errors against the full script; render: {render_errors} \
+         against the cleaned script: {heard}"
+    );
+    assert!(render_errors <= source_errors, "{heard}");
+}

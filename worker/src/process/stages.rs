@@ -204,9 +204,16 @@ impl<'a> State<'a> {
             .lease()
             .map_err(PipelineError::Kernel)?;
         let speech = &mut *speech;
+        let mut settings = self.run.config.captions.clone();
+        if self.run.config.autocut.mode == CutMode::Transcript
+            && self.run.tasks.contains(Task::Autocut)
+            && settings.initial_prompt.trim().is_empty()
+        {
+            settings.initial_prompt = captions::VERBATIM_PROMPT.into();
+        }
         let transcript = captions::transcribe(
             self.track()?,
-            &self.run.config.captions,
+            &settings,
             &mut speech.vad,
             &mut speech.whisper,
             &mut mel,
