@@ -9,6 +9,9 @@
 //! wall time includes loading the model, for both. WER uses one normaliser
 //! (`monteur_tests::wer`) for both.
 //!
+//! Then each utterance alone, once per tool: WER per file, so a gain on the
+//! joined file cannot hide a loss on one speaker.
+//!
 //! Run: `scripts/bench-peers.sh && cargo build --release --bin monteur &&
 //! cargo bench -p monteur-benches --bench asr`
 
@@ -167,5 +170,56 @@ fn run() -> Result<(), String> {
         &peer,
         peer_text["text"].as_str().unwrap_or(""),
     );
+
+    println!("\nper file (one run each):\n");
+    println!("| file | words | monteur WER | faster-whisper WER |");
+    println!("|---|---:|---:|---:|");
+    for (file, text) in wer::pocketsphinx_set() {
+        let reference = wer::normalize(&text);
+        let file_s = file.to_string_lossy().into_owned();
+        let out = std::env::temp_dir().join(format!("monteur-asr-file-{}", std::process::id()));
+        let ours = timing::process(
+            1,
+            &monteur.to_string_lossy(),
+            &[
+                "process".into(),
+                file_s.clone(),
+                "--out".into(),
+                out.to_string_lossy().into_owned(),
+                "--tasks".into(),
+                "captions".into(),
+            ],
+        )?;
+        drop(ours);
+        let srt = std::fs::read_to_string(out.join("captions.srt")).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&out);
+        let theirs = timing::process(
+            1,
+            &python.to_string_lossy(),
+            &[
+                script.to_string_lossy().into_owned(),
+                model.to_string_lossy().into_owned(),
+                file_s,
+                THREADS.into(),
+            ],
+        )?;
+        let their_text: serde_json::Value =
+            serde_json::from_str(theirs.stdout.trim()).map_err(|e| e.to_string())?;
+        let pct = |hyp: &str| {
+            let e = wer::word_errors(&wer::normalize(hyp), &reference);
+            format!(
+                "{:.1}% ({e})",
+                100.0 * e as f64 / reference.len().max(1) as f64
+            )
+        };
+        println!(
+            "| {} | {} | {} | {} |",
+            file.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            reference.len(),
+            pct(&srt_text(&srt)),
+            pct(their_text["text"].as_str().unwrap_or("")),
+        );
+    }
     Ok(())
 }

@@ -135,3 +135,22 @@ fn multilingual_base_transcribes_french_and_detects_it() {
     let mut english = Whisper::load(&runtime, &a.join("models/whisper-tiny.en"), 1).unwrap();
     assert!(english.transcribe(&mel, Some("fr")).is_err());
 }
+
+#[test]
+fn tokenize_matches_gpt2_and_round_trips() {
+    let a = assets::dir();
+    let runtime = Runtime::load(&assets::onnxruntime()).unwrap();
+    let whisper = Whisper::load(&runtime, &a.join("models/whisper-tiny.en"), 1).unwrap();
+    // GPT-2's ids, which Whisper's English vocabulary keeps.
+    assert_eq!(whisper.tokenize(" Hello world"), vec![18435, 995]);
+    assert_eq!(whisper.tokenize("Hello"), vec![15496]);
+    for text in [
+        "Umm, let me think like, hmm... Okay, here's what I'm, like, thinking.",
+        "It's 2026: naïve café  prices rose 12.5%  (again)!\nNew line.",
+        "don't we'll they've I'd",
+    ] {
+        let tokens = whisper.tokenize(text);
+        assert!(tokens.len() < text.len(), "{text}: {tokens:?}");
+        assert_eq!(whisper.text(&tokens), text.trim(), "{tokens:?}");
+    }
+}

@@ -683,11 +683,17 @@ pub fn align_to_cuts(plan: &CutPlan, cuts: &[u64], s: &AutocutSettings) -> CutPl
 /// speech or loudness per frame), and the best pieces are kept, in source
 /// order, until the target is met; the last piece taken is trimmed to fit.
 /// Ties go to the earlier piece, so the result is deterministic.
+///
+/// `safe_ends`, when not empty, are the only frames a trimmed piece may end
+/// at (sorted): a transcript plan passes the frame after each word's end,
+/// so trimming never cuts a word; a piece with no safe end inside the
+/// budget is left out rather than cut mid-word.
 pub fn fit_target(
     plan: &CutPlan,
     cuts: &[u64],
     target_s: f64,
     score: &dyn Fn(u64, u64) -> f64,
+    safe_ends: &[u64],
 ) -> CutPlan {
     let budget = plan.rate.frames_in(target_s);
     if target_s <= 0.0 || plan.kept_frames <= budget {
@@ -718,7 +724,18 @@ pub fn fit_target(
             break;
         }
         let (a, b, reason, aligned) = pieces[i];
-        let take = (b - a).min(left);
+        let mut take = (b - a).min(left);
+        if take < b - a && !safe_ends.is_empty() {
+            let limit = a + take;
+            take = safe_ends
+                .iter()
+                .rev()
+                .find(|&&e| e > a && e <= limit)
+                .map_or(0, |&e| e - a);
+            if take == 0 {
+                continue;
+            }
+        }
         chosen.push((a, a + take, reason, aligned));
         left -= take;
     }
@@ -848,12 +865,18 @@ mod tests {
         assert_eq!(plan.kept_frames, 30);
         // Score: later pieces are better; the middle range is split by a cut.
         let score = |a: u64, _b: u64| a as f64;
-        let fitted = fit_target(&plan, &[25], 12.0 / 30.0, &score);
+        let fitted = fit_target(&plan, &[25], 12.0 / 30.0, &score, &[]);
         assert_eq!(frames(&fitted), vec![(25, 27), (40, 50)]);
         assert_eq!(fitted.kept_frames, 12);
-        assert_eq!(fitted, fit_target(&plan, &[25], 12.0 / 30.0, &score));
+        assert_eq!(fitted, fit_target(&plan, &[25], 12.0 / 30.0, &score, &[]));
         // A target above what is kept changes nothing.
-        assert_eq!(fit_target(&plan, &[25], 5.0, &score), plan);
+        assert_eq!(fit_target(&plan, &[25], 5.0, &score, &[]), plan);
+        // A transcript plan trims only at a word's end: frame 26 is one, so
+        // the two frames left become one; with none inside, the piece goes.
+        let safe = fit_target(&plan, &[25], 12.0 / 30.0, &score, &[26, 50]);
+        assert_eq!(frames(&safe), vec![(25, 26), (40, 50)]);
+        let none = fit_target(&plan, &[25], 12.0 / 30.0, &score, &[29, 50]);
+        assert_eq!(frames(&none), vec![(40, 50)]);
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct RenderSettings {
     pub audio_rate: u32,
     /// Draw the captions into the picture as well as muxing them.
     pub burn_captions: bool,
+    /// How burned-in captions look: `plain` (the cue's lines) or `karaoke`
+    /// (social-video style: the word being spoken highlighted, from the word
+    /// times; cues without them stay plain).
+    pub burn_style: BurnStyle,
     /// Kept ranges closer than this are decoded through instead of seeked.
     pub seek_gap_s: f64,
     /// Give up when neither stream advances for this long.
@@ -68,6 +72,7 @@ impl Default for RenderSettings {
             audio_bitrate_kbps: 160,
             audio_rate: 48_000,
             burn_captions: false,
+            burn_style: BurnStyle::Plain,
             seek_gap_s: 2.0,
             stall_timeout_s: 60.0,
         }
@@ -432,6 +437,91 @@ impl Router {
     }
 }
 
+/// `[render] burn_style`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BurnStyle {
+    Plain,
+    Karaoke,
+}
+
+/// Colour of the word being spoken in karaoke burn-in.
+const HIGHLIGHT: &str = "#FFD400";
+
+fn markup_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// One buffer from `start` to `end` on the source's timeline, retimed to the
+/// edit; `None` when too little of it is kept to show.
+fn retimed(text: String, start: f64, end: f64, plan: &CutPlan) -> Option<gst::Buffer> {
+    let (a, b) = (plan.edit_time(start)?, plan.edit_time(end)?);
+    if b - a < 0.02 {
+        return None;
+    }
+    let mut buffer = gst::Buffer::from_slice(text.into_bytes());
+    if let Some(m) = buffer.get_mut() {
+        m.set_pts(gst::ClockTime::from_nseconds((a * 1e9) as u64));
+        m.set_duration(gst::ClockTime::from_nseconds(((b - a) * 1e9) as u64));
+    }
+    Some(buffer)
+}
+
+/// Pango markup for burning in karaoke style: each cue split at its words'
+/// start times, each piece showing the cue with the word being spoken in
+/// the highlight colour (before the first word, none is).
+fn karaoke_buffers(cues: &[Cue], plan: &CutPlan) -> Vec<gst::Buffer> {
+    let mut out = Vec::new();
+    for c in cues {
+        let words: Vec<Vec<&str>> = c
+            .lines
+            .iter()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let count: usize = words.iter().map(Vec::len).sum();
+        let markup = |lit: Option<usize>| -> String {
+            let mut k = 0;
+            words
+                .iter()
+                .map(|line| {
+                    line.iter()
+                        .map(|w| {
+                            let text = markup_escape(w);
+                            let on = lit == Some(k);
+                            k += 1;
+                            if on {
+                                format!("<span foreground=\"{HIGHLIGHT}\">{text}</span>")
+                            } else {
+                                text
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        if c.words.len() != count || count == 0 {
+            out.extend(retimed(markup(None), c.start_s, c.end_s, plan));
+            continue;
+        }
+        let mut marks: Vec<f64> = vec![c.start_s];
+        marks.extend(c.words.iter().map(|w| w.start_s.clamp(c.start_s, c.end_s)));
+        marks.push(c.end_s);
+        for i in 1..marks.len() {
+            marks[i] = marks[i].max(marks[i - 1]);
+        }
+        // Piece 0: before the first word; piece k + 1: word k spoken.
+        for piece in 0..=count {
+            let lit = piece.checked_sub(1);
+            out.extend(retimed(markup(lit), marks[piece], marks[piece + 1], plan));
+        }
+    }
+    out
+}
+
 /// Cue text and times on the edit's timeline, for muxing and burning in.
 fn cue_buffers(cues: &[Cue], plan: &CutPlan) -> Vec<gst::Buffer> {
     let mut out = Vec::new();
@@ -453,12 +543,12 @@ fn cue_buffers(cues: &[Cue], plan: &CutPlan) -> Vec<gst::Buffer> {
     out
 }
 
-fn text_src(name: &str) -> gst_app::AppSrc {
+fn text_src(name: &str, format: &str) -> gst_app::AppSrc {
     gst_app::AppSrc::builder()
         .name(name)
         .caps(
             &gst::Caps::builder("text/x-raw")
-                .field("format", "utf8")
+                .field("format", format)
                 .build(),
         )
         .format(gst::Format::Time)
@@ -482,9 +572,8 @@ struct Encoder {
     pipeline: gst::Pipeline,
     video: gst_app::AppSrc,
     audio: Option<gst_app::AppSrc>,
-    /// Caption tracks (muxed, burned) and the cues they carry.
-    text: Vec<gst_app::AppSrc>,
-    cues: Vec<gst::Buffer>,
+    /// Caption tracks (burned, muxed), each with the buffers it carries.
+    text: Vec<(gst_app::AppSrc, Vec<gst::Buffer>)>,
     name: &'static str,
 }
 
@@ -492,7 +581,7 @@ fn build_encoder(
     out: &Path,
     plan: &CutPlan,
     with_audio: bool,
-    cues: &[gst::Buffer],
+    cues: &[Cue],
     s: &RenderSettings,
 ) -> Result<Encoder, PipelineError> {
     let pipeline = gst::Pipeline::with_name("render-encode");
@@ -540,8 +629,12 @@ fn build_encoder(
         overlay.set_property_from_str("halignment", "center");
         overlay.set_property("font-desc", "Sans 20");
         overlay.set_property("shaded-background", true);
-        let text = text_src("burn");
-        texts.push(text.clone());
+        let (format, buffers) = match s.burn_style {
+            BurnStyle::Plain => ("utf8", cue_buffers(cues, plan)),
+            BurnStyle::Karaoke => ("pango-markup", karaoke_buffers(cues, plan)),
+        };
+        let text = text_src("burn", format);
+        texts.push((text.clone(), buffers));
         pipeline.add_many([overlay.clone(), text.clone().upcast()])?;
         gst::Element::link_many([video.upcast_ref(), &overlay, &convert, &encoder])?;
         let text_pad = overlay
@@ -586,8 +679,8 @@ fn build_encoder(
         None
     };
     if !cues.is_empty() {
-        let text = text_src("subtitles");
-        texts.push(text.clone());
+        let text = text_src("subtitles", "utf8");
+        texts.push((text.clone(), cue_buffers(cues, plan)));
         pipeline.add(&text)?;
         // Asked for by name: linking by caps lets the muxer hand out an audio pad.
         let pad = mux
@@ -603,7 +696,6 @@ fn build_encoder(
         video,
         audio,
         text: texts,
-        cues: cues.to_vec(),
         name,
     })
 }
@@ -643,8 +735,7 @@ pub fn render(
     }
     let with_audio = !info.audio.is_empty();
     let tmp = out.with_extension("mp4.partial");
-    let cue_bufs = cue_buffers(cues, plan);
-    let enc = build_encoder(&tmp, plan, with_audio, &cue_bufs, settings)?;
+    let enc = build_encoder(&tmp, plan, with_audio, cues, settings)?;
 
     // One router per stream, each behind its own lock: a stream waiting on a
     // full encoder queue must never hold up the other, which the muxer needs
@@ -857,8 +948,8 @@ fn drive(
     let total = plan.kept_frames.max(1) as f64;
     let mut tick = || on_progress(lock(&routers[0]).next_frame as f64 / total);
     graph::start(&enc.pipeline, gst::State::Playing)?;
-    for t in &enc.text {
-        feed_text(t, &enc.cues)?;
+    for (t, buffers) in &enc.text {
+        feed_text(t, buffers)?;
     }
     graph::start(decode, gst::State::Paused)?;
     watch.until(&bus, gst::MessageType::AsyncDone, &mut tick)?;

@@ -190,6 +190,8 @@ pub struct JobOptions {
     pub target_s: Option<f64>,
     /// Burn captions into the render.
     pub burn_captions: Option<bool>,
+    /// How burned-in captions look (`plain`, `karaoke`).
+    pub burn_style: Option<monteur_pipelines::render::BurnStyle>,
     /// How the edit is decided (`silence`, `speech`, `transcript`).
     pub autocut_mode: Option<monteur_pipelines::CutMode>,
     /// Transcript edits: source time ranges `[start_s, end_s]` whose words

@@ -690,3 +690,113 @@ fn transcript_mode_removes_every_planted_filler_and_no_word() {
     );
     assert!(render_errors <= source_errors, "{heard}");
 }
+
+/// Columns of the yellow pixels (karaoke highlight) of the frame at `t` s.
+fn yellow_columns(file: &Path, t: f64, w: usize) -> Vec<usize> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{t:.3}"), "-i"])
+        .arg(file)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+        .chunks_exact(3)
+        .enumerate()
+        .filter(|(_, p)| p[0] > 180 && p[1] > 150 && p[2] < 90)
+        .map(|(i, _)| i % w)
+        .collect()
+}
+
+#[test]
+fn karaoke_burn_in_lights_each_word_as_it_is_spoken() {
+    let dir = tempfile::tempdir().unwrap();
+    let speech = dir.path().join("speech.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-s", "130", "-w", speech.to_str().unwrap()])
+        .arg("Never drink the liquid nitrogen.")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let clip = dir.path().join("talk.mp4");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=640x360:r=30:d=4",
+        ])
+        .arg("-i")
+        .arg(&speech)
+        .args([
+            "-af",
+            "apad",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+        ])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let render = |style: &str| -> PathBuf {
+        let out = dir.path().join(style);
+        process(
+            &clip,
+            &out,
+            "captions,render",
+            &[
+                ("MONTEUR_RENDER__BURN_CAPTIONS", "true"),
+                ("MONTEUR_RENDER__BURN_STYLE", style),
+            ],
+        );
+        out
+    };
+    let karaoke = render("karaoke");
+    let words: Vec<(f64, f64)> = read_json(&karaoke.join("transcript.json"))["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["words"].as_array().unwrap().clone())
+        .map(|w| (w["start_s"].as_f64().unwrap(), w["end_s"].as_f64().unwrap()))
+        .collect();
+    assert!(words.len() >= 4, "{words:?}");
+    // In the middle of each word, some pixels are the highlight colour, and
+    // the highlight moves right as the words go by, going back left only
+    // where a new line starts.
+    let centres: Vec<f64> = words
+        .iter()
+        .map(|&(a, b)| {
+            let cols = yellow_columns(&karaoke.join("render.mp4"), (a + b) / 2.0, 640);
+            assert!(cols.len() > 20, "no highlight at {:.2} s", (a + b) / 2.0);
+            cols.iter().sum::<usize>() as f64 / cols.len() as f64
+        })
+        .collect();
+    let srt = std::fs::read_to_string(karaoke.join("captions.srt")).unwrap();
+    let lines = srt
+        .split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| b.lines().count() - 2)
+        .sum::<usize>();
+    assert!(
+        centres.windows(2).all(|c| (c[1] - c[0]).abs() > 5.0),
+        "two words lit in the same place: {centres:?}"
+    );
+    let back = centres.windows(2).filter(|c| c[1] < c[0]).count();
+    assert!(
+        back < lines,
+        "highlight does not follow the words ({lines} lines): {centres:?}"
+    );
+    // Plain burn-in never draws the highlight colour.
+    let plain = render("plain");
+    let (a, b) = words[1];
+    assert!(yellow_columns(&plain.join("render.mp4"), (a + b) / 2.0, 640).is_empty());
+}

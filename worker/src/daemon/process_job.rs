@@ -548,6 +548,9 @@ fn apply_options(config: &mut crate::Config, job: &Job) {
     if let Some(d) = &job.options.drop {
         config.autocut.drop = d.clone();
     }
+    if let Some(b) = job.options.burn_style {
+        config.render.burn_style = b;
+    }
     if let Some(b) = job.options.burn_captions {
         config.render.burn_captions = b;
     }

@@ -405,7 +405,16 @@ impl<'a> State<'a> {
                 }
                 peaks[a..b].iter().map(|&p| f64::from(p / max)).sum::<f64>() / (b - a) as f64
             };
-            plan = cutplan::fit_target(&plan, &self.cut_frames, s.target_s, &score);
+            // A transcript edit is trimmed only where a word has ended.
+            let mut safe_ends: Vec<u64> = match (&self.transcript, s.mode) {
+                (Some(t), CutMode::Transcript) => t
+                    .words()
+                    .map(|w| ((w.end_s + s.word_guard_s) * rate.fps() - 1e-9).ceil() as u64)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            safe_ends.sort_unstable();
+            plan = cutplan::fit_target(&plan, &self.cut_frames, s.target_s, &score, &safe_ends);
         }
         Ok(plan)
     }
