@@ -12,6 +12,13 @@ use monteur_kernels::{Backend, CpuBackend};
 use monteur_models::{Runtime, Whisper};
 use monteur_tests::{assets, wer};
 
+/// ONNX Runtime allows one environment per process, and the tests of this
+/// binary run on threads of one process: they share it.
+fn runtime() -> &'static Runtime {
+    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::load(&assets::onnxruntime()).unwrap())
+}
+
 fn read_wav(path: &Path) -> Vec<f32> {
     let mut r = hound::WavReader::open(path).unwrap();
     assert_eq!(r.spec().sample_rate, 16_000);
@@ -23,8 +30,8 @@ fn read_wav(path: &Path) -> Vec<f32> {
 #[test]
 fn transcribes_read_speech() {
     let a = assets::dir();
-    let runtime = Runtime::load(&assets::onnxruntime()).unwrap();
-    let mut whisper = Whisper::load(&runtime, &a.join("models/whisper-tiny.en"), 2).unwrap();
+    let runtime = runtime();
+    let mut whisper = Whisper::load(runtime, &a.join("models/whisper-tiny.en"), 2).unwrap();
     let mut cpu = CpuBackend::new();
     let (mut errs, mut total) = (0, 0);
     for (wav, text) in wer::pocketsphinx_set() {
@@ -100,8 +107,8 @@ fn speak(lang: &str, text: &str, dir: &Path) -> Vec<f32> {
 #[test]
 fn multilingual_base_transcribes_french_and_detects_it() {
     let a = assets::dir();
-    let runtime = Runtime::load(&assets::onnxruntime()).unwrap();
-    let mut whisper = Whisper::load(&runtime, &a.join("models/whisper-base"), 2).unwrap();
+    let runtime = runtime();
+    let mut whisper = Whisper::load(runtime, &a.join("models/whisper-base"), 2).unwrap();
     assert!(whisper.is_multilingual());
     assert!(whisper.languages().any(|l| l == "fr"));
     let dir = tempfile::tempdir().unwrap();
@@ -132,15 +139,15 @@ fn multilingual_base_transcribes_french_and_detects_it() {
     let detected = whisper.transcribe(&mel, None).unwrap();
     eprintln!("auto: {detected:?}");
     // An English-only model refuses another language rather than guessing.
-    let mut english = Whisper::load(&runtime, &a.join("models/whisper-tiny.en"), 1).unwrap();
+    let mut english = Whisper::load(runtime, &a.join("models/whisper-tiny.en"), 1).unwrap();
     assert!(english.transcribe(&mel, Some("fr")).is_err());
 }
 
 #[test]
 fn tokenize_matches_gpt2_and_round_trips() {
     let a = assets::dir();
-    let runtime = Runtime::load(&assets::onnxruntime()).unwrap();
-    let whisper = Whisper::load(&runtime, &a.join("models/whisper-tiny.en"), 1).unwrap();
+    let runtime = runtime();
+    let whisper = Whisper::load(runtime, &a.join("models/whisper-tiny.en"), 1).unwrap();
     // GPT-2's ids, which Whisper's English vocabulary keeps.
     assert_eq!(whisper.tokenize(" Hello world"), vec![18435, 995]);
     assert_eq!(whisper.tokenize("Hello"), vec![15496]);

@@ -611,6 +611,100 @@ fn transcript_text(out: &Path) -> String {
         .join(" ")
 }
 
+/// The grey frame at `t` s of `file` (accurate seek), `w`×`h`.
+fn grey_frame(file: &Path, t: f64) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{t:.4}"), "-i"])
+        .arg(file)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x.abs_diff(y)))
+        .sum::<f64>()
+        / a.len().max(1) as f64
+}
+
+/// Where each kept range starts in the render, checked on both streams: the
+/// render's first frame of the range is the source's frame at the range's
+/// start (not one before or after), and its sound just after the cut lines
+/// up with the source's sound there. Returns each cut's audio lag (s).
+fn av_offsets_at_cuts(source: &Path, render: &Path, plan: &Value) -> Vec<f64> {
+    let fps = plan["rate"]["num"].as_f64().unwrap() / plan["rate"]["den"].as_f64().unwrap();
+    let rate = 16_000usize;
+    let src_audio = ffmpeg_audio(source, rate as u32);
+    let out_audio = ffmpeg_audio(render, rate as u32);
+    let mut edit_frames = 0i64;
+    let mut lags = Vec::new();
+    for r in plan["ranges"].as_array().unwrap() {
+        let (a, b) = (
+            r["start_frame"].as_i64().unwrap(),
+            r["end_frame"].as_i64().unwrap(),
+        );
+        let edit_s = edit_frames as f64 / fps;
+        edit_frames += b - a;
+        if b - a < 10 {
+            continue;
+        }
+        // Picture: the render's frame matches source frame `a` best.
+        let shown = grey_frame(render, edit_s + 0.5 / fps);
+        let diffs: Vec<(i64, f64)> = (-2..=2)
+            .filter(|d| a + d >= 0)
+            .map(|d| {
+                let f = grey_frame(source, (a + d) as f64 / fps + 0.5 / fps);
+                (d, mean_abs_diff(&shown, &f))
+            })
+            .collect();
+        let best = diffs.iter().min_by(|x, y| x.1.total_cmp(&y.1)).unwrap();
+        assert_eq!(
+            best.0, 0,
+            "range at frame {a}: picture off by {} frames {diffs:?}",
+            best.0
+        );
+        // Sound: 0.25 s after the cut, cross-correlated with the source
+        // around the range's start, +-20 ms.
+        let (from, len) = (((edit_s + 0.02) * rate as f64) as usize, rate / 4);
+        let src_from = ((a as f64 / fps + 0.02) * rate as f64) as i64;
+        let Some(piece) = out_audio.get(from..from + len) else {
+            continue;
+        };
+        let energy: f32 = piece.iter().map(|x| x * x).sum();
+        if energy < 1e-3 {
+            continue; // a cut in silence says nothing about alignment
+        }
+        let max_lag = (rate / 50) as i64;
+        let corr = |lag: i64| -> f64 {
+            let start = src_from + lag;
+            if start < 0 {
+                return f64::NEG_INFINITY;
+            }
+            let Some(src) = src_audio.get(start as usize..start as usize + len) else {
+                return f64::NEG_INFINITY;
+            };
+            let dot: f64 = piece.iter().zip(src).map(|(x, y)| f64::from(x * y)).sum();
+            let n: f64 =
+                src.iter().map(|y| f64::from(y * y)).sum::<f64>().sqrt() * f64::from(energy).sqrt();
+            dot / n.max(1e-12)
+        };
+        let lag = (-max_lag..=max_lag)
+            .max_by(|&x, &y| corr(x).total_cmp(&corr(y)))
+            .unwrap();
+        assert!(
+            corr(lag) > 0.8,
+            "range at frame {a}: sound not found (corr {})",
+            corr(lag)
+        );
+        lags.push(lag as f64 / rate as f64);
+    }
+    lags
+}
+
 #[test]
 fn transcript_mode_removes_every_planted_filler_and_no_word() {
     use monteur_tests::wer;
@@ -689,6 +783,15 @@ fn transcript_mode_removes_every_planted_filler_and_no_word() {
          against the cleaned script: {heard}"
     );
     assert!(render_errors <= source_errors, "{heard}");
+    // Sound on picture at every cut: the picture starts on the right frame
+    // and the sound within a millisecond of where it should be.
+    let lags = av_offsets_at_cuts(&clip, &out.join("render.mp4"), &plan);
+    eprintln!(
+        "audio lag at the cuts (ms): {:?}",
+        lags.iter().map(|l| l * 1000.0).collect::<Vec<_>>()
+    );
+    assert!(lags.len() >= 3, "{lags:?}");
+    assert!(lags.iter().all(|l| l.abs() <= 0.001), "{lags:?}");
 }
 
 /// Columns of the yellow pixels (karaoke highlight) of the frame at `t` s.
