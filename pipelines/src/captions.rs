@@ -182,6 +182,41 @@ pub struct TimedWord {
 }
 
 impl Phrase {
+    /// The transcript's segments as phrases, without the words whose middle
+    /// lies in one of `removed` (source seconds): captions for an edit that
+    /// took fillers or deleted words out, so the render does not show them.
+    pub fn from_transcript_without(t: &Transcript, removed: &[(f64, f64)]) -> Vec<Phrase> {
+        t.segments
+            .iter()
+            .filter_map(|s| {
+                let words: Vec<TimedWord> = s
+                    .words
+                    .iter()
+                    .filter(|w| {
+                        let mid = (w.start_s + w.end_s) / 2.0;
+                        !removed.iter().any(|&(a, b)| a <= mid && mid < b)
+                    })
+                    .map(|w| TimedWord {
+                        text: w.text.clone(),
+                        start_s: w.start_s,
+                        end_s: w.end_s,
+                    })
+                    .collect();
+                let (first, last) = (words.first()?, words.last()?);
+                Some(Phrase {
+                    start_s: first.start_s,
+                    end_s: last.end_s,
+                    text: words
+                        .iter()
+                        .map(|w| w.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    words: words.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// The transcript's segments as phrases for the cue builder.
     pub fn from_transcript(t: &Transcript) -> Vec<Phrase> {
         t.segments
@@ -438,8 +473,18 @@ pub fn transcribe(
                     quiet_s: settings.word_edge_quiet_s,
                     search_s: settings.word_edge_search_s,
                 };
+                // All the window's words at once, so a segment's first word
+                // cannot move back over the previous segment's last.
+                let mut flat: Vec<(String, f64, f64, f32)> =
+                    plain.iter().flat_map(|d| d.words.clone()).collect();
+                refine_edges(&mut flat, &env, t0, &edges);
+                let mut refined = flat.into_iter();
                 for d in &mut plain {
-                    refine_edges(&mut d.words, &env, t0, &edges);
+                    for w in &mut d.words {
+                        if let Some(r) = refined.next() {
+                            *w = r;
+                        }
+                    }
                 }
             }
         }

@@ -685,9 +685,10 @@ pub fn align_to_cuts(plan: &CutPlan, cuts: &[u64], s: &AutocutSettings) -> CutPl
 /// Ties go to the earlier piece, so the result is deterministic.
 ///
 /// `safe_ends`, when not empty, are the only frames a trimmed piece may end
-/// at (sorted): a transcript plan passes the frame after each word's end,
-/// so trimming never cuts a word; a piece with no safe end inside the
-/// budget is left out rather than cut mid-word.
+/// at (sorted): a transcript plan passes the frames between its words, so
+/// the trim never cuts a word; a piece with no safe end inside the budget is
+/// left out rather than cut mid-word. (Pieces still begin and end at scene
+/// cuts, which may fall inside a word.)
 pub fn fit_target(
     plan: &CutPlan,
     cuts: &[u64],

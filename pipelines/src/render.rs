@@ -457,7 +457,11 @@ fn markup_escape(text: &str) -> String {
 /// One buffer from `start` to `end` on the source's timeline, retimed to the
 /// edit; `None` when too little of it is kept to show.
 fn retimed(text: String, start: f64, end: f64, plan: &CutPlan) -> Option<gst::Buffer> {
-    let (a, b) = (plan.edit_time(start)?, plan.edit_time(end)?);
+    // Past the last kept range is the end of the edit.
+    let (a, b) = (
+        plan.edit_time(start)?,
+        plan.edit_time(end).unwrap_or(plan.kept_s),
+    );
     if b - a < 0.02 {
         return None;
     }

@@ -229,7 +229,8 @@ pub(crate) fn refine_edges(
         // The word's sound starts somewhere before the estimated end: look
         // from a little before the estimated start up to that end.
         let lo = a.saturating_sub(search).max(prev_end);
-        let hi = b.max(a + 1);
+        // Not at the very end, which would leave the word no length.
+        let hi = b.saturating_sub(2).max(a + 1);
         // An onset counts when the word's voice follows it: within
         // `CONFIRM_S` the level comes within `CONFIRM_DB` of the word's
         // peak. A step up to a recording's own room noise (after digital

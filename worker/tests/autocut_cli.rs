@@ -783,6 +783,22 @@ fn transcript_mode_removes_every_planted_filler_and_no_word() {
          against the cleaned script: {heard}"
     );
     assert!(render_errors <= source_errors, "{heard}");
+    // The render's subtitle track leaves the removed fillers out.
+    let subs = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(out.join("render.mp4"))
+        .args(["-map", "0:s:0", "-f", "srt", "-"])
+        .output()
+        .unwrap();
+    assert!(subs.status.success());
+    let subs = String::from_utf8_lossy(&subs.stdout).to_lowercase();
+    assert!(subs.contains("market"), "{subs}");
+    assert!(
+        !subs
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w == "um"),
+        "{subs}"
+    );
     // Sound on picture at every cut: the picture starts on the right frame
     // and the sound within a millisecond of where it should be.
     let lags = av_offsets_at_cuts(&clip, &out.join("render.mp4"), &plan);

@@ -293,6 +293,16 @@ impl<'a> State<'a> {
             "cut plan made"
         );
         self.outcome.kept_s = Some(made.kept_s);
+        // The render's captions leave out what a transcript edit removed.
+        if let (CutMode::Transcript, Some(t), false) =
+            (made.mode, &self.transcript, self.cues.is_empty())
+        {
+            let removed: Vec<(f64, f64)> =
+                made.removed.iter().map(|r| (r.start_s, r.end_s)).collect();
+            let phrases = captions::Phrase::from_transcript_without(t, &removed);
+            let c = &self.run.config.captions;
+            self.cues = captions::build_cues(&phrases, &self.cuts_s, self.fps, c);
+        }
         let source = source_media(&self.run.input, self.media);
         let title = format!("{} (monteur autocut)", source.name);
         self.out.json(outputs::CUTPLAN_FILE, &made)?;
@@ -405,12 +415,25 @@ impl<'a> State<'a> {
                 }
                 peaks[a..b].iter().map(|&p| f64::from(p / max)).sum::<f64>() / (b - a) as f64
             };
-            // A transcript edit is trimmed only where a word has ended.
+            // A transcript edit is trimmed only between words: after a
+            // word's end plus the guard, but never into the next word.
+            let fps = rate.fps();
             let mut safe_ends: Vec<u64> = match (&self.transcript, s.mode) {
-                (Some(t), CutMode::Transcript) => t
-                    .words()
-                    .map(|w| ((w.end_s + s.word_guard_s) * rate.fps() - 1e-9).ceil() as u64)
-                    .collect(),
+                (Some(t), CutMode::Transcript) => {
+                    let words: Vec<_> = t.words().collect();
+                    words
+                        .iter()
+                        .enumerate()
+                        .map(|(i, w)| {
+                            let end = (w.end_s * fps - 1e-9).ceil() as u64;
+                            let guarded = ((w.end_s + s.word_guard_s) * fps - 1e-9).ceil() as u64;
+                            let next = words
+                                .get(i + 1)
+                                .map_or(u64::MAX, |n| (n.start_s * fps + 1e-9).floor() as u64);
+                            guarded.min(next).max(end)
+                        })
+                        .collect()
+                }
                 _ => Vec::new(),
             };
             safe_ends.sort_unstable();
