@@ -142,6 +142,9 @@ pub struct AudioTrack {
     pub start: Duration,
 }
 
+/// Longest audio track reserved up front (3 h); longer ones grow.
+const MAX_RESERVED_AUDIO_S: f64 = 3.0 * 3600.0;
+
 /// Sample rate of [`AudioTrack`].
 pub const AUDIO_RATE: u32 = 16_000;
 
@@ -292,7 +295,24 @@ fn analyse_with(
     )));
     let counter = Arc::new(AtomicU64::new(0));
     let position = Arc::new(AtomicU64::new(u64::MAX));
-    let audio_state = Arc::new(Mutex::new(AudioSink::default()));
+    // The track is sized once from the probed duration: grown by doubling,
+    // a long track would hold up to twice its length, and three times while
+    // each reallocation copies. Capped, since a container may lie about its
+    // duration; pages reserved and never written cost no memory.
+    let expected = info.duration.map_or(0.0, |d| {
+        d.as_secs_f64().min(MAX_RESERVED_AUDIO_S) * 1.01 + 1.0
+    });
+    let audio_state = Arc::new(Mutex::new(AudioSink {
+        track: AudioTrack {
+            samples: Vec::with_capacity(if settings.audio {
+                (expected * f64::from(AUDIO_RATE)) as usize
+            } else {
+                0
+            }),
+            start: Duration::ZERO,
+        },
+        ..AudioSink::default()
+    }));
     let audio_buffers = Arc::new(AtomicU64::new(0));
 
     let extent = graph::Extent::default();

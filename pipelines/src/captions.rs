@@ -303,30 +303,59 @@ pub fn speech_regions(probs: &[f32], s: &CaptionSettings) -> Vec<(f64, f64)> {
 
 /// Speech regions joined end to end, and where each piece came from, so
 /// times on the joined track map back to the source.
-struct Spliced {
-    samples: Vec<f32>,
-    /// `(start on the joined track, start in the source, length)`, seconds.
+struct Spliced<'a> {
+    track: &'a [f32],
+    /// Joined-track samples in all.
+    len: usize,
+    /// Sample ranges of the track, in order: `(start on the joined track,
+    /// start in the track, length)`. The joined track is never built: a
+    /// window is copied from these, so memory does not double with speech.
+    spans: Vec<(usize, usize, usize)>,
+    /// The same in seconds, for mapping times back.
     pieces: Vec<(f64, f64, f64)>,
 }
 
-impl Spliced {
-    fn new(track: &[f32], regions: &[(f64, f64)]) -> Self {
+impl<'a> Spliced<'a> {
+    fn new(track: &'a [f32], regions: &[(f64, f64)]) -> Self {
         let rate = f64::from(AUDIO_RATE);
-        let mut samples = Vec::new();
+        let mut len = 0usize;
+        let mut spans = Vec::new();
         let mut pieces = Vec::new();
         for &(a, b) in regions {
             let (sa, sb) = ((a * rate) as usize, ((b * rate) as usize).min(track.len()));
             if sb <= sa {
                 continue;
             }
-            pieces.push((
-                samples.len() as f64 / rate,
-                sa as f64 / rate,
-                (sb - sa) as f64 / rate,
-            ));
-            samples.extend_from_slice(&track[sa..sb]);
+            pieces.push((len as f64 / rate, sa as f64 / rate, (sb - sa) as f64 / rate));
+            spans.push((len, sa, sb - sa));
+            len += sb - sa;
         }
-        Self { samples, pieces }
+        Self {
+            track,
+            len,
+            spans,
+            pieces,
+        }
+    }
+
+    /// Copies joined-track samples from `from` into `out` (as many as fit
+    /// and exist); returns how many.
+    fn copy(&self, from: usize, out: &mut [f32]) -> usize {
+        let mut done = 0;
+        for &(joined, start, len) in &self.spans {
+            if done == out.len() {
+                break;
+            }
+            let at = from + done;
+            if at >= joined + len || at < joined {
+                continue;
+            }
+            let offset = at - joined;
+            let n = (len - offset).min(out.len() - done);
+            out[done..done + n].copy_from_slice(&self.track[start + offset..start + offset + n]);
+            done += n;
+        }
+        done
     }
 
     /// Source time of joined-track time `t`; `end` picks the earlier piece at
@@ -397,7 +426,7 @@ pub fn transcribe(
         beam_size: settings.beam_size,
         context,
     };
-    let content_frames = speech.samples.len() / HOP;
+    let content_frames = speech.len / HOP;
     let mut window = vec![0f32; WINDOW_SAMPLES];
     let mut mel = Vec::new();
     let mut seek = 0usize;
@@ -408,9 +437,8 @@ pub fn transcribe(
         on_progress(seek as f64 / content_frames as f64);
         let size = (content_frames - seek).min(WINDOW_FRAMES);
         let from = seek * HOP;
-        let n = (size * HOP).min(speech.samples.len().saturating_sub(from));
         window.fill(0.0);
-        window[..n].copy_from_slice(&speech.samples[from..from + n]);
+        let n = speech.copy(from, &mut window[..(size * HOP).min(WINDOW_SAMPLES)]);
         backend.log_mel(&window, &mut mel)?;
         blank_past(&mut mel, size);
         let encoded = whisper.encode(&mel, language, &stop)?;
@@ -467,7 +495,7 @@ pub fn transcribe(
         if settings.word_timestamps {
             tidy_words(&mut plain, &mut last_speech_s);
             if settings.word_edges {
-                let env = envelope(&speech.samples[from..from + n]);
+                let env = envelope(&window[..n]);
                 let edges = EdgeSettings {
                     rise_db: settings.word_edge_rise_db,
                     quiet_s: settings.word_edge_quiet_s,
@@ -986,9 +1014,16 @@ mod tests {
 
     #[test]
     fn spliced_times_map_back_to_the_source() {
-        let track = vec![0.1f32; 16_000 * 10];
+        let track: Vec<f32> = (0..16_000 * 10).map(|i| i as f32).collect();
         let s = Spliced::new(&track, &[(1.0, 2.0), (5.0, 7.5)]);
-        assert_eq!(s.samples.len(), 3 * 16_000 + 8_000);
+        assert_eq!(s.len, 3 * 16_000 + 8_000);
+        // A window across the joint reads the end of one piece, then the
+        // start of the next.
+        let mut out = vec![0f32; 4];
+        assert_eq!(s.copy(16_000 - 2, &mut out), 4);
+        assert_eq!(out, vec![31_998.0, 31_999.0, 80_000.0, 80_001.0]);
+        let mut tail = vec![0f32; 10];
+        assert_eq!(s.copy(s.len - 3, &mut tail), 3);
         assert_eq!(s.word_span(0.9, 1.3).0, 1);
         assert!((s.source_time(0.5, false) - 1.5).abs() < 1e-9);
         // The joint: a start goes to the later piece, an end to the earlier.
