@@ -10,8 +10,9 @@
 //!   per process, shared by every model. [`Provider`] says where the heavy
 //!   models run (CUDA when the library has it and a GPU registers, else CPU).
 //! - [`vad`]: Silero voice activity detection, speech probability per 32 ms.
-//! - [`whisper`]: Whisper speech recognition (greedy, with timestamps) on
-//!   30 s windows of log-mel features.
+//! - [`whisper`]: Whisper speech recognition on 30 s windows of log-mel
+//!   features: greedy or beam decoding with timestamps, an optional context
+//!   prompt, and word timings from the alignment heads' cross-attention.
 //! - [`transnet`]: TransNetV2 shot-boundary probabilities on 48×27 RGB
 //!   frames, in batched windows of 100, streamed as frames arrive.
 
