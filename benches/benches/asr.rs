@@ -18,10 +18,10 @@
 #![allow(clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use monteur_benches::timing;
-use monteur_tests::wer;
+use monteur_tests::{audio, wer};
 
 const RUNS: usize = 3;
 const THREADS: &str = "2";
@@ -40,57 +40,20 @@ fn joined() -> Result<(PathBuf, String, f64), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let silence = dir.join("silence-1s-16k.wav");
     let out = dir.join("pocketsphinx-joined.wav");
-    let sox = |args: &[&str]| -> Result<(), String> {
-        let ok = Command::new("sox")
-            .args(args)
-            .status()
-            .map_err(|e| e.to_string())?
-            .success();
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("sox {args:?} failed"))
-        }
-    };
-    sox(&[
-        "-n",
-        "-r",
-        "16000",
-        "-c",
-        "1",
-        "-b",
-        "16",
-        silence.to_str().ok_or("path")?,
-        "trim",
-        "0",
-        "1",
-    ])?;
-    let mut args: Vec<String> = Vec::new();
+    audio::silence(&silence, 1.0)?;
+    let mut parts: Vec<&Path> = Vec::new();
     for (wav, _) in &set {
-        args.push(wav.to_string_lossy().into_owned());
-        args.push(silence.to_string_lossy().into_owned());
+        parts.push(wav);
+        parts.push(&silence);
     }
-    args.push(out.to_string_lossy().into_owned());
-    sox(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    audio::join(&parts, &out)?;
     let reference = set
         .iter()
         .map(|(_, t)| t.as_str())
         .collect::<Vec<_>>()
         .join(" ");
-    let seconds = hound_seconds(&out)?;
+    let seconds = audio::seconds(&out)?;
     Ok((out, reference, seconds))
-}
-
-fn hound_seconds(path: &Path) -> Result<f64, String> {
-    let out = Command::new("soxi")
-        .args(["-D"])
-        .arg(path)
-        .output()
-        .map_err(|e| e.to_string())?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .map_err(|e| format!("soxi: {e}"))
 }
 
 fn srt_text(srt: &str) -> String {

@@ -10,7 +10,7 @@ use std::path::Path;
 use monteur_kernels::mel::WINDOW_SAMPLES;
 use monteur_kernels::{Backend, CpuBackend};
 use monteur_models::{Runtime, Whisper};
-use monteur_tests::{assets, wer};
+use monteur_tests::{assets, audio, wer};
 
 /// ONNX Runtime allows one environment per process, and the tests of this
 /// binary run on threads of one process: they share it.
@@ -78,29 +78,8 @@ fn transcribes_read_speech() {
 }
 
 fn speak(lang: &str, text: &str, dir: &Path) -> Vec<f32> {
-    let raw = dir.join("raw.wav");
     let wav = dir.join("speech.wav");
-    let ok = std::process::Command::new("espeak-ng")
-        .args(["-v", lang, "-s", "140", "-w", raw.to_str().unwrap(), text])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "espeak-ng failed");
-    let ok = std::process::Command::new("sox")
-        .args([
-            raw.to_str().unwrap(),
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            wav.to_str().unwrap(),
-        ])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "sox failed");
+    audio::speak(text, lang, 140, &wav, None).unwrap();
     read_wav(&wav)
 }
 

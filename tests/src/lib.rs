@@ -15,12 +15,15 @@
 //!   frame.
 //! - [`sceneset`]: the scene-boundary evaluation set, real footage re-joined
 //!   with exact truth, in a tuning and a held-out split.
+//! - [`audio`]: speech (espeak-ng) and silence (sox) at 16 kHz, joined
+//!   and trimmed, with their lengths.
 //! - [`wordset`]: the word-timing evaluation set, recordings at known
 //!   offsets, in a tuning and a held-out split.
 //! - [`wer`]: word error rate with reference-style normalisation, and the
 //!   pocketsphinx test utterances.
 
 pub mod assets;
+pub mod audio;
 pub mod fixtures;
 pub mod rabbitmq;
 pub mod s3;

@@ -17,7 +17,8 @@
 //! 3% for the real ones, over their background noise): `sox silence`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use crate::audio::{self, seconds, silence};
 
 /// One evaluation file and its truth: `(word, start_s)` in order.
 #[derive(Debug, Clone)]
@@ -44,79 +45,8 @@ const LIST_B: [&str; 24] = [
     "puzzle", "rocket", "salmon", "tunnel", "falcon", "velvet",
 ];
 
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    let ok = Command::new(program)
-        .args(args)
-        .status()
-        .map_err(|e| format!("{program}: {e}"))?
-        .success();
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{program} {args:?} failed"))
-    }
-}
-
-fn seconds(wav: &Path) -> Result<f64, String> {
-    let out = Command::new("soxi")
-        .arg("-D")
-        .arg(wav)
-        .output()
-        .map_err(|e| e.to_string())?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .map_err(|e| format!("soxi {}: {e}", wav.display()))
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
-}
-
-/// `src` as 16 kHz mono 16-bit, trimmed to its sound at both ends.
-fn trimmed(src: &Path, dst: &Path, level: &str) -> Result<(), String> {
-    run(
-        "sox",
-        &[
-            s(src),
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            s(dst),
-            "silence",
-            "1",
-            "0.005",
-            level,
-            "reverse",
-            "silence",
-            "1",
-            "0.005",
-            level,
-            "reverse",
-        ],
-    )
-}
-
-fn silence(dst: &Path, secs: f64) -> Result<(), String> {
-    run(
-        "sox",
-        &[
-            "-n",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            s(dst),
-            "trim",
-            "0",
-            &format!("{secs:.3}"),
-        ],
-    )
 }
 
 /// Recordings (already trimmed) joined with pauses: `(first word, file)`
@@ -143,7 +73,7 @@ fn lay_out(
     }
     let out = dir.join(format!("{name}.wav"));
     files.push(s(&out).to_string());
-    run("sox", &files.iter().map(String::as_str).collect::<Vec<_>>())?;
+    audio::run("sox", &files.iter().map(String::as_str).collect::<Vec<_>>())?;
     Ok((out, truth))
 }
 
@@ -152,15 +82,13 @@ fn spoken(
     name: &'static str,
     words: &[&str],
     voice: &str,
-    speed: &str,
+    speed: u32,
     pause: impl Fn(usize) -> f64,
 ) -> Result<WordClip, String> {
     let mut parts = Vec::new();
     for (i, w) in words.iter().enumerate() {
-        let raw = dir.join(format!("{name}-raw-{i}.wav"));
         let word = dir.join(format!("{name}-{i}.wav"));
-        run("espeak-ng", &["-v", voice, "-s", speed, "-w", s(&raw), w])?;
-        trimmed(&raw, &word, "1%")?;
+        audio::speak(w, voice, speed, &word, Some("1%"))?;
         parts.push((w.to_string(), word));
     }
     let (wav, truth) = lay_out(dir, name, &parts, pause)?;
@@ -176,7 +104,7 @@ fn recorded(
     let mut parts = Vec::new();
     for (i, (first, src)) in sources.iter().enumerate() {
         let wav = dir.join(format!("{name}-{i}.wav"));
-        trimmed(src, &wav, "3%")?;
+        audio::convert(src, &wav, Some("3%"))?;
         parts.push((first.clone(), wav));
     }
     let (wav, truth) = lay_out(dir, name, &parts, pause)?;
@@ -188,11 +116,11 @@ fn recorded(
 pub fn clips(split: Split, dir: &Path) -> Result<Vec<WordClip>, String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     match split {
-        Split::Tuning => Ok(vec![spoken(dir, "espeak-a", &LIST_A, "en", "160", |i| {
+        Split::Tuning => Ok(vec![spoken(dir, "espeak-a", &LIST_A, "en", 160, |i| {
             0.3 + 0.1 * ((i * 7) % 9) as f64
         })?]),
         Split::HeldOut => {
-            let b = spoken(dir, "espeak-b", &LIST_B, "en-us+f3", "135", |i| {
+            let b = spoken(dir, "espeak-b", &LIST_B, "en-us+f3", 135, |i| {
                 0.35 + 0.1 * ((i * 5) % 8) as f64
             })?;
             let alsa_dir = Path::new("/usr/share/sounds/alsa");

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 use monteur_models::{Runtime, VoiceActivity};
 use monteur_pipelines::captions::{CaptionSettings, speech_regions};
-use monteur_tests::{assets, fixtures};
+use monteur_tests::{assets, audio, fixtures};
 use serde_json::Value;
 
 fn process(input: &Path, out: &Path, tasks: &str, env: &[(&str, &str)]) -> Output {
@@ -486,6 +486,21 @@ fn captions_are_retimed_muxed_and_burned_in() {
     );
 }
 
+/// `speech` under a generated picture (`lavfi`), H.264 + AAC, in `clip`;
+/// `extra` sets the length (`-shortest`, `-t`...).
+fn with_picture(speech: &Path, picture: &str, extra: &[&str], clip: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", picture])
+        .arg("-i")
+        .arg(speech)
+        .args(extra)
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
+        .arg(clip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Talk with fillers planted at known times: fragments of a script spoken
 /// one by one (espeak-ng) with an "um" or "uh" between some of them, over a
 /// test picture. Returns the clip, the filler spans (s) and both scripts.
@@ -504,97 +519,30 @@ fn planted_fillers(dir: &Path) -> (PathBuf, Vec<(f64, f64)>, String, String) {
         ("together.", false),
     ];
     let gap = dir.join("gap.wav");
-    let sox = |args: &[&str]| {
-        assert!(
-            Command::new("sox").args(args).status().unwrap().success(),
-            "sox {args:?}"
-        );
-    };
-    sox(&[
-        "-n",
-        "-r",
-        "16000",
-        "-c",
-        "1",
-        "-b",
-        "16",
-        gap.to_str().unwrap(),
-        "trim",
-        "0",
-        "0.2",
-    ]);
-    let seconds = |p: &Path| -> f64 {
-        let o = Command::new("soxi").arg("-D").arg(p).output().unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
-    };
-    let mut parts = vec![gap.to_string_lossy().into_owned()];
-    let mut t = seconds(&gap);
+    audio::silence(&gap, 0.2).unwrap();
+    let gap_s = audio::seconds(&gap).unwrap();
+    let mut parts = vec![gap.clone()];
+    let mut t = gap_s;
     let mut fillers = Vec::new();
     for (i, (text, filler)) in pieces.iter().enumerate() {
-        let raw = dir.join(format!("piece-raw-{i}.wav"));
         let wav = dir.join(format!("piece-{i}.wav"));
-        let status = Command::new("espeak-ng")
-            .args(["-s", "150", "-w", raw.to_str().unwrap(), text])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        sox(&[
-            raw.to_str().unwrap(),
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            wav.to_str().unwrap(),
-            "silence",
-            "1",
-            "0.005",
-            "1%",
-            "reverse",
-            "silence",
-            "1",
-            "0.005",
-            "1%",
-            "reverse",
-        ]);
-        let d = seconds(&wav);
+        audio::speak(text, "en", 150, &wav, Some("1%")).unwrap();
+        let d = audio::seconds(&wav).unwrap();
         if *filler {
             fillers.push((t, t + d));
         }
-        t += d + seconds(&gap);
-        parts.push(wav.to_string_lossy().into_owned());
-        parts.push(gap.to_string_lossy().into_owned());
+        t += d + gap_s;
+        parts.push(wav);
+        parts.push(gap.clone());
     }
     let speech = dir.join("speech.wav");
-    parts.push(speech.to_string_lossy().into_owned());
-    sox(&parts.iter().map(String::as_str).collect::<Vec<_>>());
+    audio::join(
+        &parts.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+        &speech,
+    )
+    .unwrap();
     let clip = dir.join("talk.mp4");
-    let status = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=320x240:r=30",
-        ])
-        .arg("-i")
-        .arg(&speech)
-        .args([
-            "-shortest",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-        ])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    with_picture(&speech, "testsrc2=s=320x240:r=30", &["-shortest"], &clip);
     let full: Vec<&str> = pieces.iter().map(|p| p.0).collect();
     let clean: Vec<&str> = pieces.iter().filter(|p| !p.1).map(|p| p.0).collect();
     (clip, fillers, full.join(" "), clean.join(" "))
@@ -831,41 +779,14 @@ fn yellow_columns(file: &Path, t: f64, w: usize) -> Vec<usize> {
 fn karaoke_burn_in_lights_each_word_as_it_is_spoken() {
     let dir = tempfile::tempdir().unwrap();
     let speech = dir.path().join("speech.wav");
-    let status = Command::new("espeak-ng")
-        .args(["-s", "130", "-w", speech.to_str().unwrap()])
-        .arg("Never drink the liquid nitrogen.")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    audio::speak("Never drink the liquid nitrogen.", "en", 130, &speech, None).unwrap();
     let clip = dir.path().join("talk.mp4");
-    let status = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=black:s=640x360:r=30:d=4",
-        ])
-        .arg("-i")
-        .arg(&speech)
-        .args([
-            "-af",
-            "apad",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-        ])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    with_picture(
+        &speech,
+        "color=c=black:s=640x360:r=30:d=4",
+        &["-af", "apad", "-t", "4"],
+        &clip,
+    );
     let render = |style: &str| -> PathBuf {
         let out = dir.path().join(style);
         process(
@@ -891,7 +812,16 @@ fn karaoke_burn_in_lights_each_word_as_it_is_spoken() {
     // In the middle of each word, some pixels are the highlight colour, and
     // the highlight moves right as the words go by, going back left only
     // where a new line starts.
-    let centres: Vec<f64> = words
+    // A word is lit from its start to the next word's: sample the middle of
+    // each such stretch long enough to hold a few frames.
+    let lit: Vec<(f64, f64)> = words
+        .iter()
+        .enumerate()
+        .map(|(i, &(a, b))| (a, words.get(i + 1).map_or(b, |n| n.0)))
+        .filter(|&(a, b)| b - a >= 0.1)
+        .collect();
+    assert!(lit.len() >= 4, "{words:?}");
+    let centres: Vec<f64> = lit
         .iter()
         .map(|&(a, b)| {
             let cols = yellow_columns(&karaoke.join("render.mp4"), (a + b) / 2.0, 640);
