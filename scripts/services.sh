@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the services the tests talk to, on loopback, if they are not running:
-# RabbitMQ on 127.0.0.1:5672 and a single-node Garage S3 on 127.0.0.1:3900
+# RabbitMQ on 127.0.0.1:5672 (management API on :15672) and a single-node Garage S3 on 127.0.0.1:3900
 # with a test key and bucket. Garage started here keeps its data in a fresh
 # temporary directory, so no run depends on an earlier one's objects.
 #
@@ -16,8 +16,14 @@ S3_BUCKET="${MONTEUR_TEST_S3_BUCKET:-monteur-test}"
 GARAGE_DIR="${MONTEUR_GARAGE_DIR:-/tmp/monteur-garage}"
 GARAGE_RPC_SECRET=3a1f5c7e9b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a
 
+# The management API (the queue depths KEDA's RabbitMQ scaler reads, and the
+# fleet test's scaler with it), on loopback like the broker; statistics every
+# second instead of five so the scaler sees a burst soon.
+RABBITMQ_MANAGEMENT='management.tcp.ip = 127.0.0.1
+management.tcp.port = 15672
+collect_statistics_interval = 1000'
+
 start_rabbitmq() {
-  if port_open 5672; then say "RabbitMQ already listening on 127.0.0.1:5672"; return; fi
   command -v rabbitmq-server >/dev/null || die "rabbitmq-server is not installed: run scripts/setup.sh"
   if [ ! -e /etc/rabbitmq/rabbitmq.conf ]; then
     # Loopback only: a test broker must not be reachable from elsewhere.
@@ -25,10 +31,24 @@ start_rabbitmq() {
     printf 'listeners.tcp.default = 127.0.0.1:5672\n' | as_root tee /etc/rabbitmq/rabbitmq.conf >/dev/null
     printf 'NODENAME=rabbit@localhost\nERL_EPMD_ADDRESS=127.0.0.1\n' | as_root tee /etc/rabbitmq/rabbitmq-env.conf >/dev/null
   fi
+  if ! grep -q '^management.tcp.ip' /etc/rabbitmq/rabbitmq.conf; then
+    printf '%s\n' "$RABBITMQ_MANAGEMENT" | as_root tee -a /etc/rabbitmq/rabbitmq.conf >/dev/null
+  fi
+  if port_open 5672; then
+    if port_open 15672; then say "RabbitMQ already listening on 127.0.0.1:5672 (management on 15672)"; return; fi
+    # Started before the management settings were written: they are read at
+    # boot only, so a restart (the tests start what they need).
+    say "restarting RabbitMQ to start its management API"
+    as_root rabbitmqctl stop >/dev/null 2>&1 || true
+    for _ in $(seq 1 120); do port_open 5672 || break; sleep 0.25; done
+  fi
+  as_root rabbitmq-plugins --offline enable rabbitmq_management >/dev/null \
+    || die "could not enable RabbitMQ's management plugin"
   say "starting RabbitMQ"
   as_root rabbitmq-server -detached >/dev/null 2>&1 || true
-  # await_startup fails straight after -detached; the port is the signal.
+  # await_startup fails straight after -detached; the ports are the signal.
   wait_port 5672 60 || die "RabbitMQ did not open 127.0.0.1:5672 within 60 s (see /var/log/rabbitmq)"
+  wait_port 15672 60 || die "RabbitMQ's management API did not open 127.0.0.1:15672 within 60 s"
 }
 
 garage() { "$GARAGE_BIN" -c "$GARAGE_DIR/garage.toml" "$@"; }

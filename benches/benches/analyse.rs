@@ -65,6 +65,7 @@ fn run() -> Result<(), String> {
                 &settings,
                 Box::new(CpuBackend::new()),
                 None,
+                None,
                 &monteur_pipelines::Cancel::new(),
                 &mut |_| {},
             )

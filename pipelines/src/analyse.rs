@@ -126,26 +126,52 @@ pub struct Analysis {
     pub fps: Option<f64>,
     /// The kernel backend that ran.
     pub backend: &'static str,
-    /// The decoded audio, when asked for.
-    pub audio: Option<AudioTrack>,
+    /// Where the decoded audio lay, when it was decoded.
+    pub audio: Option<AudioExtent>,
     /// Set when decoding ended well before the container's duration (and
     /// the settings allowed it): the error it would otherwise have been.
     pub truncated: Option<String>,
 }
 
-/// Audio resampled for speech models.
-#[derive(Debug, Clone, Default)]
-pub struct AudioTrack {
-    /// 16 kHz mono samples in -1..1.
-    pub samples: Vec<f32>,
+/// Where the decoded audio lay. The samples themselves went to the caller's
+/// listener as they were decoded: an hour of 16 kHz audio is 230 MB, the
+/// listener keeps a few bytes a second of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AudioExtent {
     /// Stream time of the first sample.
     pub start: Duration,
+    /// Samples decoded, at [`AUDIO_RATE`].
+    pub samples: u64,
 }
 
-/// Longest audio track reserved up front (3 h); longer ones grow.
-const MAX_RESERVED_AUDIO_S: f64 = 3.0 * 3600.0;
+/// Hears each chunk of decoded audio (16 kHz mono, -1..1) in order; an
+/// error stops the decode and is what the analysis returns.
+pub type Listener<'a> = &'a mut (dyn FnMut(&[f32]) -> Result<(), PipelineError> + Send);
 
-/// Sample rate of [`AudioTrack`].
+/// Chunks of decoded audio (one decoder buffer each, about 20-40 ms) queued
+/// for the listener: a second or so, so neither waits on the other's
+/// bursts and the backlog stays small.
+const AUDIO_QUEUE: usize = 64;
+
+/// Longest input whose per-frame vectors are reserved up front (3 h);
+/// longer ones grow.
+const MAX_RESERVED_S: f64 = 3.0 * 3600.0;
+
+/// Frames to reserve room for: grown by doubling, the per-frame vectors of a
+/// long input would hold up to twice their length, and three times while a
+/// reallocation copies (measured: an hour of 30 fps video peaked 124 MiB
+/// above two minutes). Capped, since a container may lie about its length;
+/// pages reserved and never written cost no memory.
+fn expected_frames(fps: Option<f64>, duration: Option<Duration>) -> usize {
+    match (fps, duration) {
+        (Some(f), Some(d)) if f.is_finite() && f > 0.0 => {
+            (d.as_secs_f64().min(MAX_RESERVED_S) * f.min(240.0) * 1.01) as usize + 16
+        }
+        _ => 0,
+    }
+}
+
+/// Sample rate of the audio a [`Listener`] hears.
 pub const AUDIO_RATE: u32 = 16_000;
 
 /// Columns and rows of [`Grid`]: 16×9 cells of 20×20 pixels at the default
@@ -174,65 +200,107 @@ const SAMPLED_FORMATS: [gst_video::VideoFormat; 7] = [
 const THUMBNAIL_QUEUE: usize = 100;
 
 /// Decodes the primary video stream of `input` and computes per-frame
-/// features, and/or decodes its first audio stream.
+/// features, and/or decodes its first audio stream for `listener`.
 ///
 /// `info` is the input's probe; its primary video stream is the one analysed.
 /// `on_progress` is called from this thread about ten times a second. With a
 /// boundary model, frames' thumbnails also go to it (one in
 /// [`model_stride`] frames, see [`AnalyseSettings::neural_fps`]), on a thread of
-/// its own so decoding and inference overlap.
+/// its own so decoding and inference overlap; the listener, when
+/// [`AnalyseSettings::audio`] asks for audio, hears it on another.
+#[allow(clippy::too_many_arguments)]
 pub fn analyse(
     input: &Input,
     info: &MediaInfo,
     settings: &AnalyseSettings,
     backend: Box<dyn Backend>,
     neural: Option<&mut TransNet>,
+    listener: Option<Listener<'_>>,
     cancel: &Cancel,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Analysis, PipelineError> {
     let neural = neural.filter(|_| settings.video && settings.stage == Stage::Features);
-    let Some(model) = neural else {
-        return analyse_with(input, info, settings, backend, None, cancel, on_progress);
+    let listener = match (settings.audio, listener) {
+        (true, Some(l)) => Some(l),
+        (true, None) => {
+            return Err(PipelineError::Graph(
+                "audio decode asked for without a listener".into(),
+            ));
+        }
+        (false, _) => None,
     };
-    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(THUMBNAIL_QUEUE);
     let batch = settings.neural_batch;
     let coarse_every = settings.neural_coarse;
     std::thread::scope(|scope| {
         type Passes = (Vec<Prediction>, Option<Vec<Prediction>>);
-        let runner = scope.spawn(move || -> Result<Passes, PipelineError> {
-            let mut fine = transnet::Stream::new(batch);
-            let mut coarse = (coarse_every > 1).then(|| transnet::Stream::new(batch));
-            for (i, frame) in rx.into_iter().enumerate() {
-                cancel.check()?;
-                if let Some(c) = coarse.as_mut()
-                    && i.is_multiple_of(coarse_every)
-                {
-                    c.push(model, &frame)?;
-                }
-                fine.push(model, &frame)?;
+        let (thumbnails, runner) = match neural {
+            Some(model) => {
+                let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(THUMBNAIL_QUEUE);
+                let runner = scope.spawn(move || -> Result<Passes, PipelineError> {
+                    let mut fine = transnet::Stream::new(batch);
+                    let mut coarse = (coarse_every > 1).then(|| transnet::Stream::new(batch));
+                    for (i, frame) in rx.into_iter().enumerate() {
+                        cancel.check()?;
+                        if let Some(c) = coarse.as_mut()
+                            && i.is_multiple_of(coarse_every)
+                        {
+                            c.push(model, &frame)?;
+                        }
+                        fine.push(model, &frame)?;
+                    }
+                    cancel.check()?;
+                    let coarse = coarse.map(|c| c.finish(model)).transpose()?;
+                    Ok((fine.finish(model)?, coarse))
+                });
+                (Some(tx), Some(runner))
             }
-            cancel.check()?;
-            let coarse = coarse.map(|c| c.finish(model)).transpose()?;
-            Ok((fine.finish(model)?, coarse))
-        });
+            None => (None, None),
+        };
+        let (chunks, hearing) = match listener {
+            Some(listen) => {
+                let (tx, rx) = mpsc::sync_channel::<Vec<f32>>(AUDIO_QUEUE);
+                let hearing = scope.spawn(move || -> Result<(), PipelineError> {
+                    for chunk in rx {
+                        cancel.check()?;
+                        listen(&chunk)?;
+                    }
+                    Ok(())
+                });
+                (Some(tx), Some(hearing))
+            }
+            None => (None, None),
+        };
         let analysis = analyse_with(
             input,
             info,
             settings,
             backend,
-            Some(tx),
+            thumbnails,
+            chunks,
             cancel,
             on_progress,
         );
-        // The model's own failure explains a decode that stopped because the
-        // model went away; otherwise the decode's error comes first.
-        let predictions = runner
-            .join()
-            .map_err(|_| PipelineError::Graph("the boundary model thread panicked".into()))?;
-        let (mut analysis, (fine, coarse)) = match (analysis, predictions) {
-            (Err(e), Ok(_)) => return Err(e),
-            (_, Err(e)) => return Err(e),
-            (Ok(a), Ok(p)) => (a, p),
+        // A helper's own failure explains a decode that stopped because the
+        // helper went away; otherwise the decode's error comes first.
+        let heard = match hearing.map(|h| h.join()) {
+            Some(Err(_)) => Err(PipelineError::Graph("the audio listener panicked".into())),
+            Some(Ok(r)) => r,
+            None => Ok(()),
+        };
+        let predictions = match runner.map(|r| r.join()) {
+            Some(Err(_)) => Err(PipelineError::Graph(
+                "the boundary model thread panicked".into(),
+            )),
+            Some(Ok(r)) => r.map(Some),
+            None => Ok(None),
+        };
+        let (mut analysis, passes) = match (analysis, heard, predictions) {
+            (_, Err(e), _) | (_, _, Err(e)) => return Err(e),
+            (Err(e), _, _) => return Err(e),
+            (Ok(a), Ok(()), Ok(p)) => (a, p),
+        };
+        let Some((fine, coarse)) = passes else {
+            return Ok(analysis);
         };
         let stride = analysis.model_stride.max(1);
         let frames = analysis.features.len();
@@ -255,12 +323,223 @@ pub fn analyse(
     })
 }
 
+/// Decodes the first audio stream of `input` once more, on a thread of its
+/// own, and hands it to `body` as a stream it reads forward: what a second
+/// pass over the audio needs (recognition over speech regions the first
+/// pass found) without the track held whole.
+pub fn with_audio_stream<R>(
+    input: &Input,
+    info: &MediaInfo,
+    settings: &AnalyseSettings,
+    cancel: &Cancel,
+    body: impl FnOnce(&mut AudioReader) -> Result<R, PipelineError>,
+) -> Result<(R, AudioExtent), PipelineError> {
+    let settings = AnalyseSettings {
+        video: false,
+        audio: true,
+        // The first pass judged the input whole or not.
+        allow_truncated: true,
+        ..settings.clone()
+    };
+    let (tx, rx) = mpsc::sync_channel::<Vec<f32>>(AUDIO_QUEUE);
+    std::thread::scope(|scope| {
+        let decode = scope.spawn(move || {
+            analyse_with(
+                input,
+                info,
+                &settings,
+                Box::new(monteur_kernels::CpuBackend::new()),
+                None,
+                Some(tx),
+                cancel,
+                &mut |_| {},
+            )
+        });
+        let mut stream = AudioReader::new(rx);
+        let result = body(&mut stream);
+        // Whatever the body did not read is drained so the decode can end;
+        // after a failure, dropping the stream stops it instead.
+        let result = match result {
+            Ok(r) => {
+                stream.drain();
+                Ok(r)
+            }
+            Err(e) => {
+                drop(stream);
+                Err(e)
+            }
+        };
+        let analysis = decode
+            .join()
+            .map_err(|_| PipelineError::Graph("the audio decode thread panicked".into()))?;
+        match (result, analysis) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(r), Ok(a)) => Ok((r, a.audio.unwrap_or_default())),
+        }
+    })
+}
+
+/// A decoded audio track read forward. It holds only the samples between
+/// the reader's floor ([`Self::forget_before`]) and what it last asked for,
+/// and of those only the ones it said it wants ([`Self::keep_only`]: the
+/// speech regions): a window of 30 s of speech spread over an hour of
+/// silence holds the 30 s.
+#[derive(Debug)]
+pub struct AudioReader {
+    rx: mpsc::Receiver<Vec<f32>>,
+    /// Runs of kept samples `(track index of the first, samples)`, in
+    /// order, not touching one another unless merged.
+    runs: std::collections::VecDeque<(usize, Vec<f32>)>,
+    /// Track index of the next sample to arrive.
+    next: usize,
+    /// Samples before this index are dropped as they arrive.
+    floor: usize,
+    /// Track ranges `[start, end)` worth keeping, in order; `None`: all.
+    keep: Option<Vec<(usize, usize)>>,
+    ended: bool,
+}
+
+impl AudioReader {
+    fn new(rx: mpsc::Receiver<Vec<f32>>) -> Self {
+        Self {
+            rx,
+            runs: std::collections::VecDeque::new(),
+            next: 0,
+            floor: 0,
+            keep: None,
+            ended: false,
+        }
+    }
+
+    /// Keeps only samples inside these track ranges `[start, end)` (in
+    /// order) from now on; reading outside them is an error.
+    pub fn keep_only(&mut self, ranges: &[(usize, usize)]) {
+        self.keep = Some(ranges.to_vec());
+    }
+
+    /// Copies the samples from track index `at` into `out`, waiting for the
+    /// decoder as needed; returns how many (fewer only at the track's end).
+    pub fn read(&mut self, at: usize, out: &mut [f32]) -> Result<usize, PipelineError> {
+        if at < self.floor {
+            return Err(PipelineError::Graph(format!(
+                "audio sample {at} read after samples before {} were let go",
+                self.floor
+            )));
+        }
+        while self.next < at + out.len() && self.pull() {}
+        let want = out.len().min(self.next.saturating_sub(at));
+        let mut done = 0;
+        for (start, samples) in &self.runs {
+            let pos = at + done;
+            if done == want || *start > pos {
+                break;
+            }
+            let end = start + samples.len();
+            if end <= pos {
+                continue;
+            }
+            let n = (end - pos).min(want - done);
+            out[done..done + n].copy_from_slice(&samples[pos - start..pos - start + n]);
+            done += n;
+        }
+        if done < want {
+            return Err(PipelineError::Graph(format!(
+                "audio sample {} read outside the ranges kept",
+                at + done
+            )));
+        }
+        Ok(done)
+    }
+
+    /// Lets go of the samples before track index `at`: nothing before it
+    /// will be read again.
+    pub fn forget_before(&mut self, at: usize) {
+        if at <= self.floor {
+            return;
+        }
+        self.floor = at;
+        while let Some((start, samples)) = self.runs.front_mut() {
+            let end = *start + samples.len();
+            if end <= at {
+                self.runs.pop_front();
+            } else {
+                if *start < at {
+                    samples.drain(..at - *start);
+                    *start = at;
+                }
+                break;
+            }
+        }
+    }
+
+    /// Track samples decoded so far.
+    pub fn decoded(&self) -> usize {
+        self.next
+    }
+
+    /// Samples held now.
+    pub fn held(&self) -> usize {
+        self.runs.iter().map(|r| r.1.len()).sum()
+    }
+
+    /// Waits for the next chunk and keeps what is wanted of it; false at
+    /// the track's end.
+    fn pull(&mut self) -> bool {
+        if self.ended {
+            return false;
+        }
+        let Ok(chunk) = self.rx.recv() else {
+            self.ended = true;
+            return false;
+        };
+        let (a, b) = (self.next, self.next + chunk.len());
+        self.next = b;
+        let from = a.max(self.floor);
+        if from >= b {
+            return true;
+        }
+        match &self.keep {
+            None => self.append(from, &chunk[from - a..]),
+            Some(ranges) => {
+                // The ranges this chunk overlaps (ranges end before the
+                // floor are never needed again).
+                let first = ranges.partition_point(|r| r.1 <= from);
+                let spans: Vec<(usize, usize)> = ranges[first..]
+                    .iter()
+                    .take_while(|r| r.0 < b)
+                    .map(|r| (r.0.max(from), r.1.min(b)))
+                    .filter(|(s, e)| s < e)
+                    .collect();
+                for (s, e) in spans {
+                    self.append(s, &chunk[s - a..e - a]);
+                }
+            }
+        }
+        true
+    }
+
+    fn append(&mut self, at: usize, samples: &[f32]) {
+        match self.runs.back_mut() {
+            Some((start, run)) if *start + run.len() == at => run.extend_from_slice(samples),
+            _ => self.runs.push_back((at, samples.to_vec())),
+        }
+    }
+
+    fn drain(&mut self) {
+        self.forget_before(usize::MAX);
+        while self.pull() {}
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn analyse_with(
     input: &Input,
     info: &MediaInfo,
     settings: &AnalyseSettings,
     backend: Box<dyn Backend>,
     thumbnails: Option<mpsc::SyncSender<Vec<u8>>>,
+    chunks: Option<mpsc::SyncSender<Vec<f32>>>,
     cancel: &Cancel,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Analysis, PipelineError> {
@@ -290,27 +569,17 @@ fn analyse_with(
             batch_frames: settings.batch_frames.max(1),
             neural_fps: settings.neural_fps,
             kernels: settings.stage == Stage::Features,
+            expected_frames: match (video, settings.stage) {
+                (Some(v), Stage::Features) => expected_frames(v.fps(), info.duration),
+                _ => 0,
+            },
         },
         thumbnails,
     )));
     let counter = Arc::new(AtomicU64::new(0));
     let position = Arc::new(AtomicU64::new(u64::MAX));
-    // The track is sized once from the probed duration: grown by doubling,
-    // a long track would hold up to twice its length, and three times while
-    // each reallocation copies. Capped, since a container may lie about its
-    // duration; pages reserved and never written cost no memory.
-    let expected = info.duration.map_or(0.0, |d| {
-        d.as_secs_f64().min(MAX_RESERVED_AUDIO_S) * 1.01 + 1.0
-    });
     let audio_state = Arc::new(Mutex::new(AudioSink {
-        track: AudioTrack {
-            samples: Vec::with_capacity(if settings.audio {
-                (expected * f64::from(AUDIO_RATE)) as usize
-            } else {
-                0
-            }),
-            start: Duration::ZERO,
-        },
+        chunks,
         ..AudioSink::default()
     }));
     let audio_buffers = Arc::new(AtomicU64::new(0));
@@ -354,8 +623,10 @@ fn analyse_with(
     );
     let _ = pipeline.set_state(gst::State::Null);
     let mut state = lock(&sink_state);
-    // Closes the channel: the boundary model runs its last windows.
+    // Closes the channels: the boundary model runs its last windows, the
+    // listener hears the end.
     state.thumbnails = None;
+    lock(&audio_state).chunks = None;
     cancel.check()?;
     if let Some(e) = state.error.take() {
         return Err(e);
@@ -375,12 +646,12 @@ fn analyse_with(
         if let Some(e) = a.error.take() {
             return Err(e);
         }
-        if a.track.samples.is_empty() {
+        if a.extent.samples == 0 {
             return Err(PipelineError::Decode(
                 "the audio stream produced no samples".into(),
             ));
         }
-        Some(std::mem::take(&mut a.track))
+        Some(a.extent)
     } else {
         None
     };
@@ -394,7 +665,7 @@ fn analyse_with(
         .map(|t| t + Duration::from_secs_f64(frame_s));
     let audio_end = audio
         .as_ref()
-        .map(|a| a.start + Duration::from_secs_f64(a.samples.len() as f64 / f64::from(AUDIO_RATE)));
+        .map(|a| a.start + Duration::from_secs_f64(a.samples as f64 / f64::from(AUDIO_RATE)));
     // Streams nobody decoded count too: a file whose video ends before its
     // audio is whole; a cut one stops every stream early.
     let decoded_until = video_end
@@ -550,7 +821,9 @@ struct AudioBranch {
 
 #[derive(Default)]
 struct AudioSink {
-    track: AudioTrack,
+    extent: AudioExtent,
+    /// To the listener; closed at the end of the decode.
+    chunks: Option<mpsc::SyncSender<Vec<f32>>>,
     started: bool,
     error: Option<PipelineError>,
 }
@@ -580,12 +853,22 @@ impl AudioBranch {
             };
             if !st.started {
                 st.started = true;
-                st.track.start = time.unwrap_or_default();
+                st.extent.start = time.unwrap_or_default();
             }
-            st.track.samples.extend(
-                map.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            );
+            let chunk: Vec<f32> = map
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            st.extent.samples += chunk.len() as u64;
+            // Blocks while the listener's queue is full: the decode waits for
+            // it rather than piling audio up. A listener that went away has
+            // failed or been cancelled, and said why itself.
+            if let Some(tx) = &st.chunks
+                && tx.send(chunk).is_err()
+            {
+                st.error = Some(PipelineError::Graph("the audio listener stopped".into()));
+                return Err(gst::FlowError::Error);
+            }
             if let (Some(p), Some(t)) = (&position, time) {
                 p.store(t.as_nanos() as u64, Ordering::Relaxed);
             }
@@ -610,6 +893,8 @@ struct SinkSettings {
     neural_fps: f64,
     /// Run the kernels (else only area-average, for [`Stage::Scale`]).
     kernels: bool,
+    /// Frames the probe announces: the per-frame vectors are sized once.
+    expected_frames: usize,
 }
 
 /// Area-averages each frame to analysis size, collects the frames into
@@ -644,6 +929,7 @@ impl FrameSink {
         settings: SinkSettings,
         thumbnails: Option<mpsc::SyncSender<Vec<u8>>>,
     ) -> Self {
+        let room = settings.expected_frames;
         Self {
             backend,
             stats: Vec::with_capacity(settings.batch_frames),
@@ -654,9 +940,9 @@ impl FrameSink {
             queued: 0,
             previous_frame: Vec::new(),
             previous_stats: None,
-            features: Vec::new(),
-            times: Vec::new(),
-            grids: Vec::new(),
+            features: Vec::with_capacity(room),
+            times: Vec::with_capacity(room),
+            grids: Vec::with_capacity(room),
             decimator: Decimator::new(),
             thumb_decimator: Decimator::new(),
             thumbnails,
@@ -906,6 +1192,77 @@ fn thumbnail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader fed 1000-sample chunks of 0, 1, 2, ... in another thread.
+    fn counting_reader(total: usize) -> (AudioReader, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::sync_channel::<Vec<f32>>(4);
+        let feeder = std::thread::spawn(move || {
+            for a in (0..total).step_by(1000) {
+                let chunk = (a..(a + 1000).min(total)).map(|i| i as f32).collect();
+                if tx.send(chunk).is_err() {
+                    return;
+                }
+            }
+        });
+        (AudioReader::new(rx), feeder)
+    }
+
+    #[test]
+    fn an_audio_reader_reads_forward_and_lets_go_behind() {
+        let (mut r, feeder) = counting_reader(100_500);
+        let mut out = vec![0f32; 2500];
+        assert_eq!(r.read(700, &mut out).unwrap(), 2500);
+        assert_eq!((out[0], out[2499]), (700.0, 3199.0));
+        r.forget_before(50_000);
+        // Chunks wholly behind the floor are dropped as they arrive, so what
+        // is held is the span asked for, not everything decoded.
+        assert_eq!(r.read(60_000, &mut out).unwrap(), 2500);
+        assert_eq!(out[0], 60_000.0);
+        assert_eq!(
+            r.held(),
+            13_000,
+            "from the floor to the end of the chunk read"
+        );
+        assert!(r.read(10, &mut out).is_err(), "read behind the floor");
+        // The end: fewer than asked.
+        assert_eq!(r.read(99_000, &mut out).unwrap(), 1500);
+        assert_eq!(out[1499], 100_499.0);
+        assert_eq!(r.decoded(), 100_500);
+        r.drain();
+        feeder.join().unwrap();
+    }
+
+    #[test]
+    fn an_audio_reader_keeps_only_the_ranges_asked_for() {
+        let (mut r, feeder) = counting_reader(100_000);
+        r.keep_only(&[(1_500, 2_500), (40_000, 40_010), (90_000, 100_000)]);
+        let mut out = vec![0f32; 1_000];
+        assert_eq!(r.read(1_500, &mut out).unwrap(), 1_000);
+        assert_eq!((out[0], out[999]), (1_500.0, 2_499.0));
+        let mut ten = [0f32; 10];
+        assert_eq!(r.read(40_000, &mut ten).unwrap(), 10);
+        assert_eq!(ten[9], 40_009.0);
+        // The silence between was never held.
+        assert_eq!(r.held(), 1_010);
+        assert!(r.read(50_000, &mut ten).is_err(), "outside the ranges");
+        r.forget_before(90_000);
+        assert_eq!(r.read(99_995, &mut ten).unwrap(), 5);
+        assert_eq!(r.held(), 10_000);
+        r.drain();
+        feeder.join().unwrap();
+    }
+
+    #[test]
+    fn per_frame_room_follows_the_probe_within_a_cap() {
+        let hour = Some(Duration::from_secs(3600));
+        assert_eq!(expected_frames(Some(30.0), hour), 109_096);
+        assert_eq!(expected_frames(None, hour), 0);
+        assert_eq!(expected_frames(Some(30.0), None), 0);
+        // A container claiming a year gets three hours' room.
+        let year = Some(Duration::from_secs(365 * 86_400));
+        assert_eq!(expected_frames(Some(30.0), year), 327_256);
+        assert_eq!(expected_frames(Some(f64::NAN), hour), 0);
+    }
 
     #[test]
     fn model_stride_follows_the_rate() {

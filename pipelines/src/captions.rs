@@ -15,14 +15,15 @@ use std::fmt::Write as _;
 
 use monteur_kernels::Backend;
 use monteur_kernels::mel::{HOP, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES};
-use monteur_models::{DecodeOptions, VoiceActivity, Whisper, vad};
+use monteur_models::{DecodeOptions, Whisper, vad};
 use serde::{Deserialize, Serialize};
 
+use crate::listen::Heard;
 use crate::transcript::{
     Draft, EdgeSettings, Region, TRANSCRIPT_VERSION, Transcript, TranscriptSegment, Word, envelope,
     refine_edges, tidy_words,
 };
-use crate::{AUDIO_RATE, AudioTrack, Cancel, PipelineError};
+use crate::{AUDIO_RATE, AudioReader, Cancel, PipelineError};
 
 /// `[captions]` in the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -301,28 +302,63 @@ pub fn speech_regions(probs: &[f32], s: &CaptionSettings) -> Vec<(f64, f64)> {
     out
 }
 
+/// Track samples, read by index, forward.
+pub trait Samples {
+    /// Copies the samples from index `at` into `out`; returns how many
+    /// (fewer only at the track's end).
+    fn read(&mut self, at: usize, out: &mut [f32]) -> Result<usize, PipelineError>;
+    /// Nothing before index `at` will be read again.
+    fn forget_before(&mut self, _at: usize) {}
+    /// Nothing outside these index ranges `[start, end)` will be read.
+    fn keep_only(&mut self, _ranges: &[(usize, usize)]) {}
+}
+
+impl Samples for AudioReader {
+    fn read(&mut self, at: usize, out: &mut [f32]) -> Result<usize, PipelineError> {
+        AudioReader::read(self, at, out)
+    }
+    fn forget_before(&mut self, at: usize) {
+        AudioReader::forget_before(self, at);
+    }
+    fn keep_only(&mut self, ranges: &[(usize, usize)]) {
+        AudioReader::keep_only(self, ranges);
+    }
+}
+
+/// A track held in memory (tests, short clips).
+#[derive(Debug)]
+pub struct InMemory<'a>(pub &'a [f32]);
+
+impl Samples for InMemory<'_> {
+    fn read(&mut self, at: usize, out: &mut [f32]) -> Result<usize, PipelineError> {
+        let n = self.0.len().saturating_sub(at).min(out.len());
+        out[..n].copy_from_slice(&self.0[at..at + n]);
+        Ok(n)
+    }
+}
+
 /// Speech regions joined end to end, and where each piece came from, so
 /// times on the joined track map back to the source.
-struct Spliced<'a> {
-    track: &'a [f32],
+struct Spliced {
     /// Joined-track samples in all.
     len: usize,
     /// Sample ranges of the track, in order: `(start on the joined track,
     /// start in the track, length)`. The joined track is never built: a
-    /// window is copied from these, so memory does not double with speech.
+    /// window is read from these, so memory does not grow with speech.
     spans: Vec<(usize, usize, usize)>,
     /// The same in seconds, for mapping times back.
     pieces: Vec<(f64, f64, f64)>,
 }
 
-impl<'a> Spliced<'a> {
-    fn new(track: &'a [f32], regions: &[(f64, f64)]) -> Self {
+impl Spliced {
+    /// `track_len`: samples in the track.
+    fn new(track_len: usize, regions: &[(f64, f64)]) -> Self {
         let rate = f64::from(AUDIO_RATE);
         let mut len = 0usize;
         let mut spans = Vec::new();
         let mut pieces = Vec::new();
         for &(a, b) in regions {
-            let (sa, sb) = ((a * rate) as usize, ((b * rate) as usize).min(track.len()));
+            let (sa, sb) = ((a * rate) as usize, ((b * rate) as usize).min(track_len));
             if sb <= sa {
                 continue;
             }
@@ -330,17 +366,17 @@ impl<'a> Spliced<'a> {
             spans.push((len, sa, sb - sa));
             len += sb - sa;
         }
-        Self {
-            track,
-            len,
-            spans,
-            pieces,
-        }
+        Self { len, spans, pieces }
     }
 
     /// Copies joined-track samples from `from` into `out` (as many as fit
     /// and exist); returns how many.
-    fn copy(&self, from: usize, out: &mut [f32]) -> usize {
+    fn copy(
+        &self,
+        track: &mut dyn Samples,
+        from: usize,
+        out: &mut [f32],
+    ) -> Result<usize, PipelineError> {
         let mut done = 0;
         for &(joined, start, len) in &self.spans {
             if done == out.len() {
@@ -352,10 +388,26 @@ impl<'a> Spliced<'a> {
             }
             let offset = at - joined;
             let n = (len - offset).min(out.len() - done);
-            out[done..done + n].copy_from_slice(&self.track[start + offset..start + offset + n]);
-            done += n;
+            let got = track.read(start + offset, &mut out[done..done + n])?;
+            done += got;
+            if got < n {
+                break;
+            }
         }
-        done
+        Ok(done)
+    }
+
+    /// The track index of joined-track sample `at` (the track's length past
+    /// the last piece).
+    fn track_index(&self, at: usize) -> usize {
+        match self
+            .spans
+            .iter()
+            .find(|&&(joined, _, len)| at < joined + len)
+        {
+            Some(&(joined, start, _)) => start + at.saturating_sub(joined),
+            None => self.spans.last().map_or(0, |&(_, s, l)| s + l),
+        }
     }
 
     /// Source time of joined-track time `t`; `end` picks the earlier piece at
@@ -387,8 +439,11 @@ impl<'a> Spliced<'a> {
     }
 }
 
-/// Voice activity, then Whisper over the speech, then word timing: the
-/// transcript, times on the source's timeline (the track's start added).
+/// Whisper over the speech that voice activity found in the first pass
+/// (`heard`), then word timing: the transcript, times on the source's
+/// timeline (`offset_s`, the track's start, added). `track` is read forward
+/// once, window by window, and let go behind the seek point, so nothing
+/// holds the track whole.
 ///
 /// As faster-whisper does, the speech regions are joined end to end before
 /// recognition (the model never sees the silence, music or noise between
@@ -399,20 +454,23 @@ impl<'a> Spliced<'a> {
 /// a window's edge is decoded again whole.
 #[allow(clippy::too_many_arguments)]
 pub fn transcribe(
-    track: &AudioTrack,
+    track: &mut dyn Samples,
+    heard: &Heard,
+    offset_s: f64,
     settings: &CaptionSettings,
-    vad: &mut VoiceActivity,
     whisper: &mut Whisper,
     backend: &mut dyn Backend,
     cancel: &Cancel,
     on_progress: &mut dyn FnMut(f64),
 ) -> Result<Transcript, PipelineError> {
     let stop = || cancel.is_cancelled();
-    vad.reset();
-    let probs = vad.probabilities_until(&track.samples, &stop)?;
-    let regions = speech_regions(&probs, settings);
-    let speech = Spliced::new(&track.samples, &regions);
-    let offset = track.start.as_secs_f64();
+    let regions = speech_regions(&heard.probs, settings);
+    let speech = Spliced::new(heard.samples, &regions);
+    // The reader holds the speech it will be asked for, not the silence,
+    // music or noise between.
+    let spans: Vec<(usize, usize)> = speech.spans.iter().map(|&(_, s, n)| (s, s + n)).collect();
+    track.keep_only(&spans);
+    let offset = offset_s;
     let language = match settings.language.as_str() {
         "auto" => None,
         code => Some(code),
@@ -438,7 +496,8 @@ pub fn transcribe(
         let size = (content_frames - seek).min(WINDOW_FRAMES);
         let from = seek * HOP;
         window.fill(0.0);
-        let n = speech.copy(from, &mut window[..(size * HOP).min(WINDOW_SAMPLES)]);
+        track.forget_before(speech.track_index(from));
+        let n = speech.copy(track, from, &mut window[..(size * HOP).min(WINDOW_SAMPLES)])?;
         backend.log_mel(&window, &mut mel)?;
         blank_past(&mut mel, size);
         let encoded = whisper.encode(&mel, language, &stop)?;
@@ -1015,15 +1074,20 @@ mod tests {
     #[test]
     fn spliced_times_map_back_to_the_source() {
         let track: Vec<f32> = (0..16_000 * 10).map(|i| i as f32).collect();
-        let s = Spliced::new(&track, &[(1.0, 2.0), (5.0, 7.5)]);
+        let s = Spliced::new(track.len(), &[(1.0, 2.0), (5.0, 7.5)]);
         assert_eq!(s.len, 3 * 16_000 + 8_000);
+        let mut mem = InMemory(&track);
         // A window across the joint reads the end of one piece, then the
         // start of the next.
         let mut out = vec![0f32; 4];
-        assert_eq!(s.copy(16_000 - 2, &mut out), 4);
+        assert_eq!(s.copy(&mut mem, 16_000 - 2, &mut out).unwrap(), 4);
         assert_eq!(out, vec![31_998.0, 31_999.0, 80_000.0, 80_001.0]);
         let mut tail = vec![0f32; 10];
-        assert_eq!(s.copy(s.len - 3, &mut tail), 3);
+        assert_eq!(s.copy(&mut mem, s.len - 3, &mut tail).unwrap(), 3);
+        // Where a reader may let go: the track index under a joined sample.
+        assert_eq!(s.track_index(0), 16_000);
+        assert_eq!(s.track_index(16_000), 80_000);
+        assert_eq!(s.track_index(s.len), 120_000);
         assert_eq!(s.word_span(0.9, 1.3).0, 1);
         assert!((s.source_time(0.5, false) - 1.5).abs() < 1e-9);
         // The joint: a start goes to the later piece, an end to the earlier.

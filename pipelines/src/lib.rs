@@ -13,7 +13,11 @@
 //! - [`analyse`]: one decode graph per input (`decodebin → appsink`, frames
 //!   area-averaged to analysis size in the sink) feeding them, in batches, to a kernel
 //!   [`Backend`](monteur_kernels::Backend), and their thumbnails to the
-//!   shot-boundary model on a thread of its own.
+//!   shot-boundary model on a thread of its own, and the audio as it is
+//!   decoded to a listener; [`with_audio_stream`] decodes the audio again for
+//!   a reader that walks it forward. No graph holds a whole track.
+//! - [`listen`]: what the first pass keeps of the audio (speech
+//!   probabilities, frame-long loudness), a few bytes a second.
 //! - [`captions`]: speech regions (voice activity), Whisper's seeking loop
 //!   over the speech, cues that follow subtitle rules; SRT, VTT, and
 //!   word-level (karaoke) VTT and ASS.
@@ -39,6 +43,7 @@ pub mod cutplan;
 mod error;
 mod graph;
 mod input;
+pub mod listen;
 pub mod probe;
 pub mod render;
 pub mod scenes;
@@ -47,7 +52,8 @@ pub mod timeline;
 pub mod transcript;
 
 pub use analyse::{
-    AUDIO_RATE, AnalyseSettings, Analysis, AudioTrack, FrameTime, Grid, Progress, analyse,
+    AUDIO_RATE, AnalyseSettings, Analysis, AudioExtent, AudioReader, FrameTime, Grid, Listener,
+    Progress, analyse, with_audio_stream,
 };
 pub use cancel::Cancel;
 pub use cutplan::{AutocutSettings, CutMode, CutPlan};

@@ -87,3 +87,60 @@ pub async fn private_queue(
     }
     Ok(name)
 }
+
+/// The broker's management API port (`MONTEUR_TEST_MANAGEMENT_PORT`, else
+/// 15672, where scripts/services.sh starts it on loopback).
+pub fn management_port() -> u16 {
+    std::env::var("MONTEUR_TEST_MANAGEMENT_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(15672)
+}
+
+/// A queue's depth as the management API reports it, what KEDA's RabbitMQ
+/// scaler (protocol http) reads: `(ready, unacknowledged)`. The broker
+/// refreshes these figures every `collect_statistics_interval` (1 s as
+/// scripts/services.sh configures it), so they lag the queue by up to that.
+/// `None` when the API cannot be reached or does not know the queue yet.
+pub async fn queue_depth(queue: &str) -> Option<(u64, u64)> {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let auth = base64::engine::general_purpose::STANDARD.encode("guest:guest");
+    let path = format!("/api/queues/%2F/{}", percent_encode(queue));
+    // HTTP/1.0: the whole body, unchunked, then the connection closes.
+    let request =
+        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Basic {auth}\r\n\r\n");
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", management_port()))
+            .await
+            .ok()?;
+        s.write_all(request.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        Some(buf)
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .ok()??;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    Some((
+        v["messages_ready"].as_u64()?,
+        v["messages_unacknowledged"].as_u64()?,
+    ))
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

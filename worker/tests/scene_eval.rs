@@ -63,6 +63,7 @@ fn decode_with(path: &Path, model: &mut TransNet, settings: &AnalyseSettings) ->
         settings,
         Box::new(CpuBackend::new()),
         Some(model),
+        None,
         &Cancel::new(),
         &mut |_| {},
     )

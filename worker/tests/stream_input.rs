@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use monteur_kernels::CpuBackend;
 use monteur_pipelines::{
     AnalyseSettings, Cancel, Input, PipelineError, RandomAccess, ReadError, analyse, probe,
+    with_audio_stream,
 };
 use monteur_tests::fixtures;
 
@@ -71,6 +72,10 @@ impl RandomAccess for Counted {
     }
 }
 
+fn ignore_audio(_: &[f32]) -> Result<(), PipelineError> {
+    Ok(())
+}
+
 fn analyse_cpu(
     input: &Input,
     cancel: &Cancel,
@@ -81,6 +86,7 @@ fn analyse_cpu(
         &info,
         &AnalyseSettings::default(),
         Box::new(CpuBackend::new()),
+        None,
         None,
         cancel,
         &mut |_| {},
@@ -136,6 +142,7 @@ fn a_cancel_stops_a_decode_whose_read_hangs_within_two_seconds() {
                 &settings,
                 Box::new(CpuBackend::new()),
                 None,
+                None,
                 &cancel,
                 &mut |_| {},
             )
@@ -179,6 +186,7 @@ fn a_cut_input_is_refused_as_truncated_unless_allowed() {
             settings,
             Box::new(CpuBackend::new()),
             None,
+            Some(&mut ignore_audio),
             &Cancel::new(),
             &mut |_| {},
         )
@@ -205,6 +213,7 @@ fn a_cut_input_is_refused_as_truncated_unless_allowed() {
         &settings,
         Box::new(CpuBackend::new()),
         None,
+        Some(&mut ignore_audio),
         &Cancel::new(),
         &mut |_| {},
     )
@@ -243,4 +252,69 @@ fn a_playlist_naming_other_media_is_not_followed() {
             "the playlist's segment was followed: {info:?}"
         ),
     }
+}
+
+#[test]
+fn the_audio_read_again_is_the_audio_heard_in_the_analysis() {
+    monteur_pipelines::init().unwrap();
+    let bytes = std::fs::read(fixtures::path("autocut/example.mp4")).unwrap();
+    let input = Input::stream(Arc::new(Counted::new(bytes, None)), "talk.mp4");
+    let info = probe(&input, Duration::from_secs(30)).unwrap();
+    let settings = AnalyseSettings {
+        audio: true,
+        ..AnalyseSettings::default()
+    };
+    let mut heard: Vec<f32> = Vec::new();
+    let mut chunks = 0usize;
+    let mut listen = |c: &[f32]| {
+        heard.extend_from_slice(c);
+        chunks += 1;
+        Ok(())
+    };
+    let a = analyse(
+        &input,
+        &info,
+        &settings,
+        Box::new(CpuBackend::new()),
+        None,
+        Some(&mut listen),
+        &Cancel::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let extent = a.audio.unwrap();
+    assert_eq!(extent.samples, heard.len() as u64);
+    assert!(chunks > 100, "heard in {chunks} chunks, as decoded");
+    // 42.4 s of audio at 16 kHz.
+    assert!((heard.len() as f64 / 16_000.0 - 42.4).abs() < 0.1);
+
+    // The second pass, read the way recognition reads: forward in 30 s
+    // windows, letting go of each before the next.
+    let window = 30 * 16_000;
+    let (again, extent2) = with_audio_stream(&input, &info, &settings, &Cancel::new(), |r| {
+        let mut all = Vec::new();
+        let mut buf = vec![0f32; window];
+        let mut at = 0;
+        loop {
+            r.forget_before(at);
+            let n = r.read(at, &mut buf)?;
+            all.extend_from_slice(&buf[..n]);
+            at += n;
+            if n < window {
+                return Ok(all);
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(extent2, extent);
+    assert!(again == heard, "the second decode gave other samples");
+
+    // A reader that stops early leaves the decode to end by itself.
+    let (first, _) = with_audio_stream(&input, &info, &settings, &Cancel::new(), |r| {
+        let mut one = [0f32; 1];
+        r.read(0, &mut one)?;
+        Ok(one[0])
+    })
+    .unwrap();
+    assert_eq!(first, heard[0]);
 }

@@ -351,6 +351,7 @@ fn analysis(
         },
         Box::new(CpuBackend::new()),
         Some(model),
+        None,
         &Cancel::new(),
         &mut |_| {},
     )

@@ -5,11 +5,13 @@ use std::time::Instant;
 
 use monteur_pipelines::captions::{self, Cue};
 use monteur_pipelines::cutplan::{self, CutMode, CutPlan, Rate};
+use monteur_pipelines::listen::{Heard, Scan};
 use monteur_pipelines::scenes::{Detector, TransitionKind};
 use monteur_pipelines::timeline::{self, SourceMedia};
 use monteur_pipelines::transcript::Transcript;
 use monteur_pipelines::{
-    self as pipelines, AUDIO_RATE, AnalyseSettings, Analysis, AudioTrack, MediaInfo, PipelineError,
+    self as pipelines, AUDIO_RATE, AnalyseSettings, Analysis, AudioExtent, Listener, MediaInfo,
+    PipelineError,
 };
 use tracing::{info, warn};
 
@@ -29,6 +31,8 @@ pub(crate) struct State<'a> {
     pub out: Outputs<'a>,
     pub outcome: ProcessOutcome,
     pub analysis: Option<Analysis>,
+    /// What the decode kept of the audio (speech probabilities, loudness).
+    pub heard: Option<Heard>,
     /// Hard cuts found by `scenes`, in seconds and as frame indices.
     pub cuts_s: Vec<f64>,
     pub cut_frames: Vec<u64>,
@@ -59,6 +63,7 @@ impl<'a> State<'a> {
             out,
             outcome,
             analysis: None,
+            heard: None,
             cuts_s: Vec::new(),
             transcript: None,
             cut_frames: Vec::new(),
@@ -106,12 +111,7 @@ impl<'a> State<'a> {
 
     fn decode(&mut self, progress: &mut dyn ProgressReporter) -> Result<(), ProcessError> {
         let started = Instant::now();
-        let settings = AnalyseSettings {
-            video: self.plan.decode_video,
-            audio: self.plan.decode_audio,
-            allow_truncated: self.run.allow_truncated,
-            ..self.config().analysis.settings()
-        };
+        let settings = self.analyse_settings();
         let lease = self
             .engine
             .kernels()
@@ -121,16 +121,37 @@ impl<'a> State<'a> {
             true => self.boundary_model()?,
             false => None,
         };
+        // The audio is heard as it is decoded and only what the tasks read
+        // later is kept: speech probabilities for captions and speech-mode
+        // edits, frame-long loudness for any edit.
+        let autocut = self.plan.runs(Stage::Autocut);
+        let wants_vad = self.plan.runs(Stage::Captions)
+            || (autocut && self.config().autocut.mode == CutMode::Speech);
+        let mut speech = match self.plan.decode_audio && wants_vad {
+            true => Some(self.engine.speech()?),
+            false => None,
+        };
+        let per_window = autocut.then(|| f64::from(AUDIO_RATE) / self.rate().fps());
+        let mut scan = Scan::new(speech.as_mut().map(|s| &mut s.vad), per_window);
+        let mut listen = |chunk: &[f32]| scan.push(chunk);
+        let listener: Option<Listener<'_>> = match self.plan.decode_audio {
+            true => Some(&mut listen),
+            false => None,
+        };
         let analysis = pipelines::analyse(
             &self.run.input,
             self.media,
             &settings,
             Box::new(lease),
             boundaries.as_mut().map(|b| b.model()),
+            listener,
             &self.run.cancel,
             &mut |p| progress.update(p),
         )?;
         progress.finish();
+        if self.plan.decode_audio {
+            self.heard = Some(scan.finish()?);
+        }
         if let Some(note) = &analysis.truncated {
             warn!("input is truncated; analysed what it holds");
             self.outcome.notes.push(note.clone());
@@ -142,6 +163,20 @@ impl<'a> State<'a> {
         self.analysis = Some(analysis);
         self.decode_s = Some(started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    fn analyse_settings(&self) -> AnalyseSettings {
+        AnalyseSettings {
+            video: self.plan.decode_video,
+            audio: self.plan.decode_audio,
+            allow_truncated: self.run.allow_truncated,
+            ..self.config().analysis.settings()
+        }
+    }
+
+    /// The edit's frame rate: the video's, or a default for audio alone.
+    fn rate(&self) -> Rate {
+        Rate::from_stream(self.media.primary_video().and_then(|v| v.frame_rate))
     }
 
     /// The shot-boundary model `scenes.detector` asks for: none for
@@ -188,11 +223,13 @@ impl<'a> State<'a> {
         Ok(())
     }
 
-    fn track(&self) -> Result<&AudioTrack, ProcessError> {
-        self.analysis
-            .as_ref()
-            .and_then(|a| a.audio.as_ref())
-            .ok_or(missing("decode (audio)"))
+    /// What the decode heard, and where the audio lay.
+    fn heard(&self) -> Result<(&Heard, AudioExtent), ProcessError> {
+        let extent = self.analysis.as_ref().and_then(|a| a.audio);
+        match (&self.heard, extent) {
+            (Some(h), Some(e)) => Ok((h, e)),
+            _ => Err(missing("decode (audio)")),
+        }
     }
 
     fn captions(&mut self, progress: &mut dyn ProgressReporter) -> Result<(), ProcessError> {
@@ -211,15 +248,34 @@ impl<'a> State<'a> {
         {
             settings.initial_prompt = captions::VERBATIM_PROMPT.into();
         }
-        let transcript = captions::transcribe(
-            self.track()?,
-            &settings,
-            &mut speech.vad,
-            &mut speech.whisper,
-            &mut mel,
+        let (heard, extent) = self.heard()?;
+        // Recognition reads the audio again, forward, window by window,
+        // rather than the decode holding the whole track for it.
+        let (transcript, read) = pipelines::with_audio_stream(
+            &self.run.input,
+            self.media,
+            &self.analyse_settings(),
             &self.run.cancel,
-            &mut |f| progress.stage(Stage::Captions.name(), f),
+            |track| {
+                captions::transcribe(
+                    track,
+                    heard,
+                    extent.start.as_secs_f64(),
+                    &settings,
+                    &mut speech.whisper,
+                    &mut mel,
+                    &self.run.cancel,
+                    &mut |f| progress.stage(Stage::Captions.name(), f),
+                )
+            },
         )?;
+        if read != extent {
+            warn!(
+                first = extent.samples,
+                second = read.samples,
+                "the audio decoded differently the second time"
+            );
+        }
         let phrases = captions::Phrase::from_transcript(&transcript);
         let c = &self.run.config.captions;
         let cues = captions::build_cues(&phrases, &self.cuts_s, self.fps, c);
@@ -275,7 +331,7 @@ impl<'a> State<'a> {
 
     fn autocut(&mut self) -> Result<(), ProcessError> {
         let started = Instant::now();
-        let rate = Rate::from_stream(self.media.primary_video().and_then(|v| v.frame_rate));
+        let rate = self.rate();
         let source_frames = match &self.analysis {
             Some(a) if self.plan.decode_video => a.frames,
             _ => self
@@ -336,25 +392,12 @@ impl<'a> State<'a> {
     /// The cut plan of `autocut` for the decoded audio.
     fn make_plan(&self, rate: Rate, source_frames: u64) -> Result<CutPlan, ProcessError> {
         let s = &self.run.config.autocut;
-        let track = self.track()?;
+        let (heard, extent) = self.heard()?;
         // Frame-long loudness windows from the track's first sample; audio that
         // starts late counts as silence before it.
-        let mut kernels = self
-            .engine
-            .kernels()
-            .lease()
-            .map_err(PipelineError::Kernel)?;
-        let mut levels = Vec::new();
-        monteur_kernels::Backend::loudness(
-            &mut kernels,
-            &track.samples,
-            f64::from(AUDIO_RATE) / rate.fps(),
-            &mut levels,
-        )
-        .map_err(PipelineError::Kernel)?;
-        let lead = rate.frames_in(track.start.as_secs_f64()) as usize;
+        let lead = rate.frames_in(extent.start.as_secs_f64()) as usize;
         let peaks: Vec<f32> = std::iter::repeat_n(0.0, lead)
-            .chain(levels.iter().map(|l| l.peak))
+            .chain(heard.levels.iter().map(|l| l.peak))
             .collect();
         let frames = if source_frames > 0 {
             source_frames
@@ -369,15 +412,8 @@ impl<'a> State<'a> {
                     speech_pad_s: 0.0,
                     ..self.run.config.captions.clone()
                 };
-                let mut speech = self.engine.speech()?;
-                speech.vad.reset();
-                let cancel = &self.run.cancel;
-                let probs = speech
-                    .vad
-                    .probabilities_until(&track.samples, &|| cancel.is_cancelled())
-                    .map_err(PipelineError::from)?;
-                let offset = track.start.as_secs_f64();
-                let spans: Vec<(f64, f64)> = captions::speech_regions(&probs, &vad_settings)
+                let offset = extent.start.as_secs_f64();
+                let spans: Vec<(f64, f64)> = captions::speech_regions(&heard.probs, &vad_settings)
                     .into_iter()
                     .map(|(a, b)| (a + offset, b + offset))
                     .collect();

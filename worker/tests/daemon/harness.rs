@@ -162,13 +162,12 @@ pub fn start_worker_with(test: &str, env: &[(&str, &str)]) -> Worker {
     start_worker_on(names(test), env)
 }
 
-/// A worker on existing queues (several workers can share them).
-pub fn start_worker_on(n: Names, env: &[(&str, &str)]) -> Worker {
-    let dir = tempfile::tempdir().unwrap();
+/// The test workers' keyring file: both tenants' keys and the producers'
+/// verifying keys.
+pub fn write_keyring(keyring: &std::path::Path) {
     let b64 = |k: &[u8]| base64::engine::general_purpose::STANDARD.encode(k);
-    let keyring = dir.path().join("keys.json");
     std::fs::write(
-        &keyring,
+        keyring,
         format!(
             r#"{{"tenants": [{{"tenant": "acme", "id": "acme-1", "key": "{}", "active": true}},
                              {{"tenant": "{CANARY_TENANT}", "id": "{CANARY_TENANT}-1", "key": "{}", "active": true}}],
@@ -183,6 +182,13 @@ pub fn start_worker_on(n: Names, env: &[(&str, &str)]) -> Worker {
         ),
     )
     .unwrap();
+}
+
+/// A worker on existing queues (several workers can share them).
+pub fn start_worker_on(n: Names, env: &[(&str, &str)]) -> Worker {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = dir.path().join("keys.json");
+    write_keyring(&keyring);
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -198,8 +204,18 @@ pub fn start_worker_on(n: Names, env: &[(&str, &str)]) -> Worker {
 }
 
 pub fn spawn(n: &Names, keyring: &std::path::Path, env: &[(String, String)]) -> Child {
+    spawn_via(Command::new(env!("CARGO_BIN_EXE_monteur")), n, keyring, env)
+}
+
+/// [`spawn`] through `cmd`, a command that runs `monteur` with the
+/// arguments added to it (the image's root filesystem, say).
+pub fn spawn_via(
+    mut cmd: Command,
+    n: &Names,
+    keyring: &std::path::Path,
+    env: &[(String, String)],
+) -> Child {
     let (key_id, secret) = s3::credentials();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_monteur"));
     cmd.arg("worker")
         .env_remove("MONTEUR_CONFIG")
         .env("MONTEUR_WORKER__AMQP_URL", rabbitmq::url())
