@@ -118,9 +118,20 @@ impl Runtime {
             reason,
         };
         let mut builder = Session::builder(&self.environment).map_err(|e| err(e.to_string()))?;
-        if let Some(p) = provider {
+        // On the CPU, tensors come from the process's allocator and go back
+        // after each run. ONNX Runtime's arena (and its memory patterns)
+        // would keep the largest shapes ever seen: Whisper's decoder grows
+        // with each window's tokens, so a long recording's peak crept up
+        // window by window (docs/BENCHMARKS.md, "Memory by input length").
+        let cpu = provider.is_none();
+        let p =
+            provider.unwrap_or_else(|| ort::ep::CPU::default().with_arena_allocator(false).build());
+        builder = builder
+            .with_execution_providers([p])
+            .map_err(|e| err(e.to_string()))?;
+        if cpu {
             builder = builder
-                .with_execution_providers([p])
+                .with_memory_pattern(false)
                 .map_err(|e| err(e.to_string()))?;
         }
         builder

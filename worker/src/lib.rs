@@ -1,6 +1,8 @@
 //! The `monteur` worker: everything around the media pipelines.
 //!
 //! # Layout
+//! - [`allocator`]: glibc malloc's settings, so a long job's peak memory
+//!   does not creep up with its length.
 //! - [`config`]: the typed configuration, loaded from `config/monteur.toml`
 //!   style files plus `MONTEUR_SECTION__KEY` environment overrides, validated
 //!   with every problem reported at once.
@@ -35,6 +37,7 @@
 //! `main.rs` only parses the command line, wires these together and maps errors
 //! to exit codes.
 
+pub mod allocator;
 pub mod audit;
 pub mod config;
 pub mod crypto;

@@ -139,6 +139,7 @@ impl Signing {
 }
 
 fn main() -> ExitCode {
+    monteur_worker::allocator::tune();
     let cli = Cli::parse();
     // The daemon's errors are diagnostics about other people's data: they are
     // scrubbed like its logs. The CLI's are about the caller's own files.
