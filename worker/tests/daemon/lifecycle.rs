@@ -240,7 +240,13 @@ async fn sigterm_past_the_drain_deadline_hands_the_job_back_to_another_worker() 
     eprintln!("SIGTERM with a 60 s job and a 3 s drain: exit {code:?} after {took:?}");
     assert_eq!(code, Some(0));
     assert!(took < Duration::from_secs(8), "exit took {took:?}");
-    // Back in the queue, and done once by the next worker.
+    // Back in the queue, and done once by the next worker. The broker
+    // requeues a closed connection's unacknowledged job on its own time:
+    // give it a few seconds rather than reading the count at once.
+    let waited = std::time::Instant::now();
+    while ready_messages(&ch, &n.queue).await != 1 && waited.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(ready_messages(&ch, &n.queue).await, 1, "not handed back");
     let other = start_worker_on(n.clone(), &[]);
     let seen = events_until(&mut events, |s| has(s, "completed", "d0")).await;
