@@ -7,10 +7,16 @@ use monteur_models::vad::{SAMPLE_RATE, WINDOW};
 use monteur_models::{Runtime, VoiceActivity};
 use monteur_tests::assets;
 
+/// One ONNX Runtime environment per process: the tests run in parallel
+/// threads and share it.
+fn runtime() -> &'static Runtime {
+    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::load(&assets::onnxruntime()).unwrap())
+}
+
 fn detector() -> VoiceActivity {
     let a = assets::dir();
-    let runtime = Runtime::load(&assets::onnxruntime()).unwrap();
-    VoiceActivity::load(&runtime, &a.join("models/silero_vad.onnx")).unwrap()
+    VoiceActivity::load(runtime(), &a.join("models/silero_vad.onnx")).unwrap()
 }
 
 fn read_wav(path: &str) -> Vec<f32> {
