@@ -100,14 +100,7 @@ impl Fleet {
             // The newest goes first, as the deletion-cost sidecar would
             // rank pods that hold no job; any pod can be chosen.
             let w = self.running.pop().unwrap();
-            let pid = w.child.id().to_string();
-            assert!(
-                Command::new("kill")
-                    .args(["-TERM", &pid])
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            sigterm(&w.child);
             self.draining.push((w, Instant::now()));
         }
     }

@@ -184,6 +184,18 @@ pub fn write_keyring(keyring: &std::path::Path) {
     .unwrap();
 }
 
+/// Sends SIGTERM to `child`, as Kubernetes stops a pod.
+pub fn sigterm(child: &Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 /// A worker on existing queues (several workers can share them).
 pub fn start_worker_on(n: Names, env: &[(&str, &str)]) -> Worker {
     let dir = tempfile::tempdir().unwrap();
