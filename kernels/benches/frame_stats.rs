@@ -9,6 +9,11 @@
 //! Then area-averaging a decoded luma plane to analysis size (`decimate`),
 //! against a copy of the same plane (the least a pass over it costs).
 //!
+//! Then tone mapping a 10-bit HDR frame to 8-bit BT.709 (`tonemap`, in
+//! bands on every core, as a render runs it), as frames a second against
+//! the footage's own 30 and 60 frames a second: a render of HDR footage
+//! cannot go faster than real time by more than this.
+//!
 //! Then the log-mel kernel: one 30 s window per call, as a real-time factor
 //! (seconds of compute per second of audio; lower is better).
 //!
@@ -103,6 +108,7 @@ fn main() {
         }
     }
     decimate();
+    tonemap();
     let audio: Vec<f32> = noise(WINDOW_SAMPLES, 3)
         .iter()
         .map(|&b| (f32::from(b) - 128.0) / 256.0)
@@ -136,6 +142,69 @@ fn main() {
 }
 
 /// Decoded luma planes (with a decoder's row padding) to 320 wide.
+fn tonemap() {
+    use monteur_kernels::tonemap::{Plane10, PlaneOut, ToneMapper, Transfer};
+    println!(
+        "\n| tone map, one 10-bit frame | transfer | frames/s (all cores) | vs 30 fps | vs 60 fps |"
+    );
+    println!("|---|---|---:|---:|---:|");
+    for (w, h) in [(1920usize, 1080usize), (3840, 2160)] {
+        let (cw, ch) = (w / 2, h / 2);
+        // Codes spread over the legal range, chroma near neutral.
+        let luma: Vec<u8> = noise(w * h, 7)
+            .iter()
+            .flat_map(|&b| (64 + u16::from(b) * 3).to_le_bytes())
+            .collect();
+        let chroma: Vec<u8> = noise(cw * ch, 9)
+            .iter()
+            .flat_map(|&b| (448 + u16::from(b) / 2).to_le_bytes())
+            .collect();
+        let (mut y, mut u, mut v) = (vec![0u8; w * h], vec![0u8; cw * ch], vec![0u8; cw * ch]);
+        for transfer in [Transfer::Pq, Transfer::Hlg] {
+            let mapper = ToneMapper::new(transfer);
+            let t = best(5, || {
+                let _ = mapper.frame(
+                    (w, h),
+                    [
+                        Plane10 {
+                            data: &luma,
+                            stride: 2 * w,
+                        },
+                        Plane10 {
+                            data: &chroma,
+                            stride: 2 * cw,
+                        },
+                        Plane10 {
+                            data: &chroma,
+                            stride: 2 * cw,
+                        },
+                    ],
+                    [
+                        PlaneOut {
+                            data: &mut y,
+                            stride: w,
+                        },
+                        PlaneOut {
+                            data: &mut u,
+                            stride: cw,
+                        },
+                        PlaneOut {
+                            data: &mut v,
+                            stride: cw,
+                        },
+                    ],
+                );
+            });
+            let fps = 1.0 / t.as_secs_f64();
+            println!(
+                "| {w}x{h} | {transfer:?} | {fps:.1} | {:.2}x | {:.2}x |",
+                fps / 30.0,
+                fps / 60.0
+            );
+        }
+    }
+}
+
 fn decimate() {
     println!("\n| decimate, one luma plane | to | frames/s | GB/s read | copy GB/s | vs copy |");
     println!("|---|---|---:|---:|---:|---:|");

@@ -14,6 +14,8 @@
 //! - [`loudness`]: peak and RMS per short window, for silence detection.
 //! - [`align`]: word alignment from a speech model's cross-attention
 //!   (normalise, median filter, dynamic time warping); CPU only, see why there.
+//! - [`tonemap`]: HDR (PQ, HLG) 10-bit frames to SDR BT.709, for renders
+//!   and analysis of HDR footage; CPU only.
 //! - [`features`]: the normalised, floating-point features the detectors use,
 //!   derived on the host from those integers.
 //! - [`cpu`]: the reference backend, written so the compiler vectorises it.
@@ -37,6 +39,7 @@ pub mod loudness;
 pub mod mel;
 pub mod select;
 pub mod testing;
+pub mod tonemap;
 
 pub use backend::Backend;
 pub use cpu::CpuBackend;

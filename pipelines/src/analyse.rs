@@ -2,7 +2,7 @@
 //! analysis size, to the frame kernels, and the audio to the speech models.
 //!
 //! ```text
-//! input → decodebin ─ video (selected stream) → queue → videoconvert(8-bit YUV, usually passthrough) → appsink
+//! input → decodebin ─ video (selected stream) → queue → upright front → videoconvert(8-bit YUV, usually passthrough) → appsink
 //!                   ├ audio (first stream) → queue → audioconvert → audioresample(16 kHz mono F32) → appsink
 //!                   └ anything else (not decoded) → fakesink
 //! ```
@@ -591,6 +591,7 @@ fn analyse_with(
             let branch = Branch {
                 stage: settings.stage,
                 width: aw,
+                orientation: v.orientation,
                 sink_state: Arc::clone(&sink_state),
                 counter: Arc::clone(&counter),
                 position: Arc::clone(&position),
@@ -737,6 +738,7 @@ fn run_to_eos(
 struct Branch {
     stage: Stage,
     width: u32,
+    orientation: crate::Orientation,
     sink_state: Arc<Mutex<FrameSink>>,
     counter: Arc<AtomicU64>,
     position: Arc<AtomicU64>,
@@ -746,6 +748,10 @@ struct Branch {
 impl Branch {
     fn attach(&self, pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), PipelineError> {
         let mut chain = vec![graph::make("queue")?];
+        if self.stage != Stage::Decode {
+            let decoded = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+            chain.extend(crate::upright::front(&decoded, self.orientation)?);
+        }
         let caps = if self.stage == Stage::Decode {
             gst::Caps::builder("video/x-raw").build()
         } else {
@@ -877,7 +883,7 @@ impl AudioBranch {
         });
         let chain = [
             graph::make("queue")?,
-            graph::make("audioconvert")?,
+            graph::downmix(pad, 1)?,
             graph::make("audioresample")?,
             appsink,
         ];

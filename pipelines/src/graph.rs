@@ -204,6 +204,67 @@ pub(crate) fn make(name: &str) -> Result<gst::Element, PipelineError> {
         .map_err(|_| PipelineError::MissingElement(name.to_string()))
 }
 
+/// The `audioconvert` that brings a decoded audio pad to `out` channels (1
+/// or 2). Surround layouts of front, centre, surround and LFE channels are
+/// folded down with ITU-R BS.775's coefficients (centre and surrounds at
+/// -3 dB into their side, LFE dropped; mono is the mean of that stereo
+/// pair), unnormalised so dialogue in the centre keeps its level for the
+/// silence and speech thresholds; samples are float all the way to the
+/// encoder. Other layouts get GStreamer's own mixing.
+pub(crate) fn downmix(pad: &gst::Pad, out: usize) -> Result<gst::Element, PipelineError> {
+    let convert = make("audioconvert")?;
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    if let Some(matrix) = caps.structure(0).and_then(|s| itu_matrix(s, out)) {
+        let rows = matrix
+            .iter()
+            .map(|row| gst::Array::new(row.iter().copied()).to_send_value());
+        convert.set_property("mix-matrix", gst::Array::from_values(rows));
+    }
+    Ok(convert)
+}
+
+/// BS.775 rows (one per output channel) for a decoded layout, when every
+/// channel is one the recommendation places.
+fn itu_matrix(s: &gst::StructureRef, out: usize) -> Option<Vec<Vec<f32>>> {
+    const H: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    let channels = usize::try_from(s.get::<i32>("channels").ok()?).ok()?;
+    if channels <= 2 || !(1..=2).contains(&out) {
+        return None;
+    }
+    let mask = s.get::<gst::Bitmask>("channel-mask").ok()?.0;
+    // GStreamer orders interleaved channels by ascending position bit.
+    let positions: Vec<u32> = (0..64).filter(|b| mask & (1u64 << b) != 0).collect();
+    if positions.len() != channels {
+        return None;
+    }
+    let mut stereo = [vec![0f32; channels], vec![0f32; channels]];
+    for (i, p) in positions.iter().enumerate() {
+        let (l, r) = match p {
+            0 => (1.0, 0.0),     // front left
+            1 => (0.0, 1.0),     // front right
+            2 => (H, H),         // front centre
+            3 | 9 => (0.0, 0.0), // LFE
+            4 | 10 => (H, 0.0),  // rear / side left
+            5 | 11 => (0.0, H),  // rear / side right
+            8 => (0.5, 0.5),     // rear centre
+            _ => return None,
+        };
+        stereo[0][i] = l;
+        stereo[1][i] = r;
+    }
+    Some(if out == 2 {
+        stereo.to_vec()
+    } else {
+        vec![
+            stereo[0]
+                .iter()
+                .zip(&stereo[1])
+                .map(|(l, r)| (l + r) / 2.0)
+                .collect(),
+        ]
+    })
+}
+
 /// An appsink that hands every sample to `on_sample` on the streaming
 /// thread, and refuses further samples once the job is cancelled, so the
 /// streaming threads stop pushing at once.
@@ -410,5 +471,30 @@ mod tests {
         assert!(check_complete(s(3500.0), Some(s(3600.0))).is_ok());
         assert!(check_complete(s(3400.0), Some(s(3600.0))).is_err());
         assert!(check_complete(s(1.0), None).is_ok());
+    }
+
+    fn layout(channels: i32, mask: u64) -> gst::Structure {
+        gst::Structure::builder("audio/x-raw")
+            .field("channels", channels)
+            .field("channel-mask", gst::Bitmask::new(mask))
+            .build()
+    }
+
+    #[test]
+    fn surround_folds_down_by_bs775_and_stereo_is_left_alone() {
+        let _ = gst::init();
+        const H: f32 = std::f32::consts::FRAC_1_SQRT_2;
+        // 5.1 with rear surrounds: FL FR FC LFE RL RR.
+        let m = itu_matrix(&layout(6, 0b11_1111), 2).unwrap();
+        assert_eq!(m[0], [1.0, 0.0, H, 0.0, H, 0.0]);
+        assert_eq!(m[1], [0.0, 1.0, H, 0.0, 0.0, H]);
+        // 5.1 with side surrounds (bits 10, 11), to mono for the models.
+        let m = itu_matrix(&layout(6, 0b1100_0000_1111), 1).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0], [0.5, 0.5, H, 0.0, H / 2.0, H / 2.0]);
+        // Stereo, unpositioned or unknown layouts: GStreamer's own mixing.
+        assert!(itu_matrix(&layout(2, 0b11), 1).is_none());
+        assert!(itu_matrix(&layout(6, 0), 2).is_none());
+        assert!(itu_matrix(&layout(3, 0b100_0011), 2).is_none());
     }
 }

@@ -83,6 +83,24 @@ impl Input {
         }
     }
 
+    /// The input's bytes, for the few containers fields GStreamer does not
+    /// expose (see [`crate::upright`]).
+    pub(crate) fn bytes(&self) -> Result<Arc<dyn RandomAccess>, PipelineError> {
+        match self {
+            Input::Stream(s) => crate::source::lookup(s.registered.uri())
+                .ok_or_else(|| PipelineError::NotFound("the input stream went away".into())),
+            Input::File(p) => {
+                let file = std::fs::File::open(canonical_file(p)?)
+                    .map_err(|e| PipelineError::NotFound(format!("{}: {e}", p.display())))?;
+                let size = file
+                    .metadata()
+                    .map_err(|e| PipelineError::NotFound(format!("{}: {e}", p.display())))?
+                    .len();
+                Ok(Arc::new(LocalFile { file, size }))
+            }
+        }
+    }
+
     /// The source element of a decode graph.
     pub(crate) fn element(&self) -> Result<gst::Element, PipelineError> {
         match self {
@@ -94,6 +112,32 @@ impl Input {
                     .build()?)
             }
         }
+    }
+}
+
+/// A local file read at offsets.
+struct LocalFile {
+    file: std::fs::File,
+    size: u64,
+}
+
+impl RandomAccess for LocalFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, crate::ReadError> {
+        use std::os::unix::fs::FileExt as _;
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(crate::ReadError::Failed(e.to_string())),
+            }
+        }
+        Ok(done)
     }
 }
 

@@ -10,6 +10,9 @@
 //! - `graph`: the GStreamer scaffolding the graphs below share (decode front
 //!   end, appsinks, the watcher of a running graph, error classification,
 //!   truncation check).
+//! - [`upright`]: the front of every video branch: display orientation
+//!   (pixels turned, not a tag copied), deinterlacing, HDR tone mapping, so
+//!   everything downstream sees the picture as people see it.
 //! - [`analyse`]: one decode graph per input (`decodebin → appsink`, frames
 //!   area-averaged to analysis size in the sink) feeding them, in batches, to a kernel
 //!   [`Backend`](monteur_kernels::Backend), and their thumbnails to the
@@ -50,6 +53,7 @@ pub mod scenes;
 pub mod source;
 pub mod timeline;
 pub mod transcript;
+pub mod upright;
 
 pub use analyse::{
     AUDIO_RATE, AnalyseSettings, Analysis, AudioExtent, AudioReader, FrameTime, Grid, Listener,
@@ -64,6 +68,7 @@ pub use probe::{AudioStream, MediaInfo, VideoStream, probe};
 pub use render::{RenderReport, RenderSettings, render};
 pub use scenes::{SceneSettings, ScenesDocument, detect_scenes};
 pub use source::{RandomAccess, ReadError};
+pub use upright::Orientation;
 
 /// Initialises GStreamer once per process; later calls are cheap.
 pub fn init() -> Result<(), PipelineError> {

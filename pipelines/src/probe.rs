@@ -7,6 +7,7 @@ use gstreamer_pbutils as pbutils;
 use pbutils::prelude::*;
 use serde::Serialize;
 
+use crate::upright::{self, Orientation};
 use crate::{Input, PipelineError};
 
 /// One video stream.
@@ -16,8 +17,16 @@ pub struct VideoStream {
     #[serde(skip)]
     pub stream_id: Option<String>,
     pub codec: String,
+    /// The picture as shown (after [`Self::orientation`]): what analysis,
+    /// outputs and the render see.
     pub width: u32,
     pub height: u32,
+    /// How the stored pixels are turned to be shown (a phone's portrait
+    /// video is stored landscape with a display matrix).
+    pub orientation: Orientation,
+    /// The picture as coded, before the orientation.
+    pub stored_width: u32,
+    pub stored_height: u32,
     /// Nominal frame rate as a fraction; `None` when the container declares none
     /// (variable frame rate).
     pub frame_rate: Option<(i32, i32)>,
@@ -131,14 +140,41 @@ pub fn probe(input: &Input, timeout: Duration) -> Result<MediaInfo, PipelineErro
         .filter(|s| s.is::<pbutils::DiscovererContainerInfo>())
         .and_then(|s| s.caps())
         .map(|c| describe_caps(&c));
+    // An MP4/MOV display matrix is read directly (GStreamer 1.22 names
+    // seven of its eight transforms); other containers' tags are taken as
+    // the demuxer gives them.
+    let matrix = input
+        .bytes()
+        .ok()
+        .and_then(|b| upright::mp4_orientation(&*b));
     let video = info
         .video_streams()
         .iter()
-        .map(|v| VideoStream {
+        .enumerate()
+        .map(|(i, v)| {
+            let tagged = v.tags().and_then(|t| orientation_tag(&t));
+            let orientation = match (i, matrix) {
+                (0, Some(m)) => m,
+                _ => tagged.unwrap_or_default(),
+            };
+            (v, orientation)
+        })
+        .map(|(v, orientation)| VideoStream {
             stream_id: v.stream_id().map(|s| s.to_string()),
             codec: v.caps().map(|c| describe_caps(&c)).unwrap_or_default(),
-            width: v.width(),
-            height: v.height(),
+            width: if orientation.swaps_sides() {
+                v.height()
+            } else {
+                v.width()
+            },
+            height: if orientation.swaps_sides() {
+                v.width()
+            } else {
+                v.height()
+            },
+            orientation,
+            stored_width: v.width(),
+            stored_height: v.height(),
             frame_rate: {
                 let f = v.framerate();
                 (f.numer() > 0 && f.denom() > 0).then(|| (f.numer(), f.denom()))
@@ -179,6 +215,11 @@ pub fn probe(input: &Input, timeout: Duration) -> Result<MediaInfo, PipelineErro
         ));
     }
     Ok(media)
+}
+
+fn orientation_tag(tags: &gst::TagList) -> Option<Orientation> {
+    tags.get::<gst::tags::ImageOrientation>()
+        .and_then(|v| Orientation::from_tag(v.get()))
 }
 
 fn classify_discover_error(e: &gst::glib::Error, timeout: Duration) -> PipelineError {
@@ -235,6 +276,9 @@ mod tests {
             codec: "H.264".into(),
             width,
             height,
+            orientation: Orientation::Rotate0,
+            stored_width: width,
+            stored_height: height,
             frame_rate: Some((30, 1)),
             pixel_aspect: (1, 1),
             is_image: false,

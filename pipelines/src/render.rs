@@ -1,7 +1,7 @@
 //! Render: GStreamer plays a cut plan into `render.mp4`.
 //!
 //! ```text
-//! decode:  input → decodebin ─ video → queue → videoconvert(I420) → appsink ─┐
+//! decode:  input → decodebin ─ video → queue → upright → videoconvert(I420) → appsink ─┐
 //!                              └ audio → queue → audioconvert → audioresample  │ router
 //!                                        (F32 stereo 48 kHz) → appsink ────────┤ (retimes,
 //! encode:  appsrc(video) → [textoverlay ← appsrc(cues)] → x264enc ─┐           │  trims)
@@ -777,12 +777,14 @@ pub fn render(
     let video_ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (ended_v, ended_a) = (Arc::clone(&video_ended), Arc::clone(&video_ended));
     let held = Arc::clone(&r_video);
+    let orientation = video_info.orientation;
     let video: graph::Attach = Box::new(move |pipeline, pad| {
         let (r, a) = (Arc::clone(&r_video), Arc::clone(&a_video));
         let ended = Arc::clone(&ended_v);
         video_branch(
             pipeline,
             pad,
+            orientation,
             &c_video,
             move |sample| {
                 a.fetch_add(1, Ordering::Relaxed);
@@ -886,6 +888,7 @@ fn route(
 fn video_branch(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
+    orientation: crate::Orientation,
     cancel: &Cancel,
     on_sample: impl Fn(gst::Sample) -> Result<(), gst::FlowError> + Send + Sync + 'static,
     on_eos: impl Fn() + Send + Sync + 'static,
@@ -893,11 +896,14 @@ fn video_branch(
     let caps = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
         .build();
-    let chain = [
-        make("queue")?,
-        make("videoconvert")?,
-        graph::appsink_with_eos(&caps, 4, cancel, on_sample, on_eos),
-    ];
+    // The picture is turned, deinterlaced and tone-mapped before the
+    // router, so the encoder, the burned-in captions and every player see
+    // it upright and progressive, in SDR.
+    let decoded = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let mut chain = vec![make("queue")?];
+    chain.extend(crate::upright::front(&decoded, orientation)?);
+    chain.push(make("videoconvert")?);
+    chain.push(graph::appsink_with_eos(&caps, 4, cancel, on_sample, on_eos));
     graph::link_chain(pipeline, pad, &chain)
 }
 
@@ -916,7 +922,7 @@ fn audio_branch(
         .build();
     let chain = [
         make("queue")?,
-        make("audioconvert")?,
+        graph::downmix(pad, 2)?,
         make("audioresample")?,
         graph::appsink(&caps, 16, cancel, on_sample),
     ];

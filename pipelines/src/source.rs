@@ -112,6 +112,11 @@ pub(crate) fn register(source: Arc<dyn RandomAccess>) -> Registered {
     Registered { uri }
 }
 
+/// The source registered under `uri`, while it is.
+pub(crate) fn lookup(uri: &str) -> Option<Arc<dyn RandomAccess>> {
+    registry().lock().ok().and_then(|r| r.get(uri).cloned())
+}
+
 /// A `monteursrc` reading the source registered under `uri`.
 pub(crate) fn element(uri: &str) -> Result<gst::Element, PipelineError> {
     Ok(gst::ElementFactory::make("monteursrc")

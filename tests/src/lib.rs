@@ -19,6 +19,8 @@
 //!   and trimmed, with their lengths.
 //! - [`wordset`]: the word-timing evaluation set, recordings at known
 //!   offsets, in a tuning and a held-out split.
+//! - [`uploads`]: footage as people upload it (orientations, HDR,
+//!   interlace, surround and odd audio) with ffmpeg's upright decode of it.
 //! - [`wer`]: word error rate with reference-style normalisation, and the
 //!   pocketsphinx test utterances.
 
@@ -29,6 +31,7 @@ pub mod rabbitmq;
 pub mod s3;
 pub mod sceneset;
 pub mod synthetic;
+pub mod uploads;
 pub mod wer;
 pub mod wordset;
 

@@ -29,6 +29,7 @@ use crate::analyse::Grid;
 
 use serde::{Deserialize, Serialize};
 
+use crate::upright::Orientation;
 use crate::{Analysis, MediaInfo};
 
 pub const DEFAULT_MIN_SCORE: f32 = 0.15;
@@ -386,8 +387,17 @@ pub struct SourceSummary {
     pub duration_s: f64,
     pub fps: f64,
     pub frames: u64,
+    /// The picture as shown: a phone's portrait clip is taller than wide.
     pub width: u32,
     pub height: u32,
+    /// The display transform read from the container (`rotate-90`,
+    /// `flip-rotate-0`, ...) and the size as coded before it.
+    #[serde(default)]
+    pub orientation: Orientation,
+    #[serde(default)]
+    pub stored_width: u32,
+    #[serde(default)]
+    pub stored_height: u32,
 }
 
 /// A span of frames between transitions; `end_frame` is exclusive.
@@ -487,6 +497,9 @@ pub fn detect_scenes(analysis: &Analysis, info: &MediaInfo, s: &SceneSettings) -
             frames: frames as u64,
             width: video.map(|v| v.width).unwrap_or(analysis.width),
             height: video.map(|v| v.height).unwrap_or(analysis.height),
+            orientation: video.map(|v| v.orientation).unwrap_or_default(),
+            stored_width: video.map(|v| v.stored_width).unwrap_or(analysis.width),
+            stored_height: video.map(|v| v.stored_height).unwrap_or(analysis.height),
         },
         scenes,
         transitions,
