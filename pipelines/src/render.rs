@@ -398,6 +398,16 @@ impl Router {
         Ok(())
     }
 
+    /// Silence up to the start of edit frame `index` (audio router), never
+    /// past the plan's end.
+    fn silence_until_frame(&mut self, index: u64) -> Result<(), PipelineError> {
+        if self.audio_src.is_none() {
+            return Ok(());
+        }
+        let index = index.min(self.plan.kept_frames);
+        self.push_silence(sample_at(index, &self.plan, self.audio_rate))
+    }
+
     /// The edit frame that the audio routed so far reaches (audio router).
     fn edit_frame_at_sample(&self) -> u64 {
         let r = self.plan.rate;
@@ -776,11 +786,18 @@ pub fn render(
     // video ends seconds before its sound, and the decode would block.
     let video_ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (ended_v, ended_a) = (Arc::clone(&video_ended), Arc::clone(&video_ended));
-    let held = Arc::clone(&r_video);
+    // And the other way round: once the audio of the run has ended (a file
+    // whose sound stops before its picture), the picture drives the sound,
+    // silence up to each routed frame, or the muxer would wait for audio
+    // that never comes while the video backs up to the demuxer.
+    let audio_ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (silent_v, silent_a) = (Arc::clone(&audio_ended), Arc::clone(&audio_ended));
+    let (held, voiced) = (Arc::clone(&r_video), Arc::clone(&r_audio));
     let orientation = video_info.orientation;
     let video: graph::Attach = Box::new(move |pipeline, pad| {
         let (r, a) = (Arc::clone(&r_video), Arc::clone(&a_video));
-        let ended = Arc::clone(&ended_v);
+        let (ended, silent) = (Arc::clone(&ended_v), Arc::clone(&silent_v));
+        let voiced = Arc::clone(&voiced);
         video_branch(
             pipeline,
             pad,
@@ -788,7 +805,13 @@ pub fn render(
             &c_video,
             move |sample| {
                 a.fetch_add(1, Ordering::Relaxed);
-                route(&r, |r| r.on_video(&sample))
+                route(&r, |r| r.on_video(&sample))?;
+                if silent.load(Ordering::SeqCst) {
+                    // One lock at a time: the video router's, then the audio's.
+                    let upto = lock(&r).next_frame;
+                    route(&voiced, |s| s.silence_until_frame(upto))?;
+                }
+                Ok(())
             },
             move || ended.store(true, Ordering::SeqCst),
         )
@@ -796,16 +819,24 @@ pub fn render(
     let audio: graph::Attach = Box::new(move |pipeline, pad| {
         let (r, a) = (Arc::clone(&r_audio), Arc::clone(&a_audio));
         let (ended, held) = (Arc::clone(&ended_a), Arc::clone(&held));
-        audio_branch(pipeline, pad, audio_rate, &c_audio, move |sample| {
-            a.fetch_add(1, Ordering::Relaxed);
-            route(&r, |r| r.on_audio(&sample))?;
-            if ended.load(Ordering::SeqCst) {
-                // One lock at a time: the audio router's, then the video's.
-                let upto = lock(&r).edit_frame_at_sample();
-                route(&held, |v| v.hold_until(upto))?;
-            }
-            Ok(())
-        })
+        let silent = Arc::clone(&silent_a);
+        audio_branch(
+            pipeline,
+            pad,
+            audio_rate,
+            &c_audio,
+            move |sample| {
+                a.fetch_add(1, Ordering::Relaxed);
+                route(&r, |r| r.on_audio(&sample))?;
+                if ended.load(Ordering::SeqCst) {
+                    // One lock at a time: the audio router's, then the video's.
+                    let upto = lock(&r).edit_frame_at_sample();
+                    route(&held, |v| v.hold_until(upto))?;
+                }
+                Ok(())
+            },
+            move || silent.store(true, Ordering::SeqCst),
+        )
     });
     let decode = graph::decode_graph(
         "render-decode",
@@ -824,7 +855,7 @@ pub fn render(
         settings,
         &routers,
         &activity,
-        &video_ended,
+        [&video_ended, &audio_ended],
         cancel,
         on_progress,
     );
@@ -913,6 +944,7 @@ fn audio_branch(
     rate: i32,
     cancel: &Cancel,
     on_sample: impl Fn(gst::Sample) -> Result<(), gst::FlowError> + Send + Sync + 'static,
+    on_eos: impl Fn() + Send + Sync + 'static,
 ) -> Result<(), PipelineError> {
     let caps = gst::Caps::builder("audio/x-raw")
         .field("format", "F32LE")
@@ -924,7 +956,7 @@ fn audio_branch(
         make("queue")?,
         graph::downmix(pad, 2)?,
         make("audioresample")?,
-        graph::appsink(&caps, 16, cancel, on_sample),
+        graph::appsink_with_eos(&caps, 16, cancel, on_sample, on_eos),
     ];
     graph::link_chain(pipeline, pad, &chain)
 }
@@ -937,7 +969,7 @@ fn drive(
     settings: &RenderSettings,
     routers: &[Arc<Mutex<Router>>; 2],
     activity: &Arc<AtomicU64>,
-    video_ended: &std::sync::atomic::AtomicBool,
+    [video_ended, audio_ended]: [&std::sync::atomic::AtomicBool; 2],
     cancel: &Cancel,
     on_progress: &mut dyn FnMut(f64),
 ) -> Result<(), PipelineError> {
@@ -956,7 +988,14 @@ fn drive(
         encoder: Some(&enc_bus),
     };
     let total = plan.kept_frames.max(1) as f64;
-    let mut tick = || on_progress(lock(&routers[0]).next_frame as f64 / total);
+    // Never waits for the router: its lock is held by a streaming thread
+    // while it pushes into the encoder, which may block, and the watcher
+    // must keep ticking to see a stall or a cancel.
+    let mut tick = || {
+        if let Ok(r) = routers[0].try_lock() {
+            on_progress(r.next_frame as f64 / total);
+        }
+    };
     graph::start(&enc.pipeline, gst::State::Playing)?;
     for (t, buffers) in &enc.text {
         feed_text(t, buffers)?;
@@ -972,6 +1011,7 @@ fn drive(
         let stop = plan.rate.seconds(b) + half;
         debug!(run = i, start_s = start, stop_s = stop, "seeking");
         video_ended.store(false, Ordering::SeqCst);
+        audio_ended.store(false, Ordering::SeqCst);
         decode
             .seek(
                 1.0,

@@ -10,7 +10,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use monteur_tests::uploads::{self, Clip};
 use monteur_tests::{assets, fixtures};
@@ -19,17 +20,31 @@ use serde_json::Value;
 /// The acceptance bar of issue 17.
 const MIN_SSIM: f64 = 0.90;
 
+/// `monteur process`, which must finish within three minutes: a render
+/// that deadlocks (the muxer waiting for a stream that ended) fails here
+/// rather than hanging the suite.
 fn process(input: &Path, out: &Path, tasks: &str, env: &[(&str, &str)]) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_monteur"));
     cmd.args(["process", input.to_str().unwrap(), "--out"])
         .arg(out)
         .args(["--tasks", tasks])
         .env_remove("MONTEUR_CONFIG")
-        .env("MONTEUR_MODELS__ASSETS", assets::dir());
+        .env("MONTEUR_MODELS__ASSETS", assets::dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let run = cmd.output().unwrap();
+    let mut child = cmd.spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(180) {
+            let _ = child.kill();
+            panic!("{}: still running after 180 s", input.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = child.wait_with_output().unwrap();
     assert!(
         run.status.success(),
         "{}: {}",
@@ -497,4 +512,43 @@ fn captions_burn_into_the_upright_picture() {
         rows.iter().all(|&y| y > h as usize / 2),
         "text outside the lower half of the upright picture: {rows:?}"
     );
+}
+
+#[test]
+fn a_clip_whose_sound_stops_early_renders_whole() {
+    // 10 s of picture, 3 s of a 440 Hz tone: the muxer must not wait for
+    // sound that never comes (this render used to deadlock).
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("short-sound.mp4");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=25:d=10",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=3"])
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"])
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = dir.path().join("out");
+    process(&input, &out, "render", &[]);
+    let render = out.join("render.mp4");
+    let v = probe_video(&render);
+    let frames: u32 = v["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert!(frames.abs_diff(250) <= 1, "{frames} frames");
+    let sound = uploads::audio(&render, 0, None, 16_000).unwrap();
+    let seconds = sound.len() as f64 / 16_000.0;
+    assert!((seconds - 10.0).abs() < 0.1, "{seconds} s of sound");
+    let rms = |a: f64, b: f64| {
+        let s = &sound[(a * 16_000.0) as usize..(b * 16_000.0) as usize];
+        (s.iter().map(|x| f64::from(x * x)).sum::<f64>() / s.len() as f64).sqrt()
+    };
+    assert!(rms(0.5, 2.5) > 0.05, "the tone is there: {}", rms(0.5, 2.5));
+    assert!(rms(3.5, 9.5) < 1e-3, "silence after it: {}", rms(3.5, 9.5));
 }

@@ -95,6 +95,7 @@ impl<'a> State<'a> {
             Stage::Autocut => self.autocut()?,
             Stage::Render => self.render(progress)?,
         }
+        crate::allocator::release();
         progress.stage(stage.name(), 1.0);
         self.outcome.stages.push(StageTime {
             stage: stage.name(),
@@ -265,7 +266,11 @@ impl<'a> State<'a> {
                     &mut speech.whisper,
                     &mut mel,
                     &self.run.cancel,
-                    &mut |f| progress.stage(Stage::Captions.name(), f),
+                    &mut |f| {
+                        // Called once per recognition window.
+                        crate::allocator::release();
+                        progress.stage(Stage::Captions.name(), f)
+                    },
                 )
             },
         )?;
