@@ -227,7 +227,14 @@ exec_in() {
     done
     ne=$1; shift
     envs=("${@:1:ne}"); shift "$ne"
-    exec chroot --userspec='"$UID_GID:$UID_GID"' "$root" /usr/bin/env -i "${envs[@]}" "$@"
+    # Not exec: this shell is the namespace'"'"'s init and keeps
+    # --kill-child'"'"'s parent-death signal, which the change of user in
+    # chroot would clear; when unshare is killed, it dies and the kernel
+    # takes every process in the namespace with it (a worker left behind
+    # would go on consuming the test queues).
+    set +e
+    chroot --userspec='"$UID_GID:$UID_GID"' "$root" /usr/bin/env -i "${envs[@]}" "$@"
+    exit $?
   ' bash "$ROOTFS" "${#binds[@]}" "${binds[@]}" "${#envs[@]}" "${envs[@]}" "$@"
 }
 
