@@ -133,6 +133,20 @@ pub struct Analysis {
     pub truncated: Option<String>,
 }
 
+impl Analysis {
+    /// Lets go of the per-frame data (times, features, grids, the model's
+    /// predictions) once the scenes are found: the later stages need only
+    /// the counts and the audio's extent, and an hour of footage holds
+    /// tens of megabytes of it through recognition's peak.
+    pub fn forget_frames(&mut self) {
+        self.times = Vec::new();
+        self.features = Vec::new();
+        self.grids = Vec::new();
+        self.boundaries = None;
+        self.coarse_boundaries = None;
+    }
+}
+
 /// Where the decoded audio lay. The samples themselves went to the caller's
 /// listener as they were decoded: an hour of 16 kHz audio is 230 MB, the
 /// listener keeps a few bytes a second of it.

@@ -215,6 +215,9 @@ impl<'a> State<'a> {
         self.cuts_s = cuts.clone().map(|t| t.start_s).collect();
         self.cut_frames = cuts.map(|t| t.start_frame).collect();
         self.fps = doc.source.fps;
+        if let Some(a) = self.analysis.as_mut() {
+            a.forget_frames();
+        }
         if self.run.tasks.contains(Task::Scenes) {
             self.out.json(outputs::SCENES_FILE, &doc)?;
             let s = started.elapsed().as_secs_f64() + self.take_decode_s();
