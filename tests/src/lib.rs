@@ -15,6 +15,7 @@
 //!   frame.
 //! - [`sceneset`]: the scene-boundary evaluation set, real footage re-joined
 //!   with exact truth, in a tuning and a held-out split.
+//! - [`avsync`]: flashes and beeps read back from a render, for sync checks.
 //! - [`audio`]: speech (espeak-ng) and silence (sox) at 16 kHz, joined
 //!   and trimmed, with their lengths.
 //! - [`wordset`]: the word-timing evaluation set, recordings at known
@@ -26,6 +27,7 @@
 
 pub mod assets;
 pub mod audio;
+pub mod avsync;
 pub mod fixtures;
 pub mod rabbitmq;
 pub mod s3;

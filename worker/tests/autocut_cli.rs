@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 use monteur_models::{Runtime, VoiceActivity};
 use monteur_pipelines::captions::{CaptionSettings, speech_regions};
-use monteur_tests::{assets, audio, fixtures};
+use monteur_tests::{assets, audio, avsync, fixtures};
 use serde_json::Value;
 
 fn process(input: &Path, out: &Path, tasks: &str, env: &[(&str, &str)]) -> Output {
@@ -198,17 +198,7 @@ fn silence_mode_matches_auto_editor_and_every_export_reads_back() {
 
 /// Mono f32 samples of `input` at `rate`, decoded by ffmpeg (not by our graph).
 fn ffmpeg_audio(input: &Path, rate: u32) -> Vec<f32> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(input)
-        .args(["-ac", "1", "-ar", &rate.to_string(), "-f", "f32le", "-"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    monteur_tests::uploads::audio(input, 0, None, rate).unwrap()
 }
 
 #[test]
@@ -315,49 +305,6 @@ fn flash_beep_clip(dir: &Path) -> PathBuf {
     path
 }
 
-/// Output frame indices that are flashes (mean luma above mid-grey).
-fn flash_frames(file: &Path) -> Vec<usize> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(file)
-        .args([
-            "-vf",
-            "scale=16:12",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
-        .chunks_exact(16 * 12)
-        .enumerate()
-        .filter(|(_, f)| f.iter().map(|&p| u32::from(p)).sum::<u32>() / (16 * 12) > 128)
-        .map(|(i, _)| i)
-        .collect()
-}
-
-/// Times (s) where the beep starts: the first loud sample after 0.2 s of quiet.
-fn beep_onsets(file: &Path) -> Vec<f64> {
-    let samples = ffmpeg_audio(file, 48_000);
-    let mut onsets = Vec::new();
-    let mut quiet = usize::MAX / 2;
-    for (i, &x) in samples.iter().enumerate() {
-        if x.abs() > 0.1 {
-            if quiet >= 9600 {
-                onsets.push(i as f64 / 48_000.0);
-            }
-            quiet = 0;
-        } else {
-            quiet += 1;
-        }
-    }
-    onsets
-}
-
 #[test]
 fn thirty_segment_render_keeps_sound_on_picture() {
     let dir = tempfile::tempdir().unwrap();
@@ -369,8 +316,11 @@ fn thirty_segment_render_keeps_sound_on_picture() {
     assert_render_matches_plan(&out, &plan);
 
     let render = out.join("render.mp4");
-    let flashes = flash_frames(&render);
-    let onsets = beep_onsets(&render);
+    let runs = avsync::flash_runs(&render).unwrap();
+    // A constant-rate source: every flash one frame, none repeated.
+    assert!(runs.iter().all(|(a, b)| a == b), "flash runs {runs:?}");
+    let flashes: Vec<usize> = runs.iter().map(|r| r.0).collect();
+    let onsets = avsync::beep_onsets(&render).unwrap();
     assert_eq!(flashes.len(), 30, "flash frames {flashes:?}");
     assert_eq!(onsets.len(), 30, "beep onsets {onsets:?}");
     let frame = 1.0 / 30.0;

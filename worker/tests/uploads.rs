@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use monteur_tests::uploads::{self, Clip};
-use monteur_tests::{assets, fixtures};
+use monteur_tests::{assets, avsync, fixtures};
 use serde_json::Value;
 
 /// The acceptance bar of issue 17.
@@ -364,60 +364,6 @@ fn vfr_flash_beep(dir: &Path) -> PathBuf {
     path
 }
 
-/// First frames of each flash in `file` (mean luma above mid-grey; a frame
-/// the phone dropped after a flash is filled by holding the flash, so a
-/// flash may last two frames).
-fn flash_frames(file: &Path) -> Vec<usize> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(file)
-        .args([
-            "-vf",
-            "scale=16:12",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
-        .chunks_exact(16 * 12)
-        .enumerate()
-        .filter(|(_, f)| f.iter().map(|&p| u32::from(p)).sum::<u32>() / (16 * 12) > 128)
-        .map(|(i, _)| i)
-        .fold(Vec::new(), |mut starts: Vec<(usize, usize)>, i| {
-            match starts.last_mut() {
-                Some((_, last)) if *last + 1 == i => *last = i,
-                _ => starts.push((i, i)),
-            }
-            starts
-        })
-        .into_iter()
-        .map(|(first, _)| first)
-        .collect()
-}
-
-/// Times (s) where a beep starts: the first loud sample after 0.2 s quiet.
-fn beep_onsets(file: &Path) -> Vec<f64> {
-    let samples = uploads::audio(file, 0, None, 48_000).unwrap();
-    let mut onsets = Vec::new();
-    let mut quiet = usize::MAX / 2;
-    for (i, &x) in samples.iter().enumerate() {
-        if x.abs() > 0.1 {
-            if quiet >= 9600 {
-                onsets.push(i as f64 / 48_000.0);
-            }
-            quiet = 0;
-        } else {
-            quiet += 1;
-        }
-    }
-    onsets
-}
-
 #[test]
 fn a_variable_frame_rate_clip_renders_in_sync_over_twenty_cuts() {
     let dir = tempfile::tempdir().unwrap();
@@ -440,8 +386,12 @@ fn a_variable_frame_rate_clip_renders_in_sync_over_twenty_cuts() {
     let kept = plan["kept_frames"].as_i64().unwrap();
     assert!((frames - kept).abs() <= 1, "{frames} frames, plan {kept}");
 
-    let flashes = flash_frames(&render);
-    let onsets = beep_onsets(&render);
+    // A frame the phone dropped right after a flash is filled by holding
+    // the flash, so a flash may last two frames: its first one counts.
+    let runs = avsync::flash_runs(&render).unwrap();
+    assert!(runs.iter().all(|(a, b)| b - a <= 1), "flash runs {runs:?}");
+    let flashes: Vec<usize> = runs.iter().map(|r| r.0).collect();
+    let onsets = avsync::beep_onsets(&render).unwrap();
     assert_eq!(flashes.len(), ranges, "flash frames {flashes:?}");
     assert_eq!(onsets.len(), ranges, "beep onsets {onsets:?}");
     let frame = 1.0 / fps;
