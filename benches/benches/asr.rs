@@ -32,26 +32,7 @@ fn main() -> ExitCode {
 
 /// One wav with every utterance, and the concatenated reference.
 fn joined() -> Result<(PathBuf, String, f64), String> {
-    let set = wer::pocketsphinx_set();
-    if set.is_empty() {
-        return Err("pocketsphinx-testdata is not installed (scripts/setup.sh)".into());
-    }
-    let dir = monteur_benches::cache_dir().join("bench");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let silence = dir.join("silence-1s-16k.wav");
-    let out = dir.join("pocketsphinx-joined.wav");
-    audio::silence(&silence, 1.0)?;
-    let mut parts: Vec<&Path> = Vec::new();
-    for (wav, _) in &set {
-        parts.push(wav);
-        parts.push(&silence);
-    }
-    audio::join(&parts, &out)?;
-    let reference = set
-        .iter()
-        .map(|(_, t)| t.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let (out, reference) = wer::pocketsphinx_joined(&monteur_benches::cache_dir().join("bench"))?;
     let seconds = audio::seconds(&out)?;
     Ok((out, reference, seconds))
 }

@@ -35,19 +35,7 @@ fn base_clip(dir: &Path) -> Result<PathBuf, String> {
     if out.is_file() {
         return Ok(out);
     }
-    let set = wer::pocketsphinx_set();
-    if set.is_empty() {
-        return Err("pocketsphinx-testdata is not installed (scripts/setup.sh)".into());
-    }
-    let silence = dir.join("silence-1s-16k.wav");
-    audio::silence(&silence, 1.0)?;
-    let mut parts: Vec<&Path> = Vec::new();
-    for (wav, _) in &set {
-        parts.push(wav);
-        parts.push(&silence);
-    }
-    let speech = dir.join("pocketsphinx-joined-memory.wav");
-    audio::join(&parts, &speech)?;
+    let (speech, _) = wer::pocketsphinx_joined(dir)?;
     let speech = speech.to_string_lossy().into_owned();
     let tmp = dir.join("talk-2min-360p.tmp.mp4");
     let tmp_s = tmp.to_string_lossy().into_owned();

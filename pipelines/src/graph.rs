@@ -55,6 +55,12 @@ pub(crate) struct Branches {
     pub extent: Extent,
 }
 
+/// How much compressed data decodebin queues per stream when only audio is
+/// decoded: some seconds of any compressed audio, and the queues after the
+/// decoder (the branch's queue, the appsink, the reader's channel) hold
+/// more than that again.
+const AUDIO_ONLY_QUEUE_BYTES: u32 = 256 * 1024;
+
 /// `input → decodebin` with `branches` built as decodebin exposes the
 /// streams: a branch built up front for a stream that never appears would
 /// wait forever for its end. Streams without a branch are demuxed but not
@@ -67,6 +73,16 @@ pub(crate) fn decode_graph(
     let pipeline = gst::Pipeline::with_name(name);
     let src = input.element()?;
     let decodebin = make("decodebin")?;
+    if branches.video.is_none() {
+        // decodebin's multiqueue lets a full stream queue grow past its
+        // buffer limit while another stream's queue is empty, up to the
+        // byte limit (8 MB when left to decodebin). Audio alone is the
+        // recognition pass: its reader is slow, the video beside it drains
+        // into a fakesink, so the audio queue always grew to that limit:
+        // eleven minutes of compressed audio read ahead, about 27 MB of
+        // buffers on a long input against what a short one holds whole.
+        decodebin.set_property("max-size-bytes", AUDIO_ONLY_QUEUE_BYTES);
+    }
     pipeline.add_many([&src, &decodebin])?;
     src.link(&decodebin)?;
     decode_only(

@@ -107,6 +107,32 @@ pub fn pocketsphinx_set() -> Vec<(std::path::PathBuf, String)> {
     out
 }
 
+/// Every [`pocketsphinx_set`] utterance in order with a second of silence
+/// after each, written once into `dir`: the speech the ASR and memory
+/// benchmarks both run on. Returns the file and its reference text.
+pub fn pocketsphinx_joined(dir: &std::path::Path) -> Result<(std::path::PathBuf, String), String> {
+    let set = pocketsphinx_set();
+    if set.is_empty() {
+        return Err("pocketsphinx-testdata is not installed (scripts/setup.sh)".into());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let silence = dir.join("silence-1s-16k.wav");
+    let out = dir.join("pocketsphinx-joined.wav");
+    crate::audio::silence(&silence, 1.0)?;
+    let mut parts: Vec<&std::path::Path> = Vec::new();
+    for (wav, _) in &set {
+        parts.push(wav);
+        parts.push(&silence);
+    }
+    crate::audio::join(&parts, &out)?;
+    let reference = set
+        .iter()
+        .map(|(_, t)| t.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok((out, reference))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -318,3 +318,60 @@ fn the_audio_read_again_is_the_audio_heard_in_the_analysis() {
     .unwrap();
     assert_eq!(first, heard[0]);
 }
+
+#[test]
+fn the_audio_read_again_is_not_demuxed_far_ahead_of_its_reader() {
+    // Recognition reads the audio slowly, window by window, while the video
+    // beside it is demuxed into a fakesink: decodebin's queue for the audio
+    // must not grow to minutes of the file ahead of the reader.
+    monteur_pipelines::init().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("three-minutes.mp4");
+    monteur_tests::audio::run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=10:duration=180",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=180",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            &clip.to_string_lossy(),
+        ],
+    )
+    .unwrap();
+    let counted = Arc::new(Counted::new(std::fs::read(&clip).unwrap(), None));
+    let input = Input::stream(counted.clone(), "three-minutes.mp4");
+    let info = probe(&input, Duration::from_secs(30)).unwrap();
+    let settings = AnalyseSettings {
+        audio: true,
+        ..AnalyseSettings::default()
+    };
+    let before = counted.read.load(Ordering::Relaxed);
+    let ((), _) = with_audio_stream(&input, &info, &settings, &Cancel::new(), |r| {
+        let mut two_seconds = vec![0f32; 2 * 16_000];
+        r.read(0, &mut two_seconds)?;
+        // Time for the demuxer to run as far ahead as it is let.
+        std::thread::sleep(Duration::from_secs(2));
+        let read = counted.read.load(Ordering::Relaxed) - before;
+        let share = read as f64 / counted.data.len() as f64;
+        eprintln!("read {read} bytes ({:.0}% of the file)", share * 100.0);
+        // Some seconds of audio queued at each step after the demuxer,
+        // about 20 s of the 180: not the file.
+        assert!(share < 0.35, "{:.0}% of the file read ahead", share * 100.0);
+        Ok(())
+    })
+    .unwrap();
+}

@@ -47,7 +47,7 @@ struct Cached {
     fps: f64,
 }
 
-const FORMAT: &[u8; 8] = b"msev0002";
+const FORMAT: &[u8; 8] = b"msev0003";
 
 fn main() -> ExitCode {
     monteur_benches::finish(run())
@@ -435,9 +435,9 @@ fn decode(bytes: &[u8]) -> Option<Cached> {
         let mean_abs_diff = some(r.f32()?);
         let residual_diff = some(r.f32()?);
         let hist_distance = some(r.f32()?);
-        let mut hist = [0f32; HIST_BINS];
+        let mut hist = [0u16; HIST_BINS];
         for h in &mut hist {
-            *h = r.f32()?;
+            *h = u16::from_le_bytes(r.take::<2>()?);
         }
         features.push(FrameFeatures {
             mean_luma,

@@ -574,6 +574,7 @@ fn round_us(s: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use monteur_kernels::features::{Hist, flat_hist};
     use monteur_kernels::{FrameFeatures, HIST_BINS};
 
     fn f(mad: f32, hist: f32) -> FrameFeatures {
@@ -582,7 +583,7 @@ mod tests {
             mean_abs_diff: Some(mad),
             residual_diff: Some(mad),
             hist_distance: Some(hist),
-            hist: [1.0 / HIST_BINS as f32; HIST_BINS],
+            hist: flat_hist(),
         }
     }
 
@@ -592,14 +593,14 @@ mod tests {
             mean_abs_diff: None,
             residual_diff: None,
             hist_distance: None,
-            hist: [1.0 / HIST_BINS as f32; HIST_BINS],
+            hist: flat_hist(),
         }
     }
 
     /// Histogram of shot `k`: all pixels in one bin, a different bin per shot.
-    fn shot_hist(k: usize) -> [f32; HIST_BINS] {
-        let mut h = [0.0; HIST_BINS];
-        h[(k * 7) % HIST_BINS] = 1.0;
+    fn shot_hist(k: usize) -> Hist {
+        let mut h = [0; HIST_BINS];
+        h[(k * 7) % HIST_BINS] = monteur_kernels::features::HIST_ONE;
         h
     }
 
@@ -655,7 +656,7 @@ mod tests {
             mean_abs_diff: Some(0.06),
             residual_diff: Some(0.004),
             hist_distance: Some(0.97),
-            hist: [1.0 / HIST_BINS as f32; HIST_BINS],
+            hist: flat_hist(),
         };
         assert!(detect_cuts(&feats, 10.0, &SceneSettings::default()).is_empty());
     }
