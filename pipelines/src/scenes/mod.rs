@@ -574,7 +574,7 @@ fn round_us(s: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monteur_kernels::features::{Hist, flat_hist};
+    use monteur_kernels::features::{HIST_ONE, Hist, flat_hist};
     use monteur_kernels::{FrameFeatures, HIST_BINS};
 
     fn f(mad: f32, hist: f32) -> FrameFeatures {
@@ -600,7 +600,7 @@ mod tests {
     /// Histogram of shot `k`: all pixels in one bin, a different bin per shot.
     fn shot_hist(k: usize) -> Hist {
         let mut h = [0; HIST_BINS];
-        h[(k * 7) % HIST_BINS] = monteur_kernels::features::HIST_ONE;
+        h[(k * 7) % HIST_BINS] = HIST_ONE;
         h
     }
 
