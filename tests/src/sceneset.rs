@@ -48,7 +48,8 @@ pub use crate::synthetic::Truth;
 /// Which half of the set a clip belongs to, decided by its seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Split {
-    /// Seeds 1000–1999: tune thresholds on these.
+    /// Seeds 1000–1999: tune thresholds (and train the learned detector,
+    /// [`training_set`]) on these.
     Tuning,
     /// Seeds 2000–2999: score on these only.
     HeldOut,
@@ -1017,6 +1018,19 @@ pub fn scene_set() -> Vec<SceneClip> {
         for (i, _) in TRAPS.iter().enumerate() {
             set.push(trap(base + 500 + i as u64, i));
         }
+    }
+    set
+}
+
+/// Clips to train the learned transition detector on: `mixed` clips from
+/// seeds 1100 up and half as many traps, from seeds 1600 up (pans and
+/// zooms are what a transition detector must learn not to answer). Tuning side by
+/// seed, and apart from [`scene_set`]'s tuning clips, so the detector's
+/// threshold is set on clips its weights never saw.
+pub fn training_set(mixed_clips: u64) -> Vec<SceneClip> {
+    let mut set: Vec<SceneClip> = (0..mixed_clips).map(|i| mixed(1100 + i)).collect();
+    for i in 0..mixed_clips.div_ceil(2) {
+        set.push(trap(1600 + i, i as usize % TRAPS.len()));
     }
     set
 }

@@ -8,7 +8,7 @@
 //! the final figures only.
 //!
 //! ```text
-//! scene-eval [--split tuning|held-out|all] [--settings JSON] [--neural-fps F]
+//! scene-eval [--split tuning|held-out|all|training] [--settings JSON] [--neural-fps F]
 //!            [--neural-coarse N] [--only NAME-PART] [--quiet]
 //! ```
 //! `--neural-fps` and `--neural-coarse` are `analysis.neural_fps` and
@@ -31,7 +31,7 @@ use monteur_pipelines::scenes::eval::{
     transnet_boundaries,
 };
 use monteur_pipelines::scenes::{
-    Detector, SceneSettings, Transition, TransitionKind, detect_transitions,
+    Detector, SceneSettings, Transition, TransitionKind, detect_transitions, learned,
 };
 use monteur_pipelines::{AnalyseSettings, Cancel, Grid, Input};
 use monteur_tests::sceneset::{self, Split};
@@ -55,6 +55,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let mut split = Some(Split::Tuning);
+    let mut training = false;
     let mut overrides = String::from("{}");
     let mut quiet = false;
     let mut dump: Option<PathBuf> = None;
@@ -69,7 +70,15 @@ fn run() -> Result<(), String> {
                     Some("tuning") => Some(Split::Tuning),
                     Some("held-out") => Some(Split::HeldOut),
                     Some("all") => None,
-                    other => return Err(format!("--split tuning|held-out|all, got {other:?}")),
+                    Some("training") => {
+                        training = true;
+                        Some(Split::Tuning)
+                    }
+                    other => {
+                        return Err(format!(
+                            "--split tuning|held-out|all|training, got {other:?}"
+                        ));
+                    }
                 }
             }
             "--settings" => overrides = args.next().ok_or("--settings JSON")?,
@@ -110,7 +119,12 @@ fn run() -> Result<(), String> {
         "{:<34} {:>5} | fused cut h/fa/m  grad h/fa/m | kernel cut  grad | transnet cut  grad",
         "clip", "n"
     );
-    for clip in clips(split)? {
+    let clips = if training {
+        training_clips()?
+    } else {
+        clips(split)?
+    };
+    for clip in clips {
         if only
             .as_ref()
             .is_some_and(|o| !clip.name.contains(o.as_str()))
@@ -133,6 +147,20 @@ fn run() -> Result<(), String> {
             });
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             std::fs::write(dir.join(format!("{}.json", clip.name)), json.to_string())
+                .map_err(|e| e.to_string())?;
+            // The learned proposer's inputs, row by row (f32, little-endian):
+            // what `scripts/models/train_transitions.py` trains on.
+            let rows = learned::window_features(
+                &cached.features,
+                &cached.grids,
+                &cached.predictions,
+                cached.coarse.as_deref(),
+                cached.fps,
+            );
+            let bytes: Vec<u8> = rows
+                .flat_map(|r| r.into_iter().flat_map(|v| v.to_le_bytes()))
+                .collect();
+            std::fs::write(dir.join(format!("{}.f32", clip.name)), bytes)
                 .map_err(|e| e.to_string())?;
         }
         let detect = |s: &SceneSettings| -> Vec<Transition> {
@@ -206,6 +234,25 @@ struct Clip {
     path: PathBuf,
     truth: Vec<Labeled>,
     describe: String,
+}
+
+/// Mixed clips in the learned detector's training pool.
+const TRAINING_CLIPS: u64 = 160;
+
+/// The learned detector's training pool (`sceneset::training_set`).
+fn training_clips() -> Result<Vec<Clip>, String> {
+    sceneset::training_set(TRAINING_CLIPS)
+        .into_iter()
+        .map(|clip| {
+            Ok(Clip {
+                name: clip.name.clone(),
+                split: "training",
+                path: clip.path()?,
+                truth: monteur_benches::labels(&clip.truth)?,
+                describe: clip.describe(),
+            })
+        })
+        .collect()
 }
 
 /// The clips of a split. The tuning side also holds the synthetic clips and

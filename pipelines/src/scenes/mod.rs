@@ -7,6 +7,8 @@
 //! - [`gradual`]: fades to and from black, and dissolves.
 //! - [`fusion`]: boundaries from the TransNetV2 model, kinds and spans from
 //!   the kernel features (the default when the model is present).
+//! - [`learned`]: a small trained network that proposes transitions the
+//!   model and the rules miss (wipes, slides, transitions of seconds).
 //! - [`eval`]: precision, recall and F1 against labelled transitions.
 //!
 //! Scenes are the spans between transitions: a cut ends one scene and starts
@@ -17,6 +19,7 @@ pub mod cuts;
 pub mod eval;
 pub mod fusion;
 pub mod gradual;
+pub mod learned;
 
 pub use cuts::{detect_cuts, frame_score};
 pub use fusion::Span;
@@ -105,6 +108,21 @@ pub struct SceneSettings {
     /// Grid cells whose two ends differ by less than this luma carry no
     /// evidence of a sweep.
     pub wipe_cell_contrast: f32,
+    /// ...and a gradual change is a wipe only if, besides, its cells are
+    /// this close to one end or the other (share of the ends' difference,
+    /// `fusion::cellwise`; dissolves sit near a half)...
+    pub wipe_cell_share: f32,
+    /// ...or it departs from one blend by this much: the pictures move (a
+    /// slide).
+    pub slide_sweep: f32,
+    /// The learned proposer's probability (`learned`) at which a frame
+    /// proposes a transition where nothing else was found; above 1 turns
+    /// it off.
+    pub learned_threshold: f32,
+    /// ...for at least this long; the proposal spans the frames around it
+    /// at or above `learned_span_threshold`.
+    pub learned_min_s: f64,
+    pub learned_span_threshold: f32,
     /// Kernel cuts at least this strong are kept where the model saw nothing.
     pub kernel_cut_score: f32,
     /// Keep the kernels' fades and dissolves where the model saw nothing.
@@ -184,8 +202,13 @@ impl Default for SceneSettings {
             fade_floor: 10.0,
             wipe_sweep: 0.2,
             wipe_cell_contrast: 12.0,
+            wipe_cell_share: 0.28,
+            slide_sweep: 0.6,
             kernel_cut_score: 0.4,
-            kernel_gradual: true,
+            learned_threshold: 0.9,
+            learned_min_s: 0.1,
+            learned_span_threshold: 0.5,
+            kernel_gradual: false,
             novelty_s: 1.0,
             novelty_ratio: 3.5,
             flash_s: 0.1,
@@ -277,6 +300,18 @@ impl SceneSettings {
                 p.push(format!("scenes.{key} must be within (0, 100], got {v}"));
             }
         }
+        if !(0.0..=2.0).contains(&self.learned_threshold) {
+            p.push(format!(
+                "scenes.learned_threshold must be within 0..=2 (above 1: off), got {}",
+                self.learned_threshold
+            ));
+        }
+        if !(0.0..=10.0).contains(&self.learned_min_s) {
+            p.push(format!(
+                "scenes.learned_min_s must be within 0..=10, got {}",
+                self.learned_min_s
+            ));
+        }
         if !(0.0..=2.0).contains(&self.coarse_threshold) {
             p.push(format!(
                 "scenes.coarse_threshold must be within 0..=2 (above 1: off), got {}",
@@ -294,12 +329,14 @@ impl SceneSettings {
         }
         for (key, v) in [
             ("boundary_threshold", self.boundary_threshold),
+            ("learned_span_threshold", self.learned_span_threshold),
             ("span_threshold", self.span_threshold),
             ("cut_share", self.cut_share),
             ("same_picture_hist", self.same_picture_hist),
             ("dip_ratio", self.dip_ratio),
             ("dip_core", self.dip_core),
             ("wipe_sweep", self.wipe_sweep),
+            ("wipe_cell_share", self.wipe_cell_share),
             ("kernel_cut_score", self.kernel_cut_score),
             ("adaptive_floor", self.adaptive_floor),
             ("dissolve_floor", self.dissolve_floor),
@@ -317,6 +354,12 @@ impl SceneSettings {
             if !(0.0..=255.0).contains(&v) {
                 p.push(format!("scenes.{key} must be within 0..=255, got {v}"));
             }
+        }
+        if !(0.0..=10.0).contains(&self.slide_sweep) {
+            p.push(format!(
+                "scenes.slide_sweep must be within 0..=10, got {}",
+                self.slide_sweep
+            ));
         }
         if !(self.residual_scale > 0.0 && self.residual_scale <= 100.0) {
             p.push(format!(
@@ -550,8 +593,7 @@ fn kernel_transitions(
         .chain(gradual.iter().map(|g| {
             let kind = match g.kind {
                 TransitionKind::Dissolve
-                    if has_grids
-                        && fusion::sweep(grids, g.start.max(1), g.end, s) >= s.wipe_sweep =>
+                    if has_grids && fusion::is_wipe(grids, g.start.max(1), g.end, s) =>
                 {
                     TransitionKind::Wipe
                 }
