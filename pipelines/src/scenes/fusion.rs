@@ -211,6 +211,13 @@ pub fn detect_fused(
     // first, which the later one overlaps.
     let mut out: Vec<Span> = Vec::with_capacity(found.len());
     for f in found {
+        // A cut that would leave a scene shorter than `min_scene_s` at
+        // either end of the input: the model's windows are padded there
+        // with copies of the first and last frames, and what it sees is the
+        // padding, not a shot.
+        if f.kind == TransitionKind::Cut && (f.start < min_gap || f.start + min_gap > n) {
+            continue;
+        }
         match out.last() {
             Some(last) if f.start < last.end.max(last.start + 1) => {}
             _ => out.push(f),
@@ -374,7 +381,14 @@ fn classify(
             |best, x| if x.1 > best.1 { x } else { best },
         );
     let total = grid_distance(&grids[before], &grids[last.min(n - 1)]);
-    if k_change >= s.cut_share * total {
+    // Differences between frames of a moving picture do not add up: each
+    // step of a slide or a push is as far from the last as the two ends
+    // are from each other. So the frame must also carry that share of the
+    // path through the picture just before it and just after it, which the
+    // frames either side of a cut sit at and a slide's do not.
+    let pre = grid_distance(&grids[before], &grids[k - 1]);
+    let post = grid_distance(&grids[k], &grids[last.min(n - 1)]);
+    if k_change >= s.cut_share * total && k_change >= s.cut_path_share * (pre + k_change + post) {
         // The whole picture changing level or colour (a flat background
         // turning another colour) moves every grid cell but keeps the
         // structure: the mean-compensated difference says no.
@@ -994,6 +1008,35 @@ mod tests {
         assert!(!is_wipe(&dissolve, 20, 40, &s));
         assert!(cellwise(&wipe, 21, 37) < 0.1, "{}", cellwise(&wipe, 21, 37));
         assert!(is_wipe(&wipe, 21, 37, &s));
+    }
+
+    /// A push over four frames: every step is as far from the last as the
+    /// two shots are from each other, so no step carries the change alone.
+    #[test]
+    fn a_fast_slide_is_not_a_cut() {
+        let frames: Vec<Grid> = (0..60)
+            .map(|t| {
+                let shift = ((t as i64 - 29).clamp(0, 4) * 4) as usize;
+                // Textured pictures, as footage is: a shifted cell shows
+                // other content.
+                let texture = |k: usize| -> Grid {
+                    std::array::from_fn(|i| (((i * 37 + k * 101) * 2654435761) % 180 + 40) as u8)
+                };
+                let (a, b) = (texture(0), texture(1));
+                std::array::from_fn(|i| {
+                    let (x, y) = (i % 16, i / 16);
+                    if x + shift < 16 {
+                        a[y * 16 + x + shift]
+                    } else {
+                        b[y * 16 + x + shift - 16]
+                    }
+                })
+            })
+            .collect();
+        let (f, g) = clip(&frames);
+        let found = fused(&f, &g, &predictions(60, 30..33, 29..34));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, TransitionKind::Wipe, "{found:?}");
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub struct SceneSettings {
     /// A proposed transition is a cut when one frame carries at least this
     /// share of the change (grid distance) between the frames either side.
     pub cut_share: f32,
+    /// ...and this share of the path through the frames just before and
+    /// after it (`fusion::classify`): a slide's steps are each as large as
+    /// the whole change, a cut's neighbours sit at its two ends...
+    pub cut_path_share: f32,
     /// ...and its frame score (`frame_score`) reaches this: a flat colour
     /// change moves every cell but not the structure.
     pub cut_min_score: f32,
@@ -193,6 +197,7 @@ impl Default for SceneSettings {
             coarse_contrast: 1.5,
             span_threshold: 0.3,
             cut_share: 0.7,
+            cut_path_share: 0.5,
             cut_min_score: 0.05,
             gradual_contrast: 1.5,
             same_picture_hist: 0.1,
@@ -332,6 +337,7 @@ impl SceneSettings {
             ("learned_span_threshold", self.learned_span_threshold),
             ("span_threshold", self.span_threshold),
             ("cut_share", self.cut_share),
+            ("cut_path_share", self.cut_path_share),
             ("same_picture_hist", self.same_picture_hist),
             ("dip_ratio", self.dip_ratio),
             ("dip_core", self.dip_core),
