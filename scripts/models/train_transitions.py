@@ -7,7 +7,7 @@ Reads the per-frame feature rows and truth that
 nor the held-out clips use), fits one hidden layer of ReLUs with a logistic
 output by full-batch Adam in numpy, and writes the weights as JSON.
 
-    python3 scripts/models/train_transitions.py DIR \
+    ~/.cache/monteur/pytools/bin/python scripts/models/train_transitions.py DIR \
         pipelines/src/scenes/transitions.json
 
 Deterministic (fixed seed, no threads involved): the same dump gives the

@@ -549,7 +549,7 @@ fn settle(grids: &[Grid], start: usize, end: usize) -> f32 {
 }
 
 /// Mean absolute luma difference per grid cell, 0..255.
-fn grid_distance(a: &Grid, b: &Grid) -> f32 {
+pub(super) fn grid_distance(a: &Grid, b: &Grid) -> f32 {
     a.iter()
         .zip(b)
         .map(|(x, y)| f32::from(x.abs_diff(*y)))
@@ -768,6 +768,18 @@ mod tests {
         })
     }
 
+    /// `n` frames of shot 0 that shot 1 wipes over from the left, one
+    /// column a frame from frame `from` on.
+    fn wiping(n: usize, from: i64) -> Vec<Grid> {
+        (0..n)
+            .map(|t| {
+                let edge = (t as i64 - from).clamp(0, 16) as usize;
+                let (a, b) = (shot(0, t), shot(1, t));
+                std::array::from_fn(|i| if i % 16 < edge { b[i] } else { a[i] })
+            })
+            .collect()
+    }
+
     fn mix(a: &Grid, b: &Grid, w: f32) -> Grid {
         std::array::from_fn(|i| (f32::from(a[i]) * (1.0 - w) + f32::from(b[i]) * w).round() as u8)
     }
@@ -829,18 +841,7 @@ mod tests {
 
     #[test]
     fn a_moving_edge_is_a_wipe() {
-        let frames: Vec<Grid> = (0..80)
-            .map(|t| {
-                let edge = (t as i64 - 30).clamp(0, 16) as usize;
-                std::array::from_fn(|i| {
-                    if i % 16 < edge {
-                        shot(1, t)[i]
-                    } else {
-                        shot(0, t)[i]
-                    }
-                })
-            })
-            .collect();
+        let frames = wiping(80, 30);
         let (f, g) = clip(&frames);
         let found = fused(&f, &g, &predictions(80, 37..40, 33..44));
         assert_eq!(found.len(), 1, "{found:?}");
@@ -983,18 +984,7 @@ mod tests {
                 mix(&moving(0, t), &moving(1, t), w)
             })
             .collect();
-        let wipe: Vec<Grid> = (0..60)
-            .map(|t| {
-                let edge = (t as i64 - 20).clamp(0, 16) as usize;
-                std::array::from_fn(|i| {
-                    if i % 16 < edge {
-                        shot(1, t)[i]
-                    } else {
-                        shot(0, t)[i]
-                    }
-                })
-            })
-            .collect();
+        let wipe = wiping(60, 20);
         let swept = sweep(&dissolve, 20, 40, &s);
         assert!(
             (s.wipe_sweep..s.slide_sweep).contains(&swept),

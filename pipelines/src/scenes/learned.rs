@@ -23,6 +23,7 @@ use monteur_kernels::FrameFeatures;
 use monteur_models::transnet::Prediction;
 use serde::Deserialize;
 
+use super::fusion::grid_distance as distance;
 use crate::analyse::Grid;
 
 /// Window half-widths, in seconds, the features are measured at.
@@ -122,15 +123,6 @@ fn scale_features(grids: &[Grid], n: usize, t: usize, k: usize) -> [f32; PER_SCA
         alpha,
         (either / cells / (cross + 2.0)).min(4.0),
     ]
-}
-
-/// Mean absolute luma difference per grid cell, 0..255.
-fn distance(a: &Grid, b: &Grid) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| f32::from(x.abs_diff(*y)))
-        .sum::<f32>()
-        / a.len() as f32
 }
 
 /// The trained network: standardised inputs, one hidden layer of ReLUs, a

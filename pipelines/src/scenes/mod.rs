@@ -305,23 +305,21 @@ impl SceneSettings {
                 p.push(format!("scenes.{key} must be within (0, 100], got {v}"));
             }
         }
-        if !(0.0..=2.0).contains(&self.learned_threshold) {
-            p.push(format!(
-                "scenes.learned_threshold must be within 0..=2 (above 1: off), got {}",
-                self.learned_threshold
-            ));
-        }
         if !(0.0..=10.0).contains(&self.learned_min_s) {
             p.push(format!(
                 "scenes.learned_min_s must be within 0..=10, got {}",
                 self.learned_min_s
             ));
         }
-        if !(0.0..=2.0).contains(&self.coarse_threshold) {
-            p.push(format!(
-                "scenes.coarse_threshold must be within 0..=2 (above 1: off), got {}",
-                self.coarse_threshold
-            ));
+        for (key, v) in [
+            ("coarse_threshold", self.coarse_threshold),
+            ("learned_threshold", self.learned_threshold),
+        ] {
+            if !(0.0..=2.0).contains(&v) {
+                p.push(format!(
+                    "scenes.{key} must be within 0..=2 (above 1: off), got {v}"
+                ));
+            }
         }
         if !(self.min_dissolve_s > 0.0
             && self.min_dissolve_s < self.max_dissolve_s
