@@ -242,17 +242,20 @@ const TRAINING_CLIPS: u64 = 160;
 /// The learned detector's training pool (`sceneset::training_set`).
 fn training_clips() -> Result<Vec<Clip>, String> {
     sceneset::training_set(TRAINING_CLIPS)
-        .into_iter()
-        .map(|clip| {
-            Ok(Clip {
-                name: clip.name.clone(),
-                split: "training",
-                path: clip.path()?,
-                truth: monteur_benches::labels(&clip.truth)?,
-                describe: clip.describe(),
-            })
-        })
+        .iter()
+        .map(|clip| generated(clip, "training"))
         .collect()
+}
+
+/// A generated clip, made on first use, with its answers.
+fn generated(clip: &sceneset::SceneClip, split: &'static str) -> Result<Clip, String> {
+    Ok(Clip {
+        name: clip.name.clone(),
+        split,
+        path: clip.path()?,
+        truth: monteur_benches::labels(&clip.truth)?,
+        describe: clip.describe(),
+    })
 }
 
 /// The clips of a split. The tuning side also holds the synthetic clips and
@@ -263,17 +266,12 @@ fn clips(split: Option<Split>) -> Result<Vec<Clip>, String> {
         if split.is_some_and(|s| s != clip.split()) {
             continue;
         }
-        out.push(Clip {
-            name: clip.name.clone(),
-            split: if clip.split() == Split::Tuning {
-                "tuning"
-            } else {
-                "held-out"
-            },
-            path: clip.path()?,
-            truth: monteur_benches::labels(&clip.truth)?,
-            describe: clip.describe(),
-        });
+        let name = if clip.split() == Split::Tuning {
+            "tuning"
+        } else {
+            "held-out"
+        };
+        out.push(generated(&clip, name)?);
     }
     if split == Some(Split::HeldOut) {
         return Ok(out);
