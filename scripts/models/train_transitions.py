@@ -9,6 +9,12 @@ output by full-batch Adam in numpy, and writes the weights as JSON.
 
     ~/.cache/monteur/pytools/bin/python scripts/models/train_transitions.py DIR \
         pipelines/src/scenes/transitions.json
+    ~/.cache/monteur/pytools/bin/python scripts/models/train_transitions.py --cuts DIR \
+        pipelines/src/scenes/cuts.json
+
+The second form trains the cut head (learned.rs's `cut_features`) on the
+same clips. `--fold I/K` (before DIR) trains without the clips whose seed
+is I modulo K, for `scene-eval --fold I/K --weights` to score on them.
 
 Deterministic (fixed seed, no threads involved): the same dump gives the
 same weights. Prints, for one fold of clips left out of training, the
@@ -54,29 +60,55 @@ def labels(truth, n):
     return y, w
 
 
-def load(directory):
+def cut_labels(truth, n):
+    """The cut head: 1 on the first frame of each new shot. Its neighbours
+    are left out of the loss (a frame either way is a labelling matter, and
+    the scorer allows it); every other frame, those inside gradual
+    transitions included, is a 0: a three-frame slide is not a cut."""
+    y = np.zeros(n, dtype=np.float32)
+    w = np.ones(n, dtype=np.float32)
+    w[0] = 0.0
+    for t in truth:
+        if t["kind"] != "cut" or t["start"] >= n:
+            continue
+        s = t["start"]
+        w[max(0, s - 1) : min(n, s + 2)] = 0.0
+        y[s] = 1.0
+        w[s] = 1.0
+    return y, w
+
+
+# Per head: the suffix of its feature rows, their width (learned.rs's
+# FEATURES and CUT_FEATURES) and its labels.
+HEADS = {
+    "transition": (".f32", 37, labels),
+    "cut": (".cut.f32", 14, cut_labels),
+}
+
+
+def load(directory, head):
+    suffix, width, label = HEADS[head]
     clips = []
     for meta in sorted(pathlib.Path(directory).glob("*.json")):
         info = json.loads(meta.read_text())
-        rows = np.fromfile(meta.with_suffix(".f32"), dtype="<f4")
+        rows = np.fromfile(meta.with_suffix(suffix), dtype="<f4")
         if rows.size == 0:
             continue
-        x = rows.reshape(-1, row_length(rows, meta))
-        y, w = labels(info["truth"], x.shape[0])
+        if rows.size % width:
+            raise SystemExit(f"{meta}: {rows.size} values is not a whole number of rows")
+        x = rows.reshape(-1, width)
+        y, w = label(info["truth"], x.shape[0])
         clips.append((info["name"], x, y, w, info["truth"]))
     return clips
 
 
-def row_length(rows, meta):
-    # 5 scales x 6 + 7: learned.rs's FEATURES.
-    features = 37
-    if rows.size % features:
-        raise SystemExit(f"{meta}: {rows.size} values is not a whole number of rows")
-    return features
+def seed(name):
+    """A generated clip's seed: the first number in its name."""
+    return next(int(p) for p in name.split("-") if p.isdigit())
 
 
-def fit(x, y, w, seed=0):
-    rng = np.random.default_rng(seed)
+def fit(x, y, w, rng_seed=0):
+    rng = np.random.default_rng(rng_seed)
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     std[std < 1e-6] = 1.0
@@ -150,14 +182,29 @@ def stack(clips):
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    head, fold = "transition", None
+    while args[:1] in (["--cuts"], ["--fold"]):
+        if args[0] == "--cuts":
+            head, args = "cut", args[1:]
+        else:
+            i, k = (int(v) for v in args[1].split("/"))
+            fold, args = (i, k), args[2:]
+    if len(args) != 2:
         raise SystemExit(__doc__)
-    clips = load(sys.argv[1])
+    clips = load(args[0], head)
     if len(clips) < 10:
-        raise SystemExit(f"{len(clips)} clips in {sys.argv[1]}: dump the training pool first")
-    # One fold of clips (every fifth) left out, to check the fit carries over.
-    train = [c for i, c in enumerate(clips) if i % 5]
-    check = [c for i, c in enumerate(clips) if i % 5 == 0]
+        raise SystemExit(f"{len(clips)} clips in {args[0]}: dump the training pool first")
+    if fold:
+        # Cross-validation: every clip whose seed is I modulo K left out,
+        # for `scene-eval --fold I/K --weights` to score the network on.
+        i, k = fold
+        check = [c for c in clips if seed(c[0]) % k == i]
+        train = [c for c in clips if seed(c[0]) % k != i]
+    else:
+        # One fold of clips (every fifth) left out, to check the fit carries over.
+        train = [c for i, c in enumerate(clips) if i % 5]
+        check = [c for i, c in enumerate(clips) if i % 5 == 0]
     net = fit(*stack(train))
     x, y, w = stack(check)
     p = predict(net, x)
@@ -166,18 +213,22 @@ def main():
     for _, xc, _, _, truth in check:
         pc = predict(net, xc.astype(np.float64))
         for t in truth:
-            if t["kind"] == "cut":
+            if (t["kind"] == "cut") != (head == "cut"):
                 continue
             total += 1
-            found += bool((pc[t["start"] : max(t["end"], t["start"] + 1)] >= 0.5).any())
+            span = slice(max(0, t["start"] - 1), t["start"] + 2) if head == "cut" else slice(
+                t["start"], max(t["end"], t["start"] + 1)
+            )
+            found += bool((pc[span] >= 0.5).any())
     print(
-        f"left-out fold: {len(check)} clips, frame AUC {auc(p[keep], y[keep]):.3f}, "
-        f"gradual transitions with a frame >= 0.5: {found}/{total}, "
-        f"non-transition frames >= 0.5: {((p >= 0.5) & (y == 0) & keep).mean():.4f}"
+        f"{head} head, left-out fold: {len(check)} clips, frame AUC {auc(p[keep], y[keep]):.3f}, "
+        f"{'cuts' if head == 'cut' else 'gradual transitions'} with a frame >= 0.5: "
+        f"{found}/{total}, other frames >= 0.5: {((p >= 0.5) & (y == 0) & keep).mean():.4f}"
     )
-    net = fit(*stack(clips))
-    pathlib.Path(sys.argv[2]).write_text(json.dumps(net, separators=(",", ":")) + "\n")
-    print(f"trained on {len(clips)} clips -> {sys.argv[2]}")
+    if not fold:
+        net = fit(*stack(clips))
+    pathlib.Path(args[1]).write_text(json.dumps(net, separators=(",", ":")) + "\n")
+    print(f"trained on {len(train) if fold else len(clips)} clips -> {args[1]}")
 
 
 if __name__ == "__main__":

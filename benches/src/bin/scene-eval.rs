@@ -9,8 +9,11 @@
 //!
 //! ```text
 //! scene-eval [--split tuning|held-out|all|training] [--settings JSON] [--neural-fps F]
-//!            [--neural-coarse N] [--only NAME-PART] [--quiet]
+//!            [--neural-coarse N] [--only NAME-PART] [--quiet] [--dump DIR]
+//!            [--fold I/K] [--weights TRANSITIONS.json CUTS.json]
 //! ```
+//! `--fold I/K --weights …` scores networks trained without that fold
+//! (`train_transitions.py --fold I/K`) on the clips they never saw.
 //! `--neural-fps` and `--neural-coarse` are `analysis.neural_fps` and
 //! `analysis.neural_coarse` (each pair decodes and caches anew).
 //! `--settings` overrides `SceneSettings` fields, e.g. `'{"span_threshold":0.3}'`.
@@ -62,6 +65,9 @@ fn run() -> Result<(), String> {
     let mut neural_fps = AnalyseSettings::default().neural_fps;
     let mut neural_coarse = AnalyseSettings::default().neural_coarse;
     let mut only: Option<String> = None;
+    // Only the clips whose seed is I modulo K: the fold a network trained
+    // by `train_transitions.py --fold I/K` never saw.
+    let mut fold: Option<(u64, u64)> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -97,6 +103,25 @@ fn run() -> Result<(), String> {
                     .ok_or("--neural-coarse N (0: no coarse pass)")?
             }
             "--dump" => dump = Some(PathBuf::from(args.next().ok_or("--dump DIR")?)),
+            "--fold" => {
+                fold = args
+                    .next()
+                    .and_then(|v| {
+                        let (i, k) = v.split_once('/')?;
+                        Some((i.parse().ok()?, k.parse().ok()?))
+                    })
+                    .filter(|&(i, k): &(u64, u64)| i < k)
+                    .map(Some)
+                    .ok_or("--fold I/K (I < K)")?
+            }
+            "--weights" => {
+                let (t, c) = (
+                    args.next().ok_or("--weights TRANSITIONS.json CUTS.json")?,
+                    args.next().ok_or("--weights TRANSITIONS.json CUTS.json")?,
+                );
+                let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"));
+                learned::use_weights(&read(&t)?, &read(&c)?).map_err(|e| e.to_string())?;
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -131,6 +156,11 @@ fn run() -> Result<(), String> {
         {
             continue;
         }
+        if let Some((i, k)) = fold
+            && seed(&clip.name).is_none_or(|s| s % k != i)
+        {
+            continue;
+        }
         let path = clip.path.clone();
         let cached = analysis(&path, &mut model, (neural_fps, neural_coarse))?;
         let truth = clip.truth.clone();
@@ -161,6 +191,18 @@ fn run() -> Result<(), String> {
                 .flat_map(|r| r.into_iter().flat_map(|v| v.to_le_bytes()))
                 .collect();
             std::fs::write(dir.join(format!("{}.f32", clip.name)), bytes)
+                .map_err(|e| e.to_string())?;
+            // The cut head's inputs, likewise.
+            let rows = learned::cut_features(
+                &cached.features,
+                &cached.grids,
+                &cached.predictions,
+                cached.fps,
+            );
+            let bytes: Vec<u8> = rows
+                .flat_map(|r| r.into_iter().flat_map(|v| v.to_le_bytes()))
+                .collect();
+            std::fs::write(dir.join(format!("{}.cut.f32", clip.name)), bytes)
                 .map_err(|e| e.to_string())?;
         }
         let detect = |s: &SceneSettings| -> Vec<Transition> {
@@ -323,6 +365,11 @@ fn clips(split: Option<Split>) -> Result<Vec<Clip>, String> {
         });
     }
     Ok(out)
+}
+
+/// A generated clip's seed: the first number in its name.
+fn seed(name: &str) -> Option<u64> {
+    name.split('-').find_map(|p| p.parse().ok())
 }
 
 fn add(total: &mut Scores, s: Scores) {

@@ -32,7 +32,8 @@ const VIDEO_BLACK: f32 = 16.0;
 const VIDEO_WHITE: f32 = 235.0;
 
 /// Transitions found by the boundary model, classified by the kernel features,
-/// plus strong kernel cuts the model missed.
+/// plus what the learned networks and strong kernel cuts find where the model
+/// saw nothing; every cut confirmed by the learned cut head.
 pub fn detect_fused(
     features: &[FrameFeatures],
     grids: &[Grid],
@@ -47,6 +48,22 @@ pub fn detect_fused(
     }
     let max_len = frames(s.max_dissolve_s, fps);
     let mut found: Vec<Span> = Vec::new();
+    // The cut head, when any setting reads it.
+    let cut_p = (s.learned_cut_threshold <= 1.0 || s.learned_cut_confirm > 0.0)
+        .then(|| {
+            super::learned::cut_probabilities(super::learned::cut_features(
+                &features[..n],
+                &grids[..n],
+                &predictions[..n],
+                fps,
+            ))
+        })
+        .flatten();
+    let at = Frames {
+        features,
+        grids,
+        cut_p: cut_p.as_deref(),
+    };
     let flash = s.flash_frames.max(frames(s.flash_s, fps));
     for (start, end, b, peak) in proposals(predictions, n, s.boundary_threshold, max_len, s) {
         if returns(
@@ -59,15 +76,7 @@ pub fn detect_fused(
         ) {
             continue;
         }
-        found.extend(classify(
-            features,
-            grids,
-            start.max(1),
-            end,
-            peak,
-            Gate::StandOut,
-            s,
-        ));
+        found.extend(classify(&at, start.max(1), end, peak, Gate::StandOut, s));
     }
     // The coarse pass sees a transition of seconds as the model's training
     // footage showed a short one; it proposes only where the full-rate pass
@@ -82,7 +91,7 @@ pub fn detect_fused(
             {
                 continue;
             }
-            found.extend(classify(features, grids, start, end, peak, Gate::Settle, s));
+            found.extend(classify(&at, start, end, peak, Gate::Settle, s));
         }
     }
     // The learned proposer (`learned`): where its probability holds above
@@ -122,7 +131,7 @@ pub fn detect_fused(
                     .iter()
                     .map(|q| q.single_frame)
                     .fold(0.0f32, f32::max);
-                found.extend(classify(features, grids, start, end, peak, Gate::Either, s));
+                found.extend(classify(&at, start, end, peak, Gate::Either, s));
             }
         }
     }
@@ -154,10 +163,25 @@ pub fn detect_fused(
             });
         }
     }
-    for (c, score) in kernel_cuts {
-        if score < s.kernel_cut_score {
-            continue;
-        }
+    // The cut head's own peaks, where nothing was found: cuts between shots
+    // alike enough that the step is small, yet still the only one around.
+    let learned_cuts: Vec<(usize, f32)> = match &cut_p {
+        Some(p) if s.learned_cut_threshold <= 1.0 => (1..n)
+            .filter(|&t| {
+                p[t] >= s.learned_cut_threshold
+                    && (t.saturating_sub(min_gap)..(t + min_gap + 1).min(n))
+                        .all(|u| p[u] < p[t] || (p[u] == p[t] && u >= t))
+            })
+            .map(|t| (t, p[t]))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let strong = kernel_cuts
+        .into_iter()
+        .filter(|&(_, score)| score >= s.kernel_cut_score);
+    let mut cuts: Vec<(usize, f32)> = strong.chain(learned_cuts).collect();
+    cuts.sort_by_key(|c| c.0);
+    for (c, score) in cuts {
         if found
             .iter()
             .any(|f| c + min_gap > f.start && c < f.end.max(f.start + 1) + min_gap)
@@ -195,15 +219,7 @@ pub fn detect_fused(
             if returns(features, grids, start, end, flash, s) {
                 continue;
             }
-            found.extend(classify(
-                features,
-                grids,
-                start,
-                end,
-                r[t],
-                Gate::StandOut,
-                s,
-            ));
+            found.extend(classify(&at, start, end, r[t], Gate::StandOut, s));
         }
     }
     found.sort_by_key(|f| f.start);
@@ -307,6 +323,14 @@ fn frames(seconds: f64, fps: f64) -> usize {
     ((seconds * fps).round() as usize).max(1)
 }
 
+/// What [`classify`] reads of every frame.
+struct Frames<'a> {
+    features: &'a [FrameFeatures],
+    grids: &'a [Grid],
+    /// The learned cut head's probabilities, when a setting reads them.
+    cut_p: Option<&'a [f32]>,
+}
+
 /// What a gradual proposal must show before it is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Gate {
@@ -325,14 +349,14 @@ enum Gate {
 /// fades, a dissolve or a wipe. `start >= 1`. A gradual change must pass
 /// `gate`.
 fn classify(
-    features: &[FrameFeatures],
-    grids: &[Grid],
+    at: &Frames<'_>,
     start: usize,
     end: usize,
     peak: f32,
     gate: Gate,
     s: &SceneSettings,
 ) -> Vec<Span> {
+    let (features, grids) = (at.features, at.grids);
     let n = features.len();
     let before = start - 1;
     if let Some(fades) = fades(features, start, end, peak, s) {
@@ -393,6 +417,19 @@ fn classify(
         // turning another colour) moves every grid cell but keeps the
         // structure: the mean-compensated difference says no.
         if super::frame_score(&features[k], s) < s.cut_min_score {
+            return Vec::new();
+        }
+        // The cut head has seen short slides, pushes and motion whose one
+        // step carries the change as a cut's does. Where it does not call
+        // this a cut, nothing is: weighing the span as a gradual change
+        // instead turned a false cut into a false wipe on the tuning clips
+        // and found nothing on the training pool.
+        let confirmed = at.cut_p.is_none_or(|p| {
+            p[k.saturating_sub(1)..(k + 2).min(p.len())]
+                .iter()
+                .any(|&q| q >= s.learned_cut_confirm)
+        });
+        if !confirmed {
             return Vec::new();
         }
         return vec![Span {

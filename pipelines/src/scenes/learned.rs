@@ -14,6 +14,11 @@
 //! features still classify each proposal ([`super::fusion`]) and veto what
 //! returns to where it started.
 //!
+//! A second network, the cut head ([`cut_features`]), rates each frame as
+//! the first of a new shot from its step against the steps, the path and
+//! the change around it: it finds cuts between alike shots that no single
+//! rule separates from motion, and confirms the cuts the rules find.
+//!
 //! Pure arithmetic on data already in memory; the weights are a few kB of
 //! JSON compiled in, so the detector needs no model file and no runtime.
 
@@ -24,6 +29,7 @@ use monteur_models::transnet::Prediction;
 use serde::Deserialize;
 
 use super::fusion::grid_distance as distance;
+use crate::PipelineError;
 use crate::analyse::Grid;
 
 /// Window half-widths, in seconds, the features are measured at.
@@ -74,6 +80,75 @@ pub fn window_features<'a>(
         // through one of them.
         let l = features[t].mean_luma;
         v[o + 6] = ((l - 16.0).min(235.0 - l) / 110.0).clamp(0.0, 1.0);
+        v
+    })
+}
+
+/// Features of a cut between frames `t - 1` and `t`.
+pub const CUT_FEATURES: usize = 14;
+
+/// Per frame `t`, what says a cut lands on it (`t` the first frame of the
+/// new shot); frame 0 has none. Made as consumed, like [`window_features`].
+///
+/// The hand-set cut rules each look at one of these; the failures they leave
+/// are the ones a single measure cannot see: two shots alike enough that the
+/// step is small yet still the only step around, and a slide or push of three
+/// frames whose every step is as large as a cut's.
+pub fn cut_features<'a>(
+    features: &'a [FrameFeatures],
+    grids: &'a [Grid],
+    predictions: &'a [Prediction],
+    fps: f64,
+) -> impl Iterator<Item = [f32; CUT_FEATURES]> + 'a {
+    let n = features.len().min(grids.len()).min(predictions.len());
+    // A quarter of a second either side: longer than a flash or a short
+    // transition, shorter than the briefest shot.
+    let k = ((0.25 * fps).round() as usize).max(2);
+    let d = move |i: usize, j: usize| distance(&grids[i.min(n - 1)], &grids[j.min(n - 1)]);
+    let step = move |i: usize| if i == 0 { 0.0 } else { d(i - 1, i) };
+    let ratio = |x: f32, y: f32| ((x + 2.0) / (y + 2.0)).ln();
+    (0..n).map(move |t| {
+        let mut v = [0.0f32; CUT_FEATURES];
+        if t == 0 {
+            return v;
+        }
+        let s = step(t);
+        let before = (t.saturating_sub(k).max(1)..t)
+            .map(step)
+            .fold(0.0f32, f32::max);
+        let after = (t + 1..(t + k + 1).min(n)).map(step).fold(0.0f32, f32::max);
+        // The step against the path through the frames either side of it,
+        // and against the whole change across the window.
+        let path = step(t - 1) + s + if t + 1 < n { step(t + 1) } else { 0.0 };
+        let across = d(t.saturating_sub(k + 1), (t + k).min(n - 1));
+        // Does the picture come back (a flash, a passing object)? The
+        // nearest any later frame gets to the old shot, and any earlier one
+        // to the new.
+        let back = (t + 1..(t + k + 1).min(n))
+            .map(|j| d(t - 1, j))
+            .fold(f32::MAX, f32::min);
+        let back = if back == f32::MAX { s } else { back };
+        let echo = (t.saturating_sub(k + 1)..t - 1)
+            .map(|j| d(j, t))
+            .fold(f32::MAX, f32::min);
+        let echo = if echo == f32::MAX { s } else { echo };
+        let (f, g) = (&features[t - 1], &features[t]);
+        let level = |l: f32| ((l - 16.0).min(235.0 - l) / 110.0).clamp(0.0, 1.0);
+        let p = &predictions[t - 1..(t + 1).min(n)];
+        v[0] = (1.0 + s).ln();
+        v[1] = ratio(s, before);
+        v[2] = ratio(s, after);
+        v[3] = s / (path + 1.0);
+        v[4] = ratio(s, across);
+        v[5] = ratio(back, s);
+        v[6] = ratio(echo, s);
+        v[7] = g.hist_distance.unwrap_or(0.0);
+        v[8] = g.residual_diff.unwrap_or(0.0);
+        v[9] = p.iter().map(|q| q.single_frame).fold(0.0, f32::max);
+        v[10] = p.iter().map(|q| q.many_hot).fold(0.0, f32::max);
+        v[11] = level(f.mean_luma);
+        v[12] = level(g.mean_luma);
+        v[13] = (g.mean_luma - f.mean_luma).abs() / 64.0;
         v
     })
 }
@@ -138,45 +213,77 @@ struct Network {
 }
 
 impl Network {
-    fn fits(&self) -> bool {
-        self.mean.len() == FEATURES
-            && self.std.len() == FEATURES
+    fn fits(&self, width: usize) -> bool {
+        self.mean.len() == width
+            && self.std.len() == width
             && self.w1.len() == self.b1.len()
             && self.w2.len() == self.b1.len()
-            && self.w1.iter().all(|r| r.len() == FEATURES)
+            && self.w1.iter().all(|r| r.len() == width)
     }
 
-    fn probability(&self, v: &[f32; FEATURES]) -> f32 {
-        let mut x = [0.0f32; FEATURES];
-        for (x, (v, (m, s))) in x
-            .iter_mut()
-            .zip(v.iter().zip(self.mean.iter().zip(&self.std)))
-        {
-            *x = (v - m) / s;
-        }
+    fn probability(&self, v: &[f32]) -> f32 {
+        let x = || {
+            v.iter()
+                .zip(self.mean.iter().zip(&self.std))
+                .map(|(v, (m, s))| (v - m) / s)
+        };
         let z = self
             .w1
             .iter()
             .zip(&self.b1)
             .zip(&self.w2)
             .map(|((row, b), w)| {
-                let h = row.iter().zip(&x).map(|(a, b)| a * b).sum::<f32>() + b;
+                let h = row.iter().zip(x()).map(|(a, b)| a * b).sum::<f32>() + b;
                 h.max(0.0) * w
             })
             .sum::<f32>()
             + self.b2;
         1.0 / (1.0 + (-z).exp())
     }
+
+    fn parse(json: &str, width: usize) -> Option<Network> {
+        serde_json::from_str::<Network>(json)
+            .ok()
+            .filter(|n| n.fits(width))
+    }
 }
 
+static NET: OnceLock<Option<Network>> = OnceLock::new();
+static CUT_NET: OnceLock<Option<Network>> = OnceLock::new();
+
 fn network() -> Option<&'static Network> {
-    static NET: OnceLock<Option<Network>> = OnceLock::new();
-    NET.get_or_init(|| {
-        serde_json::from_str::<Network>(include_str!("transitions.json"))
-            .ok()
-            .filter(Network::fits)
-    })
-    .as_ref()
+    NET.get_or_init(|| Network::parse(include_str!("transitions.json"), FEATURES))
+        .as_ref()
+}
+
+fn cut_network() -> Option<&'static Network> {
+    CUT_NET
+        .get_or_init(|| Network::parse(include_str!("cuts.json"), CUT_FEATURES))
+        .as_ref()
+}
+
+/// Replaces the compiled-in weights for the rest of the process with the
+/// JSON `train_transitions.py` writes: for evaluation tools that score
+/// networks on clips they were not trained on (one process per fold). Must
+/// come before the first detection.
+pub fn use_weights(transitions: &str, cuts: &str) -> Result<(), PipelineError> {
+    let parse = |json: &str, width: usize, what: &str| {
+        Network::parse(json, width).ok_or_else(|| {
+            PipelineError::Model(format!("{what} weights do not fit {width} inputs"))
+        })
+    };
+    let (t, c) = (
+        parse(transitions, FEATURES, "transition")?,
+        parse(cuts, CUT_FEATURES, "cut")?,
+    );
+    let taken = NET.set(Some(t)).is_ok() && CUT_NET.set(Some(c)).is_ok();
+    if taken {
+        Ok(())
+    } else {
+        Err(PipelineError::Model(
+            "the networks were already in use".into(),
+        ))
+    }
 }
 
 /// Per frame, the probability that it lies inside a transition; `None` when
@@ -187,15 +294,25 @@ pub fn probabilities(vectors: impl Iterator<Item = [f32; FEATURES]>) -> Option<V
     Some(vectors.map(|v| net.probability(&v)).collect())
 }
 
+/// Per frame, the probability that a cut lands on it; `None` as above.
+pub fn cut_probabilities(vectors: impl Iterator<Item = [f32; CUT_FEATURES]>) -> Option<Vec<f32>> {
+    let net = cut_network()?;
+    Some(vectors.map(|v| net.probability(&v)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_compiled_in_weights_fit_the_features() {
-        let net = network().expect("transitions.json parses and fits FEATURES");
-        assert!(!net.b1.is_empty());
-        assert!(net.std.iter().all(|s| *s > 0.0));
+        for net in [
+            network().expect("transitions.json parses and fits FEATURES"),
+            cut_network().expect("cuts.json parses and fits CUT_FEATURES"),
+        ] {
+            assert!(!net.b1.is_empty());
+            assert!(net.std.iter().all(|s| *s > 0.0));
+        }
     }
 
     fn shot(k: usize, t: usize) -> Grid {
@@ -223,5 +340,83 @@ mod tests {
         assert!(wipe[5] < 0.05, "{wipe:?}");
         // Both stand out from ends that hold still.
         assert!(blend[1] > 2.0 && wipe[1] > 2.0, "{blend:?} {wipe:?}");
+    }
+
+    fn still(n: usize) -> Vec<FrameFeatures> {
+        (0..n)
+            .map(|_| FrameFeatures {
+                mean_luma: 120.0,
+                mean_abs_diff: Some(0.0),
+                residual_diff: Some(0.0),
+                hist_distance: Some(0.0),
+                hist: monteur_kernels::features::flat_hist(),
+            })
+            .collect()
+    }
+
+    fn quiet(n: usize) -> Vec<Prediction> {
+        vec![
+            Prediction {
+                single_frame: 0.0,
+                many_hot: 0.0,
+            };
+            n
+        ]
+    }
+
+    #[test]
+    fn a_cut_carries_its_whole_path_and_a_slide_does_not() {
+        // Ten frames of one shot, ten of another, at 25 fps: the cut at 10.
+        let cut: Vec<Grid> = (0..20).map(|t| shot(usize::from(t >= 10), t)).collect();
+        // The same shots, the second sliding in over three frames (9..12).
+        let slide: Vec<Grid> = (0..20)
+            .map(|t| {
+                let (a, b) = (shot(0, t), shot(1, t));
+                let edge = match t {
+                    0..=8 => 0,
+                    9..=11 => (t - 8) * 4,
+                    _ => 16,
+                };
+                std::array::from_fn(|i| if i % 16 < edge { b[i] } else { a[i] })
+            })
+            .collect();
+        let (features, predictions) = (still(20), quiet(20));
+        let at = |grids: &[Grid], t: usize| {
+            cut_features(&features, grids, &predictions, 25.0)
+                .nth(t)
+                .expect("a row per frame")
+        };
+        let (c, s) = (at(&cut, 10), at(&slide, 10));
+        // The cut's step is all of the path through its neighbours and of
+        // the change across the window; the slide's middle step a third.
+        assert!(c[3] > 0.9 && c[4] > -0.1, "{c:?}");
+        assert!(s[3] < 0.5 && s[4] < -0.5, "{s:?}");
+        // The cut stands out from the frames before it; the slide's step
+        // does not stand out from the slide's first.
+        assert!(c[1] > 2.0 && s[1] < 0.3, "{c:?} {s:?}");
+        // Nothing after the cut comes back to the frame before it.
+        assert!(c[5] > -0.2, "{c:?}");
+    }
+
+    #[test]
+    fn the_cut_head_rates_the_cut_and_not_the_slide() {
+        let cut: Vec<Grid> = (0..40).map(|t| shot(usize::from(t >= 20), t)).collect();
+        let slide: Vec<Grid> = (0..40)
+            .map(|t| {
+                let (a, b) = (shot(0, t), shot(1, t));
+                let edge = (t.saturating_sub(18) * 4).min(16);
+                std::array::from_fn(|i| if i % 16 < edge { b[i] } else { a[i] })
+            })
+            .collect();
+        let (features, predictions) = (still(40), quiet(40));
+        let rate = |grids: &[Grid]| {
+            cut_probabilities(cut_features(&features, grids, &predictions, 25.0))
+                .expect("cuts.json fits")
+        };
+        let (c, s) = (rate(&cut), rate(&slide));
+        assert!(c[20] >= 0.5, "{:?}", &c[18..23]);
+        let elsewhere = c.iter().enumerate().filter(|&(t, _)| t != 20);
+        assert!(elsewhere.clone().all(|(_, &p)| p < 0.5), "{c:?}");
+        assert!(s.iter().all(|&p| p < 0.5), "{s:?}");
     }
 }

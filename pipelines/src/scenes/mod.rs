@@ -7,8 +7,9 @@
 //! - [`gradual`]: fades to and from black, and dissolves.
 //! - [`fusion`]: boundaries from the TransNetV2 model, kinds and spans from
 //!   the kernel features (the default when the model is present).
-//! - [`learned`]: a small trained network that proposes transitions the
-//!   model and the rules miss (wipes, slides, transitions of seconds).
+//! - [`learned`]: small trained networks: one proposes transitions the
+//!   model and the rules miss (wipes, slides, transitions of seconds), one
+//!   rates each frame as a cut.
 //! - [`eval`]: precision, recall and F1 against labelled transitions.
 //!
 //! Scenes are the spans between transitions: a cut ends one scene and starts
@@ -129,6 +130,12 @@ pub struct SceneSettings {
     pub learned_span_threshold: f32,
     /// Kernel cuts at least this strong are kept where the model saw nothing.
     pub kernel_cut_score: f32,
+    /// The learned cut head's probability (`learned::cut_features`) at which
+    /// a frame is a cut where nothing else was found; above 1 turns it off.
+    pub learned_cut_threshold: f32,
+    /// A cut the rules found is kept only if the cut head gives it (or a
+    /// frame beside it) at least this. 0 turns the check off.
+    pub learned_cut_confirm: f32,
     /// Keep the kernels' fades and dissolves where the model saw nothing.
     pub kernel_gradual: bool,
     /// Novelty (see `fusion::novelty`) over stretches of this many seconds
@@ -210,6 +217,8 @@ impl Default for SceneSettings {
             wipe_cell_share: 0.28,
             slide_sweep: 0.6,
             kernel_cut_score: 0.4,
+            learned_cut_threshold: 0.95,
+            learned_cut_confirm: 0.5,
             learned_threshold: 0.9,
             learned_min_s: 0.1,
             learned_span_threshold: 0.5,
@@ -314,6 +323,7 @@ impl SceneSettings {
         for (key, v) in [
             ("coarse_threshold", self.coarse_threshold),
             ("learned_threshold", self.learned_threshold),
+            ("learned_cut_threshold", self.learned_cut_threshold),
         ] {
             if !(0.0..=2.0).contains(&v) {
                 p.push(format!(
@@ -342,6 +352,7 @@ impl SceneSettings {
             ("wipe_sweep", self.wipe_sweep),
             ("wipe_cell_share", self.wipe_cell_share),
             ("kernel_cut_score", self.kernel_cut_score),
+            ("learned_cut_confirm", self.learned_cut_confirm),
             ("adaptive_floor", self.adaptive_floor),
             ("dissolve_floor", self.dissolve_floor),
         ] {
