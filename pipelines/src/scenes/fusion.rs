@@ -178,7 +178,7 @@ pub fn detect_fused(
     };
     let strong = kernel_cuts
         .into_iter()
-        .filter(|&(_, score)| score >= s.kernel_cut_score);
+        .filter(|&(c, score)| score >= s.kernel_cut_score && confirmed(&at, c, s));
     let mut cuts: Vec<(usize, f32)> = strong.chain(learned_cuts).collect();
     cuts.sort_by_key(|c| c.0);
     for (c, score) in cuts {
@@ -331,6 +331,16 @@ struct Frames<'a> {
     cut_p: Option<&'a [f32]>,
 }
 
+/// The cut head gives frame `k` or one beside it `learned_cut_confirm`
+/// (always true when the head does not run).
+fn confirmed(at: &Frames<'_>, k: usize, s: &SceneSettings) -> bool {
+    at.cut_p.is_none_or(|p| {
+        p[k.saturating_sub(1)..(k + 2).min(p.len())]
+            .iter()
+            .any(|&q| q >= s.learned_cut_confirm)
+    })
+}
+
 /// What a gradual proposal must show before it is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Gate {
@@ -424,12 +434,7 @@ fn classify(
         // this a cut, nothing is: weighing the span as a gradual change
         // instead turned a false cut into a false wipe on the tuning clips
         // and found nothing on the training pool.
-        let confirmed = at.cut_p.is_none_or(|p| {
-            p[k.saturating_sub(1)..(k + 2).min(p.len())]
-                .iter()
-                .any(|&q| q >= s.learned_cut_confirm)
-        });
-        if !confirmed {
+        if !confirmed(at, k, s) {
             return Vec::new();
         }
         return vec![Span {
