@@ -178,32 +178,27 @@ fn run() -> Result<(), String> {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             std::fs::write(dir.join(format!("{}.json", clip.name)), json.to_string())
                 .map_err(|e| e.to_string())?;
-            // The learned proposer's inputs, row by row (f32, little-endian):
+            // The learned networks' inputs, row by row (f32, little-endian):
             // what `scripts/models/train_transitions.py` trains on.
-            let rows = learned::window_features(
-                &cached.features,
-                &cached.grids,
-                &cached.predictions,
-                cached.coarse.as_deref(),
-                cached.fps,
-            );
-            let bytes: Vec<u8> = rows
-                .flat_map(|r| r.into_iter().flat_map(|v| v.to_le_bytes()))
-                .collect();
-            std::fs::write(dir.join(format!("{}.f32", clip.name)), bytes)
-                .map_err(|e| e.to_string())?;
-            // The cut head's inputs, likewise.
-            let rows = learned::cut_features(
-                &cached.features,
-                &cached.grids,
-                &cached.predictions,
-                cached.fps,
-            );
-            let bytes: Vec<u8> = rows
-                .flat_map(|r| r.into_iter().flat_map(|v| v.to_le_bytes()))
-                .collect();
-            std::fs::write(dir.join(format!("{}.cut.f32", clip.name)), bytes)
-                .map_err(|e| e.to_string())?;
+            write_rows(
+                &dir.join(format!("{}.f32", clip.name)),
+                learned::window_features(
+                    &cached.features,
+                    &cached.grids,
+                    &cached.predictions,
+                    cached.coarse.as_deref(),
+                    cached.fps,
+                ),
+            )?;
+            write_rows(
+                &dir.join(format!("{}.cut.f32", clip.name)),
+                learned::cut_features(
+                    &cached.features,
+                    &cached.grids,
+                    &cached.predictions,
+                    cached.fps,
+                ),
+            )?;
         }
         let detect = |s: &SceneSettings| -> Vec<Transition> {
             spans_to_transitions(detect_transitions(
@@ -365,6 +360,16 @@ fn clips(split: Option<Split>) -> Result<Vec<Clip>, String> {
         });
     }
     Ok(out)
+}
+
+fn write_rows<const N: usize>(
+    path: &Path,
+    rows: impl Iterator<Item = [f32; N]>,
+) -> Result<(), String> {
+    let bytes: Vec<u8> = rows
+        .flat_map(|r| r.into_iter().flat_map(|v| v.to_le_bytes()))
+        .collect();
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// A generated clip's seed: the first number in its name.
