@@ -335,7 +335,8 @@ struct Frames<'a> {
 /// (always true when the head does not run).
 fn confirmed(at: &Frames<'_>, k: usize, s: &SceneSettings) -> bool {
     at.cut_p.is_none_or(|p| {
-        p[k.saturating_sub(1)..(k + 2).min(p.len())]
+        let hi = (k + 2).min(p.len());
+        p[k.saturating_sub(1).min(hi)..hi]
             .iter()
             .any(|&q| q >= s.learned_cut_confirm)
     })
