@@ -146,7 +146,7 @@ build() {
   sed -i 's|^assets = .*|assets = "/opt/monteur/assets"|' "$bundle/rootfs/etc/monteur/monteur.toml"
   umoci repack --image "$layout:monteur" "$bundle"
   local version
-  version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+  version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | sed -n 1p)
   umoci config --image "$layout:monteur" \
     --config.user="$UID_GID:$UID_GID" \
     --config.entrypoint=/usr/local/bin/monteur --config.cmd=worker \
@@ -186,7 +186,9 @@ print(", ".join(f'{l["size"] / 2**20:.1f} MiB' for l in m["layers"]))
 PY
 )"
   say "largest packages (installed KiB):"
-  chroot "$ROOTFS" dpkg-query -W -f='${Installed-Size}\t${Package}\n' | sort -rn | head -15 >&2
+  # sed, not head: head leaves sort writing into a closed pipe, which
+  # pipefail turns into a failed build (SIGPIPE, rc 141) now and then.
+  chroot "$ROOTFS" dpkg-query -W -f='${Installed-Size}\t${Package}\n' | sort -rn | sed -n '1,15p' >&2
   say "monteur's own files: $(du -sh "$ROOTFS/usr/local/bin/monteur" | cut -f1) binary, $(du -sh "$ROOTFS/opt/monteur/assets/models" | cut -f1) models, $(du -sh "$ROOTFS/opt/monteur/assets/onnxruntime" | cut -f1) ONNX Runtime"
 }
 
