@@ -253,12 +253,75 @@ impl SceneSettings {
     /// Every problem with these values, empty when they are usable.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if !(0.0..=1.0).contains(&self.min_score) {
-            p.push(format!(
-                "scenes.min_score must be within 0..=1, got {}",
-                self.min_score
-            ));
-        }
+        within(
+            &mut p,
+            0.0..=1.0,
+            "",
+            &[
+                ("min_score", self.min_score),
+                ("dissolve_low", self.dissolve_low),
+                ("dissolve_high", self.dissolve_high),
+                ("boundary_threshold", self.boundary_threshold),
+                ("learned_span_threshold", self.learned_span_threshold),
+                ("span_threshold", self.span_threshold),
+                ("cut_share", self.cut_share),
+                ("cut_path_share", self.cut_path_share),
+                ("same_picture_hist", self.same_picture_hist),
+                ("dip_ratio", self.dip_ratio),
+                ("dip_core", self.dip_core),
+                ("wipe_sweep", self.wipe_sweep),
+                ("wipe_cell_share", self.wipe_cell_share),
+                ("kernel_cut_score", self.kernel_cut_score),
+                ("learned_cut_confirm", self.learned_cut_confirm),
+                ("adaptive_floor", self.adaptive_floor),
+                ("dissolve_floor", self.dissolve_floor),
+            ],
+        );
+        within(
+            &mut p,
+            0.0..=2.0,
+            " (above 1: off)",
+            &[
+                ("coarse_threshold", self.coarse_threshold),
+                ("learned_threshold", self.learned_threshold),
+                ("learned_cut_threshold", self.learned_cut_threshold),
+            ],
+        );
+        within(
+            &mut p,
+            0.0..=255.0,
+            "",
+            &[
+                ("black_level", self.black_level),
+                ("fade_step", self.fade_step),
+                ("min_fade_drop", self.min_fade_drop),
+                ("same_picture_grid", self.same_picture_grid),
+                ("fade_floor", self.fade_floor),
+                ("wipe_cell_contrast", self.wipe_cell_contrast),
+                ("transient_luma", self.transient_luma),
+            ],
+        );
+        within(&mut p, 0.0..=10.0, "", &[("slide_sweep", self.slide_sweep)]);
+        within(
+            &mut p,
+            0.0..=100.0,
+            " (0: off)",
+            &[("novelty_ratio", self.novelty_ratio)],
+        );
+        within(
+            &mut p,
+            1.0..=100.0,
+            "",
+            &[("dissolve_contrast", self.dissolve_contrast)],
+        );
+        within(
+            &mut p,
+            0.0..=10.0,
+            "",
+            &[("learned_min_s", self.learned_min_s)],
+        );
+        within(&mut p, 0.0..=2.0, "", &[("flash_s", self.flash_s)]);
+        within(&mut p, 0.0..=60.0, "", &[("min_scene_s", self.min_scene_s)]);
         if !(self.adaptive_ratio >= 1.0 && self.adaptive_ratio.is_finite()) {
             p.push(format!(
                 "scenes.adaptive_ratio must be at least 1, got {}",
@@ -277,58 +340,28 @@ impl SceneSettings {
                 self.flash_frames
             ));
         }
-        for (key, v) in [
-            ("black_level", self.black_level),
-            ("fade_step", self.fade_step),
-            ("min_fade_drop", self.min_fade_drop),
-        ] {
-            if !(0.0..=255.0).contains(&v) {
-                p.push(format!("scenes.{key} must be within 0..=255, got {v}"));
-            }
-        }
-        for (key, v) in [
-            ("dissolve_low", self.dissolve_low),
-            ("dissolve_high", self.dissolve_high),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                p.push(format!("scenes.{key} must be within 0..=1, got {v}"));
-            }
-        }
-        if !(self.dissolve_contrast >= 1.0 && self.dissolve_contrast <= 100.0) {
+        if self.dissolve_gap > 30 {
             p.push(format!(
-                "scenes.dissolve_contrast must be within 1..=100, got {}",
-                self.dissolve_contrast
+                "scenes.dissolve_gap must be at most 30, got {}",
+                self.dissolve_gap
             ));
         }
-        if !(self.min_fade_s > 0.0 && self.min_fade_s <= 10.0) {
-            p.push(format!(
-                "scenes.min_fade_s must be within (0, 10], got {}",
-                self.min_fade_s
-            ));
-        }
+        // Half-open ranges: zero is no usable value for these.
         for (key, v) in [
             ("gradual_contrast", self.gradual_contrast),
             ("coarse_contrast", self.coarse_contrast),
+            ("residual_scale", self.residual_scale),
         ] {
             if !(v > 0.0 && v <= 100.0) {
                 p.push(format!("scenes.{key} must be within (0, 100], got {v}"));
             }
         }
-        if !(0.0..=10.0).contains(&self.learned_min_s) {
-            p.push(format!(
-                "scenes.learned_min_s must be within 0..=10, got {}",
-                self.learned_min_s
-            ));
-        }
         for (key, v) in [
-            ("coarse_threshold", self.coarse_threshold),
-            ("learned_threshold", self.learned_threshold),
-            ("learned_cut_threshold", self.learned_cut_threshold),
+            ("min_fade_s", self.min_fade_s),
+            ("novelty_s", self.novelty_s),
         ] {
-            if !(0.0..=2.0).contains(&v) {
-                p.push(format!(
-                    "scenes.{key} must be within 0..=2 (above 1: off), got {v}"
-                ));
+            if !(v > 0.0 && v <= 10.0) {
+                p.push(format!("scenes.{key} must be within (0, 10], got {v}"));
             }
         }
         if !(self.min_dissolve_s > 0.0
@@ -340,79 +373,26 @@ impl SceneSettings {
                 self.min_dissolve_s, self.max_dissolve_s
             ));
         }
-        for (key, v) in [
-            ("boundary_threshold", self.boundary_threshold),
-            ("learned_span_threshold", self.learned_span_threshold),
-            ("span_threshold", self.span_threshold),
-            ("cut_share", self.cut_share),
-            ("cut_path_share", self.cut_path_share),
-            ("same_picture_hist", self.same_picture_hist),
-            ("dip_ratio", self.dip_ratio),
-            ("dip_core", self.dip_core),
-            ("wipe_sweep", self.wipe_sweep),
-            ("wipe_cell_share", self.wipe_cell_share),
-            ("kernel_cut_score", self.kernel_cut_score),
-            ("learned_cut_confirm", self.learned_cut_confirm),
-            ("adaptive_floor", self.adaptive_floor),
-            ("dissolve_floor", self.dissolve_floor),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                p.push(format!("scenes.{key} must be within 0..=1, got {v}"));
-            }
-        }
-        for (key, v) in [
-            ("same_picture_grid", self.same_picture_grid),
-            ("fade_floor", self.fade_floor),
-            ("wipe_cell_contrast", self.wipe_cell_contrast),
-            ("transient_luma", self.transient_luma),
-        ] {
-            if !(0.0..=255.0).contains(&v) {
-                p.push(format!("scenes.{key} must be within 0..=255, got {v}"));
-            }
-        }
-        if !(0.0..=10.0).contains(&self.slide_sweep) {
-            p.push(format!(
-                "scenes.slide_sweep must be within 0..=10, got {}",
-                self.slide_sweep
-            ));
-        }
-        if !(self.residual_scale > 0.0 && self.residual_scale <= 100.0) {
-            p.push(format!(
-                "scenes.residual_scale must be within (0, 100], got {}",
-                self.residual_scale
-            ));
-        }
-        if !(0.0..=100.0).contains(&self.novelty_ratio) {
-            p.push(format!(
-                "scenes.novelty_ratio must be within 0..=100 (0: off), got {}",
-                self.novelty_ratio
-            ));
-        }
-        if !(self.novelty_s > 0.0 && self.novelty_s <= 10.0) {
-            p.push(format!(
-                "scenes.novelty_s must be within (0, 10], got {}",
-                self.novelty_s
-            ));
-        }
-        if !(0.0..=2.0).contains(&self.flash_s) {
-            p.push(format!(
-                "scenes.flash_s must be within 0..=2, got {}",
-                self.flash_s
-            ));
-        }
-        if self.dissolve_gap > 30 {
-            p.push(format!(
-                "scenes.dissolve_gap must be at most 30, got {}",
-                self.dissolve_gap
-            ));
-        }
-        if !(0.0..=60.0).contains(&self.min_scene_s) {
-            p.push(format!(
-                "scenes.min_scene_s must be within 0..=60, got {}",
-                self.min_scene_s
-            ));
-        }
         p
+    }
+}
+
+/// A problem for each of `values` outside `range` (NaN included); `note`
+/// says what an end of the range means.
+fn within<T: PartialOrd + std::fmt::Display>(
+    p: &mut Vec<String>,
+    range: std::ops::RangeInclusive<T>,
+    note: &str,
+    values: &[(&str, T)],
+) {
+    for (key, v) in values {
+        if !range.contains(v) {
+            p.push(format!(
+                "scenes.{key} must be within {}..={}{note}, got {v}",
+                range.start(),
+                range.end()
+            ));
+        }
     }
 }
 
@@ -749,9 +729,23 @@ mod tests {
             min_scene_s: -1.0,
             cut_share: 1.5,
             novelty_s: 0.0,
+            learned_cut_threshold: 2.5,
+            learned_cut_confirm: f32::NAN,
+            dissolve_contrast: 0.5,
             ..SceneSettings::default()
         };
-        assert_eq!(s.problems().len(), 6);
+        let p = s.problems();
+        assert_eq!(p.len(), 9, "{p:?}");
+        assert!(
+            p.contains(
+                &"scenes.learned_cut_threshold must be within 0..=2 (above 1: off), got 2.5".into()
+            ),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(&"scenes.dissolve_contrast must be within 1..=100, got 0.5".into()),
+            "{p:?}"
+        );
         assert!(SceneSettings::default().problems().is_empty());
     }
 }
