@@ -364,22 +364,27 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn a_cut_carries_its_whole_path_and_a_slide_does_not() {
-        // Ten frames of one shot, ten of another, at 25 fps: the cut at 10.
-        let cut: Vec<Grid> = (0..20).map(|t| shot(usize::from(t >= 10), t)).collect();
-        // The same shots, the second sliding in over three frames (9..12).
-        let slide: Vec<Grid> = (0..20)
+    /// `n` frames of one shot, then of the other from frame `at` on.
+    fn cut_at(n: usize, at: usize) -> Vec<Grid> {
+        (0..n).map(|t| shot(usize::from(t >= at), t)).collect()
+    }
+
+    /// The same shots, the second sliding in over three frames from `first`
+    /// (a quarter, a half, three quarters of the picture), whole after them.
+    fn slide_from(n: usize, first: usize) -> Vec<Grid> {
+        (0..n)
             .map(|t| {
                 let (a, b) = (shot(0, t), shot(1, t));
-                let edge = match t {
-                    0..=8 => 0,
-                    9..=11 => (t - 8) * 4,
-                    _ => 16,
-                };
+                let edge = ((t + 1).saturating_sub(first) * 4).min(16);
                 std::array::from_fn(|i| if i % 16 < edge { b[i] } else { a[i] })
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_cut_carries_its_whole_path_and_a_slide_does_not() {
+        // At 25 fps: the cut at 10, the slide over 9..12.
+        let (cut, slide) = (cut_at(20, 10), slide_from(20, 9));
         let (features, predictions) = (still(20), quiet(20));
         let at = |grids: &[Grid], t: usize| {
             cut_features(&features, grids, &predictions, 25.0)
@@ -400,14 +405,7 @@ mod tests {
 
     #[test]
     fn the_cut_head_rates_the_cut_and_not_the_slide() {
-        let cut: Vec<Grid> = (0..40).map(|t| shot(usize::from(t >= 20), t)).collect();
-        let slide: Vec<Grid> = (0..40)
-            .map(|t| {
-                let (a, b) = (shot(0, t), shot(1, t));
-                let edge = (t.saturating_sub(18) * 4).min(16);
-                std::array::from_fn(|i| if i % 16 < edge { b[i] } else { a[i] })
-            })
-            .collect();
+        let (cut, slide) = (cut_at(40, 20), slide_from(40, 19));
         let (features, predictions) = (still(40), quiet(40));
         let rate = |grids: &[Grid]| {
             cut_probabilities(cut_features(&features, grids, &predictions, 25.0))
@@ -415,8 +413,8 @@ mod tests {
         };
         let (c, s) = (rate(&cut), rate(&slide));
         assert!(c[20] >= 0.5, "{:?}", &c[18..23]);
-        let elsewhere = c.iter().enumerate().filter(|&(t, _)| t != 20);
-        assert!(elsewhere.clone().all(|(_, &p)| p < 0.5), "{c:?}");
+        let mut elsewhere = c.iter().enumerate().filter(|&(t, _)| t != 20);
+        assert!(elsewhere.all(|(_, &p)| p < 0.5), "{c:?}");
         assert!(s.iter().all(|&p| p < 0.5), "{s:?}");
     }
 }
