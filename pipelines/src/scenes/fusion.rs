@@ -95,10 +95,10 @@ pub fn detect_fused(
         }
     }
     // The learned proposer (`learned`): where its probability holds above
-    // the threshold and nothing was found yet. It has weighed the context
-    // at several scales already, so the proposal needs no further test of
-    // standing out; the features still give the kind and veto a picture
-    // that comes back.
+    // the threshold and nothing was found yet. It finds changes of any
+    // length, so the proposal must either stand out or join two settled
+    // pictures (pans and zooms fire it otherwise); the features give the
+    // kind and veto a picture that comes back.
     if s.learned_threshold <= 1.0 {
         let rows = super::learned::window_features(
             &features[..n],
@@ -115,7 +115,6 @@ pub fn detect_fused(
                     many_hot: q,
                 })
                 .collect();
-            let flash = s.flash_frames.max(frames(s.flash_s, fps));
             let shortest = frames(s.learned_min_s, fps);
             for (start, end) in hysteresis(&p, n, s.learned_threshold, s.learned_span_threshold) {
                 let (start, end) = (start.max(1), end.min(n));
@@ -140,8 +139,6 @@ pub fn detect_fused(
     let min_gap = frames(s.min_scene_s, fps);
     let kernel_cuts = super::detect_cuts(&features[..n], fps, s);
     if s.kernel_gradual {
-        let flash = s.flash_s.max(0.0);
-        let flash = s.flash_frames.max(frames(flash, fps));
         for g in super::detect_gradual(&features[..n], &kernel_cuts, fps, s) {
             let (start, end) = (g.start.max(1), g.end.max(g.start + 1).min(n));
             if found
@@ -198,7 +195,6 @@ pub fn detect_fused(
     // Changes between two steady stretches of picture that neither the
     // model nor the kernels' rules caught: wipes and slow transitions.
     if s.novelty_ratio > 0.0 {
-        let flash = s.flash_frames.max(frames(s.flash_s, fps));
         let k = frames(s.novelty_s, fps).max(2);
         let r = novelty(grids, n, k);
         // Only where both stretches are whole: at the ends of the input the
