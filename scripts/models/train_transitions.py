@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Trains the learned transition proposer (pipelines/src/scenes/learned.rs).
+"""Trains the learned networks of pipelines/src/scenes/learned.rs: the
+transition proposer and the cut head.
 
 Reads the per-frame feature rows and truth that
 `scene-eval --split training --dump DIR` writes for the training pool
@@ -195,16 +196,12 @@ def main():
     clips = load(args[0], head)
     if len(clips) < 10:
         raise SystemExit(f"{len(clips)} clips in {args[0]}: dump the training pool first")
-    if fold:
-        # Cross-validation: every clip whose seed is I modulo K left out,
-        # for `scene-eval --fold I/K --weights` to score the network on.
-        i, k = fold
-        check = [c for c in clips if seed(c[0]) % k == i]
-        train = [c for c in clips if seed(c[0]) % k != i]
-    else:
-        # One fold of clips (every fifth) left out, to check the fit carries over.
-        train = [c for i, c in enumerate(clips) if i % 5]
-        check = [c for i, c in enumerate(clips) if i % 5 == 0]
+    # The clips whose seed is I modulo K are left out: with --fold, for
+    # `scene-eval --fold I/K --weights` to score the network on; without,
+    # the first fifth, to check the fit carries over before fitting on all.
+    i, k = fold or (0, 5)
+    check = [c for c in clips if seed(c[0]) % k == i]
+    train = [c for c in clips if seed(c[0]) % k != i]
     net = fit(*stack(train))
     x, y, w = stack(check)
     p = predict(net, x)
