@@ -27,9 +27,9 @@ pub struct Span {
 }
 
 /// Luma of black in video range: the floor a fade's dip is measured from.
-const VIDEO_BLACK: f32 = 16.0;
+pub(super) const VIDEO_BLACK: f32 = 16.0;
 /// Luma of white in video range.
-const VIDEO_WHITE: f32 = 235.0;
+pub(super) const VIDEO_WHITE: f32 = 235.0;
 
 /// Transitions found by the boundary model, classified by the kernel features,
 /// plus what the learned networks and strong kernel cuts find where the model

@@ -28,7 +28,7 @@ use monteur_kernels::FrameFeatures;
 use monteur_models::transnet::Prediction;
 use serde::Deserialize;
 
-use super::fusion::grid_distance as distance;
+use super::fusion::{VIDEO_BLACK, VIDEO_WHITE, grid_distance as distance};
 use crate::PipelineError;
 use crate::analyse::Grid;
 
@@ -76,12 +76,16 @@ pub fn window_features<'a>(
         });
         v[o + 4] = coarse.map_or(0.0, |c| c[t].many_hot);
         v[o + 5] = features[t].hist_distance.unwrap_or(0.0);
-        // Distance from black or white, whichever is nearer: fades pass
-        // through one of them.
-        let l = features[t].mean_luma;
-        v[o + 6] = ((l - 16.0).min(235.0 - l) / 110.0).clamp(0.0, 1.0);
+        v[o + 6] = level(features[t].mean_luma);
         v
     })
+}
+
+/// How far a mean luma is from black or white, whichever is nearer, 0..1
+/// (1 about half way between them): fades pass through one of them. The
+/// scale, 110, is what the networks were trained with.
+fn level(luma: f32) -> f32 {
+    ((luma - VIDEO_BLACK).min(VIDEO_WHITE - luma) / 110.0).clamp(0.0, 1.0)
 }
 
 /// Features of a cut between frames `t - 1` and `t`.
@@ -133,7 +137,6 @@ pub fn cut_features<'a>(
             .fold(f32::MAX, f32::min);
         let echo = if echo == f32::MAX { s } else { echo };
         let (f, g) = (&features[t - 1], &features[t]);
-        let level = |l: f32| ((l - 16.0).min(235.0 - l) / 110.0).clamp(0.0, 1.0);
         let p = &predictions[t - 1..(t + 1).min(n)];
         v[0] = (1.0 + s).ln();
         v[1] = ratio(s, before);
