@@ -18,7 +18,9 @@ same clips. `--fold I/K` (before DIR) trains without the clips whose seed
 is I modulo K, for `scene-eval --fold I/K --weights` to score on them.
 
 Deterministic (fixed seed, no threads involved): the same dump gives the
-same weights. Prints, for one fold of clips left out of training, the
+same weights. A pool decoded afresh differs in the last bits (its feature
+means by about 2e-6), which training amplifies into different weights, so
+the committed JSON is the artifact, not a reproducible build output. Prints, for one fold of clips left out of training, the
 per-frame ROC AUC and the share of transitions with a frame above 0.5, as a
 check that the network learned something that carries over; the proposal
 threshold itself is set later, on the tuning clips, by scene-eval.
