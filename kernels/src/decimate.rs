@@ -84,16 +84,16 @@ impl<'a> Plane<'a> {
     }
 }
 
-/// Rows summed in 16 bits before they are carried into 32: 257 × 255 is the
-/// most a `u16` holds.
-const ROWS_PER_CARRY: usize = 257;
+/// Samples summed in 16 bits before they are carried into 32: 257 × 255 is
+/// the most a `u16` holds.
+const U16_TERMS: usize = 257;
 
 /// Reusable accumulators: a plane of the same geometry as the last costs
 /// no allocation.
 #[derive(Debug, Default, Clone)]
 pub struct Decimator {
-    /// Column sums of up to [`ROWS_PER_CARRY`] rows: twice as many lanes
-    /// per vector add as 32-bit sums.
+    /// Column sums of up to [`U16_TERMS`] rows: twice as many lanes per
+    /// vector add as 32-bit sums.
     acc16: Vec<u16>,
     acc: Vec<u32>,
     /// Input column where each output column's cell ends, and 1 / its width.
@@ -139,62 +139,120 @@ impl Decimator {
                 .collect();
             self.geometry = (w, dw);
         }
-        self.acc.resize(w, 0);
         self.acc16.resize(w, 0);
+        // When a whole cell's sum fits 16 bits (every analysis size up to
+        // 4K: 12×12 samples), each output row is its rows summed straight
+        // into `acc16`, the first one stored rather than added, and the
+        // cells read from there: no clearing, no widening pass, half the
+        // bytes read per cell. At 720p, four rows to a cell, those passes
+        // had cost as much as the adds.
+        let narrow = h.div_ceil(dh) * w.div_ceil(dw) <= U16_TERMS;
+        if !narrow {
+            self.acc.resize(w, 0);
+        }
+        let cells = Cells {
+            w,
+            dw,
+            ends: &self.col_ends,
+            scales: &self.col_scale,
+        };
         for (r, out_row) in dst.chunks_exact_mut(dw).enumerate() {
             let (y0, y1) = (r * h / dh, (r + 1) * h / dh);
+            let row_scale = 1.0 / (y1 - y0) as f32;
+            if narrow {
+                store_row(&mut self.acc16, src, y0);
+                for y in y0 + 1..y1 {
+                    add_row(&mut self.acc16, src, y);
+                }
+                cells.write(&self.acc16, out_row, row_scale);
+                continue;
+            }
             self.acc.fill(0);
             let mut y = y0;
             while y < y1 {
-                let end = (y + ROWS_PER_CARRY).min(y1);
-                self.acc16.fill(0);
-                for y in y..end {
-                    let row = src.row(y);
-                    if src.step == 1 {
-                        for (a, &v) in self.acc16.iter_mut().zip(row) {
-                            *a += u16::from(v);
-                        }
-                    } else {
-                        for (a, &v) in self.acc16.iter_mut().zip(row.iter().step_by(src.step)) {
-                            *a += u16::from(v);
-                        }
-                    }
+                let end = (y + U16_TERMS).min(y1);
+                store_row(&mut self.acc16, src, y);
+                for y in y + 1..end {
+                    add_row(&mut self.acc16, src, y);
                 }
                 for (a, &v) in self.acc.iter_mut().zip(&self.acc16) {
                     *a += u32::from(v);
                 }
                 y = end;
             }
-            let row_scale = 1.0 / (y1 - y0) as f32;
-            let scale = row_scale * self.col_scale[0];
-            // Whole ratios (1280→320, 1920→320) sum fixed-size chunks the
-            // compiler unrolls; the rest walk the cell edges.
-            match w / dw {
-                2 if w % dw == 0 => columns::<2>(&self.acc, out_row, scale),
-                3 if w % dw == 0 => columns::<3>(&self.acc, out_row, scale),
-                4 if w % dw == 0 => columns::<4>(&self.acc, out_row, scale),
-                6 if w % dw == 0 => columns::<6>(&self.acc, out_row, scale),
-                8 if w % dw == 0 => columns::<8>(&self.acc, out_row, scale),
-                _ => {
-                    let mut x0 = 0;
-                    let cells = out_row.iter_mut().zip(&self.col_ends).zip(&self.col_scale);
-                    for ((o, &x1), &scale) in cells {
-                        let sum: u32 = self.acc[x0..x1].iter().sum();
-                        *o = (sum as f32 * scale * row_scale + 0.5) as u8;
-                        x0 = x1;
-                    }
-                }
-            }
+            cells.write(&self.acc, out_row, row_scale);
         }
         Ok(())
     }
 }
 
+/// `acc` = row `y` of `src`, widened.
+fn store_row(acc: &mut [u16], src: &Plane<'_>, y: usize) {
+    let row = src.row(y);
+    if src.step == 1 {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a = u16::from(v);
+        }
+    } else {
+        for (a, &v) in acc.iter_mut().zip(row.iter().step_by(src.step)) {
+            *a = u16::from(v);
+        }
+    }
+}
+
+/// `acc` += row `y` of `src`.
+fn add_row(acc: &mut [u16], src: &Plane<'_>, y: usize) {
+    let row = src.row(y);
+    if src.step == 1 {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += u16::from(v);
+        }
+    } else {
+        for (a, &v) in acc.iter_mut().zip(row.iter().step_by(src.step)) {
+            *a += u16::from(v);
+        }
+    }
+}
+
+/// Where an output row's cells start and end in the column sums.
+struct Cells<'a> {
+    w: usize,
+    dw: usize,
+    ends: &'a [usize],
+    scales: &'a [f32],
+}
+
+impl Cells<'_> {
+    /// One output row from `acc`, the input columns summed over the cell's
+    /// rows (`row_scale` being 1 / their count).
+    fn write<T: Copy + Into<u32>>(&self, acc: &[T], out_row: &mut [u8], row_scale: f32) {
+        let scale = row_scale * self.scales[0];
+        // Whole ratios (1280→320, 1920→320) sum fixed-size chunks the
+        // compiler unrolls; the rest walk the cell edges.
+        match (self.w / self.dw, self.w.is_multiple_of(self.dw)) {
+            (2, true) => columns::<2, T>(acc, out_row, scale),
+            (3, true) => columns::<3, T>(acc, out_row, scale),
+            (4, true) => columns::<4, T>(acc, out_row, scale),
+            (6, true) => columns::<6, T>(acc, out_row, scale),
+            (8, true) => columns::<8, T>(acc, out_row, scale),
+            _ => {
+                let mut x0 = 0;
+                let cells = out_row.iter_mut().zip(self.ends).zip(self.scales);
+                for ((o, &x1), &scale) in cells {
+                    let sum: u32 = acc[x0..x1].iter().map(|&v| v.into()).sum();
+                    *o = (sum as f32 * scale * row_scale + 0.5) as u8;
+                    x0 = x1;
+                }
+            }
+        }
+    }
+}
+
 /// Means of consecutive `K`-sample cells of `acc` (already summed over the
 /// cell's rows), `scale` being 1 / the samples in a cell.
-fn columns<const K: usize>(acc: &[u32], out: &mut [u8], scale: f32) {
+fn columns<const K: usize, T: Copy + Into<u32>>(acc: &[T], out: &mut [u8], scale: f32) {
     for (o, cell) in out.iter_mut().zip(acc.chunks_exact(K)) {
-        let sum: u32 = cell.iter().sum();
+        let sum: u32 = cell.iter().map(|&v| v.into()).sum();
         *o = (sum as f32 * scale + 0.5) as u8;
     }
 }
@@ -248,6 +306,10 @@ mod tests {
             (854, 480, 320, 180),
             (1080, 1920, 320, 569),
             (321, 7, 48, 3),
+            // Cells whose sums outgrow 16 bits: the thumbnail of a 1080p
+            // frame, and cells of more rows than one 16-bit pass holds.
+            (1920, 1080, 48, 27),
+            (64, 600, 2, 2),
         ] {
             let stride = w + 13;
             let data = crate::testing::noise(stride * h, 9);
