@@ -164,9 +164,13 @@ impl Default for Scrubber {
 
 fn random_key() -> aws_lc_rs::hmac::Key {
     let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+    // The kernel's generator (getrandom(2)), not aws-lc's: the first draw
+    // from aws-lc seeds its DRBG through a CPU-jitter entropy self-test,
+    // about 25 ms of CPU (`perf`) that every `monteur process` paid before
+    // its first frame, for a key the kernel's generator serves as well.
     // Without randomness the pseudonyms only lose their unlinkability
     // across runs; the scrubbing itself does not depend on it.
-    let _ = aws_lc_rs::rand::fill(secret.as_mut());
+    let _ = getrandom::fill(secret.as_mut());
     aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_ref())
 }
 
