@@ -8,7 +8,8 @@
 //! # Layout
 //! - [`Runtime`]: the loaded ONNX Runtime and the sessions made from it; one
 //!   per process, shared by every model. [`Provider`] says where the heavy
-//!   models run (CUDA when the library has it and a GPU registers, else CPU).
+//!   models run (CUDA when the library has it and a GPU registers, else CPU);
+//!   [`Tensors`] whether a model's tensors are kept between runs.
 //! - [`vad`]: Silero voice activity detection, speech probability per 32 ms.
 //! - [`whisper`]: Whisper speech recognition on 30 s windows of log-mel
 //!   features: greedy or beam decoding with timestamps, an optional context
@@ -23,7 +24,7 @@ pub mod vad;
 pub mod whisper;
 
 pub use error::ModelError;
-pub use runtime::{Provider, Runtime};
+pub use runtime::{Provider, Runtime, Tensors};
 pub use transnet::TransNet;
 pub use vad::VoiceActivity;
 pub use whisper::{

@@ -29,6 +29,26 @@ impl std::str::FromStr for Provider {
     }
 }
 
+/// Whether a session keeps its intermediate tensors between runs (CPU only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tensors {
+    /// Kept in ONNX Runtime's arena: for models run on the same shapes
+    /// again and again (TransNetV2's windows of 100 thumbnails). Allocated
+    /// afresh, each run's large tensors are mapped and faulted in anew
+    /// (blocks over the worker's 1 MiB mmap threshold): 937 000 page faults
+    /// for 150 frames of the fused detector, and on a 720-frame 1080p clip
+    /// 7.2 s of system time and 12.1 s wall against 0.4 s and 8.6 s kept,
+    /// for 366 against 354 MiB peak. (Memory patterns on top reserved 180
+    /// MiB more and saved nothing: 8.6 s either way.)
+    Kept,
+    /// From the process's allocator and returned after each run: for
+    /// shapes that grow with the input (Whisper's decoder, with each
+    /// window's tokens), whose largest an arena would keep for good, and
+    /// for the models beside it whose resident size matters more than
+    /// their speed (docs/BENCHMARKS.md, "Memory by input length").
+    Released,
+}
+
 /// The loaded ONNX Runtime. Sessions made from it stay valid while it lives.
 #[derive(Debug)]
 pub struct Runtime {
@@ -76,7 +96,12 @@ impl Runtime {
 
     /// A session for a heavy model: on CUDA when the provider setting and the
     /// machine allow (see [`Provider`]), else like [`Runtime::session`].
-    pub fn accelerated_session(&self, path: &Path, threads: usize) -> Result<Session, ModelError> {
+    pub fn accelerated_session(
+        &self,
+        path: &Path,
+        threads: usize,
+        tensors: Tensors,
+    ) -> Result<Session, ModelError> {
         let use_cuda = match self.provider {
             Provider::Cpu => false,
             Provider::Auto => self.has_cuda(),
@@ -93,24 +118,30 @@ impl Runtime {
             }
         };
         if !use_cuda {
-            return self.session(path, threads);
+            return self.session(path, threads, tensors);
         }
         let mut cuda = ort::ep::CUDA::default().build();
         if self.provider == Provider::Cuda {
             cuda = cuda.error_on_failure();
         }
-        self.build(path, threads, Some(cuda))
+        self.build(path, threads, tensors, Some(cuda))
     }
 
     /// A session for the model at `path`, running on `threads` intra-op threads.
-    pub fn session(&self, path: &Path, threads: usize) -> Result<Session, ModelError> {
-        self.build(path, threads, None)
+    pub fn session(
+        &self,
+        path: &Path,
+        threads: usize,
+        tensors: Tensors,
+    ) -> Result<Session, ModelError> {
+        self.build(path, threads, tensors, None)
     }
 
     fn build(
         &self,
         path: &Path,
         threads: usize,
+        tensors: Tensors,
         provider: Option<ort::ep::ExecutionProviderDispatch>,
     ) -> Result<Session, ModelError> {
         let err = |reason: String| ModelError::Load {
@@ -118,14 +149,12 @@ impl Runtime {
             reason,
         };
         let mut builder = Session::builder(&self.environment).map_err(|e| err(e.to_string()))?;
-        // On the CPU, tensors come from the process's allocator and go back
-        // after each run. ONNX Runtime's arena (and its memory patterns)
-        // would keep the largest shapes ever seen: Whisper's decoder grows
-        // with each window's tokens, so a long recording's peak crept up
-        // window by window (docs/BENCHMARKS.md, "Memory by input length").
+        // On the CPU, where tensors live follows `tensors`; memory patterns
+        // stay off (see `Tensors::Kept`).
         let cpu = provider.is_none();
+        let arena = tensors == Tensors::Kept;
         let p =
-            provider.unwrap_or_else(|| ort::ep::CPU::default().with_arena_allocator(false).build());
+            provider.unwrap_or_else(|| ort::ep::CPU::default().with_arena_allocator(arena).build());
         builder = builder
             .with_execution_providers([p])
             .map_err(|e| err(e.to_string()))?;

@@ -20,7 +20,7 @@ use std::path::Path;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use crate::{ModelError, Runtime};
+use crate::{ModelError, Runtime, Tensors};
 
 /// Frame size the model was trained on.
 pub const WIDTH: usize = 48;
@@ -60,7 +60,7 @@ impl TransNet {
     /// Loads `transnetv2.onnx`; `threads` intra-op threads (a window is about
     /// 0.6 GFLOP, so a second thread pays off on any input longer than a clip).
     pub fn load(runtime: &Runtime, model: &Path, threads: usize) -> Result<Self, ModelError> {
-        let session = runtime.accelerated_session(model, threads)?;
+        let session = runtime.accelerated_session(model, threads, Tensors::Kept)?;
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
         if inputs != ["frames"] || outputs != ["single_frame", "many_hot"] {

@@ -10,7 +10,7 @@ use std::path::Path;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use crate::{ModelError, Runtime};
+use crate::{ModelError, Runtime, Tensors};
 
 /// Sample rate the model expects.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -35,7 +35,7 @@ pub struct VoiceActivity {
 impl VoiceActivity {
     /// Loads the model; one thread is plenty for a 576-sample recurrent step.
     pub fn load(runtime: &Runtime, model: &Path) -> Result<Self, ModelError> {
-        let session = runtime.session(model, 1)?;
+        let session = runtime.session(model, 1, Tensors::Released)?;
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         if inputs != ["input", "state", "sr"] {
             return Err(ModelError::Load {

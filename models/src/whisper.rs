@@ -17,7 +17,7 @@ use ort::value::Tensor;
 
 use monteur_kernels::align;
 
-use crate::{ModelError, Runtime};
+use crate::{ModelError, Runtime, Tensors};
 
 const NAME: &str = "whisper";
 /// Longest token sequence Whisper's decoder accepts, prompt included.
@@ -233,8 +233,16 @@ impl Whisper {
                 .ok_or_else(|| load_err(format!("{token} missing from the vocabulary")))
         };
         let model = Self {
-            encoder: runtime.accelerated_session(&onnx.join("encoder.onnx"), threads)?,
-            decoder: runtime.accelerated_session(&onnx.join("decoder.onnx"), threads)?,
+            encoder: runtime.accelerated_session(
+                &onnx.join("encoder.onnx"),
+                threads,
+                Tensors::Released,
+            )?,
+            decoder: runtime.accelerated_session(
+                &onnx.join("decoder.onnx"),
+                threads,
+                Tensors::Released,
+            )?,
             eot: find("<|endoftext|>")?,
             sot: find("<|startoftranscript|>")?,
             no_timestamps: find("<|notimestamps|>")?,

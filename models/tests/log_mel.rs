@@ -7,13 +7,17 @@
 
 use monteur_kernels::mel::{N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES};
 use monteur_kernels::{Backend, CpuBackend};
-use monteur_models::Runtime;
+use monteur_models::{Runtime, Tensors};
 use monteur_tests::assets;
 use ort::value::Tensor;
 
 fn reference(runtime: &Runtime, audio: &[f32]) -> Vec<f32> {
     let mut session = runtime
-        .session(&assets::dir().join("models/whisper80.onnx"), 1)
+        .session(
+            &assets::dir().join("models/whisper80.onnx"),
+            1,
+            Tensors::Released,
+        )
         .unwrap();
     let wave = Tensor::from_array(([1usize, audio.len()], audio.to_vec())).unwrap();
     let lens = Tensor::from_array(([1usize], vec![audio.len() as i64])).unwrap();
