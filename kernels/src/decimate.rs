@@ -160,9 +160,9 @@ impl Decimator {
             let (y0, y1) = (r * h / dh, (r + 1) * h / dh);
             let row_scale = 1.0 / (y1 - y0) as f32;
             if narrow {
-                store_row(&mut self.acc16, src, y0);
+                fold_row(&mut self.acc16, src, y0, |a, v| *a = v);
                 for y in y0 + 1..y1 {
-                    add_row(&mut self.acc16, src, y);
+                    fold_row(&mut self.acc16, src, y, |a, v| *a += v);
                 }
                 cells.write(&self.acc16, out_row, row_scale);
                 continue;
@@ -171,9 +171,9 @@ impl Decimator {
             let mut y = y0;
             while y < y1 {
                 let end = (y + U16_TERMS).min(y1);
-                store_row(&mut self.acc16, src, y);
+                fold_row(&mut self.acc16, src, y, |a, v| *a = v);
                 for y in y + 1..end {
-                    add_row(&mut self.acc16, src, y);
+                    fold_row(&mut self.acc16, src, y, |a, v| *a += v);
                 }
                 for (a, &v) in self.acc.iter_mut().zip(&self.acc16) {
                     *a += u32::from(v);
@@ -186,30 +186,17 @@ impl Decimator {
     }
 }
 
-/// `acc` = row `y` of `src`, widened.
-fn store_row(acc: &mut [u16], src: &Plane<'_>, y: usize) {
+/// Applies `op` to each sample of `acc` with the matching sample of row `y`
+/// of `src`, widened: `*a = v` to start a cell's sums, `*a += v` after.
+fn fold_row(acc: &mut [u16], src: &Plane<'_>, y: usize, op: impl Fn(&mut u16, u16)) {
     let row = src.row(y);
     if src.step == 1 {
         for (a, &v) in acc.iter_mut().zip(row) {
-            *a = u16::from(v);
+            op(a, u16::from(v));
         }
     } else {
         for (a, &v) in acc.iter_mut().zip(row.iter().step_by(src.step)) {
-            *a = u16::from(v);
-        }
-    }
-}
-
-/// `acc` += row `y` of `src`.
-fn add_row(acc: &mut [u16], src: &Plane<'_>, y: usize) {
-    let row = src.row(y);
-    if src.step == 1 {
-        for (a, &v) in acc.iter_mut().zip(row) {
-            *a += u16::from(v);
-        }
-    } else {
-        for (a, &v) in acc.iter_mut().zip(row.iter().step_by(src.step)) {
-            *a += u16::from(v);
+            op(a, u16::from(v));
         }
     }
 }

@@ -147,11 +147,13 @@ pub(crate) fn decode_graph(
 /// `avdec_h264` and frame threads, direct rendering saves no copy: a frame
 /// libav still holds as a reference stays mapped for writing, so
 /// `gst_video_decoder_finish_frame` deep-copies it into freshly allocated
-/// memory, and glibc hands those frame-sized blocks back to the kernel and
-/// faults them in again (measured on a 720p H.264 clip, kernel detector:
-/// 0.55 s of system time in page faults against 0.13 s, wall time 1.22-1.29 s
-/// against 0.95-0.97 s; `perf record -e page-faults`). The copy out of
-/// libav's own pool lands in a recycled pool buffer.
+/// memory; frame-sized blocks are above the worker's 1 MiB mmap threshold
+/// (`allocator.rs` in the worker), so each is mapped, faulted in and
+/// unmapped (measured on a 720p H.264 clip, kernel detector: 0.55 s of
+/// system time in page faults against 0.13 s, wall time 1.22-1.29 s against
+/// 0.95-0.97 s; `perf record -e page-faults`). Without it, libav decodes
+/// into its own recycled pool and each frame is copied once into a
+/// recycled GStreamer buffer.
 fn decode_into_own_buffers(element: &gst::Element) {
     let libav = element
         .factory()
