@@ -140,13 +140,13 @@ impl Decimator {
             self.geometry = (w, dw);
         }
         self.acc16.resize(w, 0);
-        // When a whole cell's sum fits 16 bits (every analysis size up to
-        // 4K: 12×12 samples), each output row is its rows summed straight
-        // into `acc16`, the first one stored rather than added, and the
-        // cells read from there: no clearing, no widening pass, half the
-        // bytes read per cell. At 720p, four rows to a cell, those passes
-        // had cost as much as the adds.
-        let narrow = h.div_ceil(dh) * w.div_ceil(dw) <= U16_TERMS;
+        // When a cell's column sums fit 16 bits (at most `U16_TERMS` rows to
+        // a cell: any frame under 46 000 rows), each output row is its rows
+        // summed straight into `acc16`, the first one stored rather than
+        // added, and the cells summed from there in 32 bits: no clearing,
+        // no widening pass, half the bytes read per cell. At 720p, four
+        // rows to a cell, those passes had cost as much as the adds.
+        let narrow = h.div_ceil(dh) <= U16_TERMS;
         if !narrow {
             self.acc.resize(w, 0);
         }
@@ -293,10 +293,11 @@ mod tests {
             (854, 480, 320, 180),
             (1080, 1920, 320, 569),
             (321, 7, 48, 3),
-            // Cells whose sums outgrow 16 bits: the thumbnail of a 1080p
-            // frame, and cells of more rows than one 16-bit pass holds.
+            // Cells of more rows than one 16-bit pass holds, through the
+            // general and the unrolled column sums.
             (1920, 1080, 48, 27),
             (64, 600, 2, 2),
+            (96, 600, 48, 2),
         ] {
             let stride = w + 13;
             let data = crate::testing::noise(stride * h, 9);

@@ -29,17 +29,21 @@ impl std::str::FromStr for Provider {
     }
 }
 
-/// Whether a session keeps its intermediate tensors between runs (CPU only).
+/// Whether a session keeps its intermediate tensors between runs. CPU
+/// sessions only: a CUDA session keeps ONNX Runtime's defaults either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tensors {
-    /// Kept in ONNX Runtime's arena: for models run on the same shapes
-    /// again and again (TransNetV2's windows of 100 thumbnails). Allocated
-    /// afresh, each run's large tensors are mapped and faulted in anew
-    /// (blocks over the worker's 1 MiB mmap threshold): 937 000 page faults
-    /// for 150 frames of the fused detector, and on a 720-frame 1080p clip
-    /// 7.2 s of system time and 12.1 s wall against 0.4 s and 8.6 s kept,
-    /// for 366 against 354 MiB peak. (Memory patterns on top reserved 180
-    /// MiB more and saved nothing: 8.6 s either way.)
+    /// Kept in ONNX Runtime's arena, sized by the largest run so far, until
+    /// a run asks for the arena's free memory back (TransNetV2's last runs
+    /// of a stream do: the worker pools its sessions, and the stages after
+    /// scene detection would otherwise carry it): for models run on the same shapes again and
+    /// again (TransNetV2's windows of 100 thumbnails, one to a few windows
+    /// a run). Allocated afresh, each run's large tensors are mapped and
+    /// faulted in anew (blocks over the worker's 1 MiB mmap threshold):
+    /// 937 000 page faults for 150 frames of the fused detector, and on a
+    /// 720-frame 1080p clip 7.2 s of system time and 12.1 s wall against
+    /// 0.4 s and 8.6 s kept, for 366 against 354 MiB peak. (Memory patterns
+    /// on top reserved 180 MiB more and saved nothing: 8.6 s either way.)
     Kept,
     /// From the process's allocator and returned after each run: for
     /// shapes that grow with the input (Whisper's decoder, with each

@@ -808,12 +808,13 @@ impl Branch {
 }
 
 /// Tells the decoder that the frame sink reads strides and plane offsets
-/// from the frame's video meta. Without this, `avdec_h264` copies every
-/// frame out of its padded internal buffers into a packed one (6% of the
-/// CPU time of a 720p analysis, measured with `perf`). Crop meta is not
-/// offered: the sink reads frames from their top-left corner. (GStreamer
-/// 1.22's `avdec_h264` still copies frames whose coded height differs from
-/// the picture's, 1088 against 1080, whatever is offered.)
+/// from the frame's video meta, so a decoder that hands over its own padded
+/// buffers need not repack them (before libav's decoders ran with direct
+/// rendering off, `avdec_h264` did: 6% of the CPU time of a 720p analysis,
+/// `perf`; now it copies each frame once, into a buffer of the size the
+/// meta describes, whatever is offered: `graph::decode_into_own_buffers`).
+/// Crop meta is not offered: the sink reads frames from their top-left
+/// corner.
 fn accept_video_meta(sink: &gst::Element) -> Result<(), PipelineError> {
     let pad = sink
         .static_pad("sink")
@@ -1064,7 +1065,10 @@ fn model_stride(fps: Option<f64>, limit: f64) -> usize {
 
 /// Mean luma of each [`Grid`] cell of a packed `w`×`h` luma frame.
 fn grid(luma: &[u8], w: usize, h: usize) -> Grid {
-    let (w, h) = (w.max(1), h.max(1));
+    let mut out = [0u8; GRID_COLS * GRID_ROWS];
+    if w == 0 || h == 0 {
+        return out;
+    }
     // Column x falls in cell x·COLS/w, so cell c spans [⌈c·w/COLS⌉,
     // ⌈(c+1)·w/COLS⌉). A band's rows are summed column by column first (a
     // loop of wide adds), then each cell's stretch of that sum once: a sum
@@ -1072,7 +1076,6 @@ fn grid(luma: &[u8], w: usize, h: usize) -> Grid {
     // 720p kernel-detector run (`perf`).
     let edges: [usize; GRID_COLS + 1] = std::array::from_fn(|c| (c * w).div_ceil(GRID_COLS));
     let mut acc = vec![0u32; w];
-    let mut out = [0u8; GRID_COLS * GRID_ROWS];
     let mut rows = luma.chunks_exact(w).take(h).enumerate().peekable();
     for (band, cells) in out.chunks_exact_mut(GRID_COLS).enumerate() {
         acc.fill(0);

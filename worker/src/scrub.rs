@@ -164,13 +164,19 @@ impl Default for Scrubber {
 
 fn random_key() -> aws_lc_rs::hmac::Key {
     let mut secret = zeroize::Zeroizing::new([0u8; 32]);
-    // The kernel's generator (getrandom(2)), not aws-lc's: the first draw
-    // from aws-lc seeds its DRBG through a CPU-jitter entropy self-test,
-    // about 25 ms of CPU (`perf`) that every `monteur process` paid before
-    // its first frame, for a key the kernel's generator serves as well.
-    // Without randomness the pseudonyms only lose their unlinkability
-    // across runs; the scrubbing itself does not depend on it.
-    let _ = getrandom::fill(secret.as_mut());
+    // The kernel's generator (getrandom(2)) first, not aws-lc's: the first
+    // draw from aws-lc seeds its DRBG through a CPU-jitter entropy
+    // self-test, about 25 ms of CPU (`perf`) that every `monteur process`
+    // paid before its first frame, for a key the kernel's generator serves
+    // as well; aws-lc's only if the kernel's fails. With neither the key
+    // stays all zeros: the scrubbing still removes every identifier, but
+    // its pseudonyms could be reversed by hashing guessed identifiers. Not
+    // logged here: this runs inside the telemetry layer (at start and at
+    // each rotation), and a machine whose kernel and aws-lc both lack
+    // randomness cannot open the TLS connections the worker needs either.
+    if getrandom::fill(secret.as_mut()).is_err() {
+        let _ = aws_lc_rs::rand::fill(secret.as_mut());
+    }
     aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_ref())
 }
 
