@@ -383,6 +383,11 @@ fn classify(
             ) {
                 return Vec::new();
             }
+            if let [lone] = fades.as_slice()
+                && let Some(cut) = flash_beside_a_cut(at, lone, s)
+            {
+                return cut;
+            }
             let swept = fades
                 .iter()
                 .map(|f| sweep(grids, f.start.max(1), f.end.max(f.start + 1), s))
@@ -594,6 +599,42 @@ pub(super) fn grid_distance(a: &Grid, b: &Grid) -> f32 {
         .map(|(x, y)| f32::from(x.abs_diff(*y)))
         .sum::<f32>()
         / a.len() as f32
+}
+
+/// A lone fade out whose "ramp" is one picture held, which comes back
+/// straight after the dip, was no fade: the dip is a flash a few frames into
+/// a new shot, and the ramp's first frame, where the level jumped, is where
+/// the shot changed. `Some` with that cut (when the cut head confirms it) or
+/// with nothing; `None` when the rule does not apply. (Its mirror, a flash
+/// just before a cut, never reads as a fade in: the walk up from the dip
+/// runs on into the new shot, which is not the held picture.)
+fn flash_beside_a_cut(at: &Frames<'_>, fade: &Span, s: &SceneSettings) -> Option<Vec<Span>> {
+    let (features, grids) = (at.features, at.grids);
+    let n = features.len();
+    if fade.kind != TransitionKind::FadeOut {
+        return None;
+    }
+    let last = fade.end.checked_sub(1)?;
+    let after = (fade.end + 1).min(n)..(fade.end + s.flash_frames + 2).min(n);
+    let comes_back = after
+        .into_iter()
+        .any(|b| same_picture(features, grids, last, b, s));
+    // Frames that moved towards the floor were a fade after all, whatever
+    // came after the dip.
+    let held = (fade.start..last).all(|i| same_picture(features, grids, i, last, s));
+    if !comes_back || !held {
+        return None;
+    }
+    let cut = fade.start;
+    if cut == 0 || !confirmed(at, cut, s) {
+        return Some(Vec::new());
+    }
+    Some(vec![Span {
+        kind: TransitionKind::Cut,
+        start: cut,
+        end: cut,
+        score: fade.score,
+    }])
 }
 
 /// The picture before `[start, end)` comes back within `window` frames after
@@ -901,6 +942,37 @@ mod tests {
         let (f, g) = clip(&frames);
         let found = fused(&f, &g, &predictions(60, 29..32, 29..32));
         assert!(found.is_empty(), "{found:?}");
+    }
+
+    /// A cut and then, two frames into the new shot, a white flash: the
+    /// dip to white has a "ramp" of the new shot's level on one side only,
+    /// which read as a fade out (a tuning clip's cut was lost that way).
+    #[test]
+    fn a_flash_just_after_a_cut_leaves_the_cut() {
+        let frames: Vec<Grid> = (0..60)
+            .map(|t| match t {
+                0..30 => shot(0, t),
+                32..34 => [250; CELLS],
+                _ => shot(1, t),
+            })
+            .collect();
+        let (f, g) = clip(&frames);
+        let found = fused(&f, &g, &predictions(60, 29..34, 29..35));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].kind, found[0].start), (TransitionKind::Cut, 30));
+        // Just before the cut instead: the flash's far side is the old shot
+        // (not a fade in, with or without the rule; kept as its guard).
+        let frames: Vec<Grid> = (0..60)
+            .map(|t| match t {
+                26..28 => [250; CELLS],
+                30.. => shot(1, t),
+                _ => shot(0, t),
+            })
+            .collect();
+        let (f, g) = clip(&frames);
+        let found = fused(&f, &g, &predictions(60, 25..30, 25..31));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].kind, found[0].start), (TransitionKind::Cut, 30));
     }
 
     #[test]
