@@ -681,8 +681,13 @@ fn fades(
     let n = features.len();
     let luma = |i: usize| features[i].mean_luma;
     for (floor, sign) in [(VIDEO_BLACK, 1.0f32), (VIDEO_WHITE, -1.0f32)] {
-        // Height above the floor (below it, for white), so one rule serves both.
-        let h = |i: usize| ((luma(i) - floor) * sign).max(0.0);
+        // Height above the floor (below it, for white), so one rule serves
+        // both. Not clamped at the floor: a dark shot dimmed to a quarter
+        // can average below nominal black while the black after it (full
+        // range, as xfade's `fadeblack` makes it) is lower still, and a
+        // clamp made the two one level, so the fade out's only ramp frame
+        // read as part of the dip and the fade out was lost.
+        let h = |i: usize| (luma(i) - floor) * sign;
         let (lo_i, lo) = (start.saturating_sub(1)..(end + 1).min(n))
             .map(|i| (i, h(i)))
             .fold((start, f32::MAX), |m, x| if x.1 < m.1 { x } else { m });
@@ -973,6 +978,34 @@ mod tests {
         let found = fused(&f, &g, &predictions(60, 25..30, 25..31));
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!((found[0].kind, found[0].start), (TransitionKind::Cut, 30));
+    }
+
+    /// xfade's `fadeblack` between dark shots: one frame of the first at a
+    /// third, which averages below nominal black, then full-range black and
+    /// the fade in. The dimmed frame is the fade out, not part of the dip.
+    #[test]
+    fn a_dark_shot_fading_below_nominal_black_still_fades_out() {
+        let dark = |k: usize, t: usize| -> Grid { shot(k, t).map(|v| v / 3) };
+        let black = [0u8; CELLS];
+        let frames: Vec<Grid> = (0..70)
+            .map(|t| match t {
+                0..30 => dark(0, t),
+                30 => dark(0, t).map(|v| v / 3),
+                31..33 => black,
+                33..40 => mix(&black, &dark(1, t), (t - 32) as f32 / 8.0),
+                _ => dark(1, t),
+            })
+            .collect();
+        let (f, g) = clip(&frames);
+        assert!(f[30].mean_luma < VIDEO_BLACK, "{}", f[30].mean_luma);
+        let found = fused(&f, &g, &predictions(70, 30..33, 29..41));
+        let kinds: Vec<TransitionKind> = found.iter().map(|s| s.kind).collect();
+        assert_eq!(
+            kinds,
+            [TransitionKind::FadeOut, TransitionKind::FadeIn],
+            "{found:?}"
+        );
+        assert!(found[0].start <= 30 && found[0].end >= 31, "{found:?}");
     }
 
     #[test]
